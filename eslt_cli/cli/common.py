@@ -1,0 +1,132 @@
+"""What every command shares: stderr console, input paths, progress, JAX set-up.
+
+stdout carries data only (paths, JSON lines); everything for people goes to
+stderr through :data:`console`, so pipes and ``$(...)`` see clean output.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from eslt_cli.errors import BadInput
+
+# soft_wrap: plain log lines (cron, CI, 2>log) stay one line each.
+console = Console(stderr=True, soft_wrap=True)
+QUIET = False  # set by the --quiet root option
+
+
+def default_root() -> Path:
+    """Where derived outputs go: ``$ESLT_HOME`` or ``./eslt-runs``."""
+    return Path(os.environ.get("ESLT_HOME", "eslt-runs"))
+
+
+def read_input(arg: str | None, none_on_terminal: bool = False, none_on_empty: bool = False) -> Path | None:
+    """The input checkpoint path: the argument, else one line on stdin.
+
+    stdin is read when the argument is ``-``, or absent with stdin not a
+    terminal. With no argument, a terminal stdin gives None if
+    ``none_on_terminal`` and empty piped stdin gives None if ``none_on_empty``;
+    otherwise both are errors, so a failed upstream step in a pipe never
+    silently turns into something else.
+    """
+    if arg not in (None, "-"):
+        return Path(arg)
+    if arg is None and (sys.stdin is None or sys.stdin.isatty()):
+        if none_on_terminal:
+            return None
+        raise BadInput("no input checkpoint: give a path, or pipe one on stdin")
+    lines = [line.strip() for line in sys.stdin.read().splitlines() if line.strip()]
+    if not lines:
+        if none_on_empty and arg is None:
+            return None
+        raise BadInput("empty stdin: expected a checkpoint path (did the previous command fail?)")
+    if len(lines) > 1:
+        raise BadInput(f"stdin has {len(lines)} paths, this command takes one: pipe a single checkpoint")
+    return Path(lines[0])
+
+
+def setup_runtime() -> None:
+    """Quiet library chatter and turn on JAX's persistent compilation cache.
+
+    The cache (``$ESLT_JAX_CACHE``, default ``~/.cache/eslt/jax``; empty to
+    disable) makes the second run of a pipe skip most compile time.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    warnings.filterwarnings("ignore", category=UserWarning, module="orbax")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    for name in ("absl", "jax._src.xla_bridge", "orbax"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        import absl.logging
+
+        absl.logging.set_verbosity(absl.logging.ERROR)
+    except ImportError:
+        pass
+    import jax
+
+    cache = os.environ.get("ESLT_JAX_CACHE", str(Path.home() / ".cache" / "eslt" / "jax"))
+    if cache:
+        jax.config.update("jax_compilation_cache_dir", cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+class Reporter:
+    """Training progress on stderr: a rich bar on a terminal, else plain timestamped lines."""
+
+    PLAIN_EVERY_S = 10.0
+
+    def __init__(self, label: str, total: int, metric: str):
+        self.label, self.total, self.metric = label, total, metric
+        self.bar: Progress | None = None
+        self.last_line = 0.0
+
+    def __enter__(self) -> Reporter:
+        if not QUIET and console.is_terminal:
+            self.bar = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("gen  fitness {task.fields[fitness]}  test {task.fields[test]}  {task.fields[speed]}"),
+                TimeElapsedColumn(),
+                console=console,
+            )
+            self.bar.start()
+            self.task_id = self.bar.add_task(self.label, total=self.total, fitness="-", test="-", speed="")
+        return self
+
+    def __call__(self, p: Any) -> None:
+        if QUIET:
+            return
+        fields = {"fitness": f"{p.fitness:.4g}", "test": f"{p.metric:.4g}", "speed": f"{p.gens_per_s:.2f} gen/s"}
+        if self.bar is not None:
+            self.bar.update(self.task_id, completed=p.generation, **fields)
+            return
+        now = time.monotonic()
+        if now - self.last_line >= self.PLAIN_EVERY_S or p.generation == p.generations:
+            self.last_line = now
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            console.print(
+                f"{stamp} {self.label} gen {p.generation}/{p.generations} fitness {fields['fitness']} "
+                f"test {self.metric} {fields['test']} {fields['speed']}",
+                highlight=False,
+            )
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def say(message: str) -> None:
+    """One line for people on stderr (silent under --quiet)."""
+    if not QUIET:
+        console.print(message, highlight=False)

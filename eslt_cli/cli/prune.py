@@ -1,0 +1,59 @@
+"""``eslt prune``: a ticket one level up from a trained checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from eslt_cli.cli import common
+
+HELP = """Prune a trained checkpoint and print the new ticket's path on stdout.
+
+The ticket keeps the level-0 init (rewinding) and a mask that removes --rate of
+the surviving prunable weights, with one global threshold over all kernels;
+biases are never pruned. Choose exactly one criterion: --magnitude (|mean|),
+--snr (|mean| / per-weight search std; needs a diagonal ES such as snes, pgpe,
+sep_cma_es or des) or --random (sparsity-matched random mask).
+
+Example:
+
+\b
+  eslt train --task fashion_mnist | eslt prune --snr | eslt train
+"""
+
+
+def prune(
+    checkpoint: Annotated[Optional[str], typer.Argument(help="Trained checkpoint; '-' or absent: read stdin.")] = None,
+    magnitude: Annotated[bool, typer.Option("--magnitude", help="Prune by |mean|.")] = False,
+    snr: Annotated[bool, typer.Option("--snr", help="Prune by |mean| / search std.")] = False,
+    random: Annotated[bool, typer.Option("--random", help="Prune at random, sparsity-matched.")] = False,
+    rate: Annotated[float, typer.Option(help="Fraction of surviving prunable weights to remove.")] = 0.2,
+    source: Annotated[str, typer.Option("--from", help="Which trained mean to score: final or best.")] = "final",
+    exclude: Annotated[Optional[list[str]], typer.Option(help="Layer to leave dense (repeatable).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of --random (default: the run's seed).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output ticket folder (default: beside the input).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output.")] = False,
+) -> None:
+    chosen = [name for name, on in (("magnitude", magnitude), ("snr", snr), ("random", random)) if on]
+    if len(chosen) != 1:
+        raise typer.BadParameter("choose exactly one of --magnitude, --snr, --random")
+    common.setup_runtime()
+    from eslt_cli import checkpoint as ckpt
+    from eslt_cli import pipeline
+
+    parent = ckpt.load(common.read_input(checkpoint))  # type: ignore[arg-type]
+    plan = pipeline.plan_prune(parent, chosen[0], rate, source, exclude or (), seed, out)
+    if pipeline.existing_output(plan.out, plan.fingerprint, force):
+        common.say(f"{plan.out} is up to date")
+        print(plan.out)
+        return
+    path = pipeline.run_prune(plan, force=force)
+    sp = ckpt.read_meta(path)["sparsity"]
+    common.say(f"pruned by {chosen[0]}: level {plan.parent.meta['level'] + 1}, {sp['remaining']}/{sp['total']} "
+               f"prunable weights left (sparsity {sp['global']:.1%})")
+    print(path)
+
+
+prune.__doc__ = HELP

@@ -1,0 +1,25 @@
+"""Errors raised by the eslt core.
+
+The command layer turns an :class:`EsltError` into one line on stderr and its
+``exit_code``: 2 for bad usage or bad input, 1 for a run that failed.
+"""
+
+
+class EsltError(Exception):
+    """Base class: a message that says what went wrong and what to do."""
+
+    exit_code = 2
+
+
+class BadInput(EsltError):
+    """The user's input (options, paths, checkpoints, data) cannot be used."""
+
+
+class DataMissing(BadInput):
+    """A dataset is not available locally; the message says how to get it."""
+
+
+class RunFailed(EsltError):
+    """A run started but could not finish (non-finite fitness, I/O failure)."""
+
+    exit_code = 1

@@ -1,0 +1,303 @@
+"""The steps of Algorithm 1 over checkpoints: settle settings, train, prune, write.
+
+Pure orchestration with no terminal I/O: the command modules parse options,
+call these functions and print the returned paths. Output paths are derived
+deterministically (run folder ``<root>/<task>-<strategy>-seed<seed>`` with one
+entry per level and arm), and a step whose output already exists with the same
+settings is skipped, so a re-run pipe resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from eslt_cli import checkpoint, pruning, strategies
+from eslt_cli.checkpoint import Checkpoint
+from eslt_cli.errors import BadInput
+from eslt_cli.specs import ModelSpec, TaskSpec, TrainerSpec, from_json, to_json
+from eslt_cli.tasks import build_task, canonical_task, get_entry
+
+PRESETS = ("cpu", "paper")
+TASK_FIELDS = {f.name for f in dataclasses.fields(TaskSpec)} - {"name"}
+TRAINER_FIELDS = {f.name for f in dataclasses.fields(TrainerSpec)} - {"name"}
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """Everything that determines a training run and where its result goes."""
+
+    task: TaskSpec
+    model: ModelSpec
+    trainer: TrainerSpec
+    seed: int
+    level: int
+    arm: str
+    parent: Checkpoint | None
+    out: Path
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        """What must match for an existing output to count as this run's result."""
+        return {
+            "op": "train",
+            "task": to_json(self.task),
+            "model": to_json(self.model),
+            "trainer": to_json(self.trainer),
+            "seed": self.seed,
+            "parent": None if self.parent is None else str(self.parent.path.resolve()),
+        }
+
+
+def run_folder(root: Path, task: str, strategy: str, seed: int) -> Path:
+    """The folder that holds every level and arm of one IMP run."""
+    return root / f"{task.replace(':', '-')}-{strategy}-seed{seed}"
+
+
+def _trainer_spec(task_name: str, preset: str, base: TrainerSpec | None, overrides: dict[str, Any]) -> TrainerSpec:
+    entry = get_entry(task_name)
+    values: dict[str, Any] = (
+        to_json(base) if base is not None else {"mean_decay": 0.0, "lr": None, "optimizer": None, "elite_ratio": None}
+    )
+    if base is None:
+        values |= {k: v for k, v in entry.cpu.items() if k in TRAINER_FIELDS}
+    if preset == "paper":
+        values |= {k: v for k, v in entry.paper.items() if k in TRAINER_FIELDS}
+    values |= {k: v for k, v in overrides.items() if k in TRAINER_FIELDS and v is not None}
+    values["strategy"] = strategies.canonical_strategy(values["strategy"])
+    strategy = strategies.get_strategy(values["strategy"])
+    if base is not None and values["strategy"] != base.strategy:
+        # A new strategy brings its own optimiser defaults unless they were given.
+        for k in ("optimizer", "lr", "elite_ratio"):
+            values[k] = overrides.get(k)
+    if strategy.default_optimizer is None:
+        values["optimizer"], values["lr"] = values.get("optimizer"), values.get("lr")
+    else:
+        values["optimizer"] = values.get("optimizer") or strategy.default_optimizer
+        values["lr"] = values.get("lr") or strategy.default_lr
+    spec = from_json(TrainerSpec, {"name": "es", **values})
+    strategies.check_spec(spec)
+    return spec
+
+
+def plan_train(
+    parent: Checkpoint | None,
+    overrides: dict[str, Any],
+    preset: str | None = None,
+    out: Path | None = None,
+    root: Path = Path("eslt-runs"),
+) -> TrainPlan:
+    """Settle the settings of a training run.
+
+    Fresh runs start from the task's CPU defaults; a ticket is trained with the
+    settings recorded in it. ``--preset paper`` then applies appendix C, and
+    explicit ``overrides`` (None means "not given") win over both.
+    """
+    preset = preset or "cpu"
+    if preset not in PRESETS:
+        raise BadInput(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
+    if parent is not None:
+        meta = parent.meta
+        if parent.kind != "ticket":
+            raise BadInput(f"{parent.path}: is already trained; prune it first (`eslt prune --snr {parent.path}`)")
+        task_name = meta["task"]["name"]
+        given = overrides.get("task")
+        if given is not None and canonical_task(given) != task_name:
+            raise BadInput(f"{parent.path}: is a {task_name} ticket; retargeting it to {given} is `eslt transfer`'s job")
+        base_task = from_json(TaskSpec, meta["task"])
+        model = from_json(ModelSpec, meta["model"])
+        base_trainer: TrainerSpec | None = from_json(TrainerSpec, meta["trainer"])
+        seed, level, arm = int(meta["seed"]), int(meta["level"]), str(meta["arm"])
+    else:
+        task_name = canonical_task(overrides.get("task") or "fashion_mnist")
+        base_task = get_entry(task_name).task_spec(task_name, preset)
+        model = get_entry(task_name).model
+        base_trainer, seed, level, arm = None, 0, 0, "dense"
+    if overrides.get("hidden") is not None:
+        if model.kind != "mlp":
+            raise BadInput("--hidden applies to control tasks (MLP policies) only")
+        if parent is not None and tuple(overrides["hidden"]) != model.hidden:
+            raise BadInput("--hidden cannot change a ticket's architecture; start a fresh run instead")
+        model = dataclasses.replace(model, hidden=tuple(overrides["hidden"]))
+    if overrides.get("seed") is not None:
+        seed = int(overrides["seed"])
+
+    task_values = to_json(base_task)
+    if preset == "paper":
+        task_values |= {k: v for k, v in get_entry(task_name).paper.items() if k in TASK_FIELDS}
+    task_values |= {k: v for k, v in overrides.items() if k in TASK_FIELDS and v is not None}
+    if task_values.get("data_dir"):
+        task_values["data_dir"] = str(Path(task_values["data_dir"]).absolute())
+    task = from_json(TaskSpec, task_values | {"name": task_name})
+    for k in ("batch_size", "train_episodes", "test_episodes"):
+        if getattr(task, k) is not None and getattr(task, k) < 1:
+            raise BadInput(f"--{k.replace('_', '-')} must be positive, got {getattr(task, k)}")
+
+    trainer = _trainer_spec(task_name, preset, base_trainer, overrides)
+    if out is None:
+        if parent is None:
+            out = run_folder(root, task_name, trainer.strategy, seed) / "L00-trained"
+        else:
+            out = parent.path.parent / f"{parent.path.name}-trained"
+    return TrainPlan(task, model, trainer, seed, level, arm, parent, Path(out).absolute())
+
+
+def existing_output(out: Path, fingerprint: dict[str, Any], force: bool) -> bool:
+    """True when ``out`` already holds this exact result (skip the work).
+
+    An output made with other settings is refused unless ``force``.
+    """
+    if force or not out.exists():
+        return False
+    try:
+        meta = checkpoint.read_meta(out)
+    except BadInput:
+        raise BadInput(f"{out} exists and is not an eslt checkpoint: move it away or pass --out elsewhere") from None
+    if meta.get("fingerprint") == fingerprint:
+        return True
+    raise BadInput(f"{out} exists with different settings: pass --force to replace it, or --out elsewhere")
+
+
+def _lineage(parent: Checkpoint | None) -> list[str]:
+    if parent is None:
+        return []
+    return [*parent.meta.get("lineage", []), str(parent.path.resolve())]
+
+
+def run_train(plan: TrainPlan, force: bool = False, on_progress: Callable[..., None] | None = None) -> Path:
+    """Train per ``plan`` and write the checkpoint; returns its path."""
+    from eslt_cli.trainers import es
+
+    task = build_task(plan.task, plan.model)
+    init_key, train_key = jax.random.split(jax.random.PRNGKey(plan.seed))
+    if plan.parent is None:
+        init = jax.tree.map(np.asarray, task.init_params(init_key))
+        mask = jax.tree.map(lambda a: np.ones(np.shape(a), np.uint8), init)
+    else:
+        init, mask = plan.parent.state["init"], plan.parent.state["mask"]
+        if jax.tree.structure(init) != jax.tree.structure(task.init_params(init_key)):
+            raise BadInput(f"{plan.parent.path}: its network does not fit task {plan.task.name}")
+    start = time.perf_counter()
+    result = es.train(task, plan.trainer, init, mask, jax.random.fold_in(train_key, plan.level), on_progress)
+    seconds = time.perf_counter() - start
+    meta = {
+        "kind": "trained",
+        "task": to_json(plan.task),
+        "model": to_json(plan.model),
+        "trainer": to_json(plan.trainer),
+        "metric": task.metric,
+        "seed": plan.seed,
+        "level": plan.level,
+        "arm": plan.arm,
+        "sparsity": pruning.sparsity(mask),
+        "metrics": {"final": result.final, "best": result.best_metrics},
+        "history": result.history,
+        "pruning": None if plan.parent is None else plan.parent.meta.get("pruning"),
+        "parent": None if plan.parent is None else str(plan.parent.path.resolve()),
+        "lineage": _lineage(plan.parent),
+        "fingerprint": plan.fingerprint,
+        "run": {"seconds": round(seconds, 3), "device": str(jax.devices()[0].platform)},
+    }
+    state = {"init": init, "mask": mask, "mean": result.mean, "best": result.best, "std": result.std}
+    return checkpoint.save(plan.out, state, meta, force=force)
+
+
+def _arm(parent_arm: str, criterion: str) -> str:
+    """The arm name of a pruned ticket: the criterion, prefixed by a different parent arm."""
+    if parent_arm in ("dense", criterion):
+        return criterion
+    return f"{parent_arm}+{criterion}"
+
+
+@dataclass(frozen=True)
+class PrunePlan:
+    """Everything that determines a pruning step and where its ticket goes."""
+
+    parent: Checkpoint
+    criterion: str
+    rate: float
+    source: str  # "final" | "best"
+    exclude: tuple[str, ...]
+    seed: int
+    out: Path
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        return {
+            "op": "prune",
+            "parent": str(self.parent.path.resolve()),
+            "criterion": self.criterion,
+            "rate": self.rate,
+            "from": self.source,
+            "exclude": list(self.exclude),
+            "seed": self.seed,
+        }
+
+
+def plan_prune(
+    parent: Checkpoint,
+    criterion: str,
+    rate: float = 0.2,
+    source: str = "final",
+    exclude: Sequence[str] = (),
+    seed: int | None = None,
+    out: Path | None = None,
+) -> PrunePlan:
+    """Check a pruning request against its parent and settle the output path."""
+    pruner = pruning.get_pruner(criterion)
+    if parent.kind != "trained":
+        raise BadInput(f"{parent.path}: is a ticket; prune a trained checkpoint (`eslt train {parent.path}`)")
+    if not 0.0 < rate < 1.0:
+        raise BadInput(f"--rate must be in (0, 1), got {rate}")
+    if source not in ("final", "best"):
+        raise BadInput(f"--from must be final or best, got {source!r}")
+    if pruner.needs_std and "std" not in parent.state:
+        strategy = parent.meta.get("trainer", {}).get("strategy", "?")
+        raise BadInput(
+            f"{parent.path}: has no per-weight search std ({strategy} is isotropic or not an ES), "
+            "so SNR would equal magnitude: use --magnitude"
+        )
+    pruning.prunable(parent.state["mask"], exclude)  # validates layer names
+    level = int(parent.meta["level"]) + 1
+    arm = _arm(str(parent.meta.get("arm", "dense")), criterion)
+    out = Path(out) if out is not None else parent.path.parent / f"L{level:02d}-{arm}"
+    seed = int(parent.meta["seed"]) if seed is None else seed
+    return PrunePlan(parent, criterion, rate, source, tuple(exclude), seed, out.absolute())
+
+
+def run_prune(plan: PrunePlan, force: bool = False) -> Path:
+    """Prune per ``plan``: a ticket one level up, rewound to the level-0 init."""
+    parent = plan.parent
+    level = int(parent.meta["level"]) + 1
+    keep = float((parent.meta.get("pruning") or {}).get("keep", 1.0)) * (1.0 - plan.rate)
+    key = jax.random.fold_in(jax.random.PRNGKey(plan.seed), level)
+    mean = parent.state["mean" if plan.source == "final" else "best"]
+    mask = pruning.prune(key, plan.criterion, mean, parent.state.get("std"), parent.state["mask"], keep, plan.exclude)
+    can_prune = pruning.prunable(mask)
+    meta = {
+        "kind": "ticket",
+        **{k: parent.meta[k] for k in ("task", "model", "trainer", "metric")},
+        "seed": plan.seed,
+        "level": level,
+        "arm": _arm(str(parent.meta.get("arm", "dense")), plan.criterion),
+        "sparsity": pruning.sparsity(mask, can_prune),
+        "pruning": {
+            "criterion": plan.criterion,
+            "rate": plan.rate,
+            "from": plan.source,
+            "exclude": list(plan.exclude),
+            "keep": keep,
+            "seed": plan.seed,
+        },
+        "parent": str(parent.path.resolve()),
+        "lineage": _lineage(parent),
+        "fingerprint": plan.fingerprint,
+    }
+    return checkpoint.save(plan.out, {"init": parent.state["init"], "mask": mask}, meta, force=force)

@@ -1,0 +1,110 @@
+"""Task registry: name -> data or environment, model and per-task defaults.
+
+Names are lower_snake_case; the libraries' own ids (``Pendulum-v1``,
+``Asterix-MinAtar``, tfds names) are accepted as aliases, and any tfds image
+classification dataset works as ``tfds:NAME``. Brax tasks register here too
+(a separate issue).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eslt_cli.errors import BadInput
+from eslt_cli.specs import ModelSpec, TaskSpec
+from eslt_cli.tasks.base import Params, Task
+
+__all__ = ["TASKS", "Params", "Task", "TaskEntry", "build_task", "canonical_task", "get_entry"]
+
+# Trainer settings that train within a minute or two on a 2-core CPU ...
+VISION_CPU = {"strategy": "snes", "population": 32, "generations": 100, "std_init": 0.02, "eval_every": 10}
+CONTROL_CPU = {"strategy": "snes", "population": 64, "generations": 100, "std_init": 0.1, "eval_every": 10}
+# ... and appendix C's settings for GPU hosts (ES optimiser: Adam).
+VISION_PAPER = {"population": 128, "generations": 4000, "optimizer": "adam", "eval_every": 100, "batch_size": 1024}
+CONTROL_PAPER = {"population": 256, "generations": 3000, "optimizer": "adam", "eval_every": 100, "test_episodes": 164}
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    """One registered task; all entries share this shape."""
+
+    kind: str  # "vision" | "control"
+    source: str  # tfds dataset name or gymnax environment id
+    cpu: dict[str, Any]
+    paper: dict[str, Any]
+    env_params: dict[str, Any] = field(default_factory=dict)
+    default_data: Path | None = None  # IDX folder used when present and no --data-dir
+
+    @property
+    def model(self) -> ModelSpec:
+        if self.kind == "vision":
+            return ModelSpec("cnn", features=(8, 16), kernel_size=5)
+        return ModelSpec("mlp", hidden=(32, 32))
+
+    def task_spec(self, name: str, preset: str) -> TaskSpec:
+        """The default :class:`TaskSpec` under ``preset`` (``cpu`` or ``paper``)."""
+        paper = preset == "paper"
+        if self.kind == "vision":
+            return TaskSpec(name, batch_size=1024 if paper else 256)
+        return TaskSpec(name, train_episodes=8, test_episodes=164 if paper else 16)
+
+
+def _vision(source: str, default_data: Path | None = None) -> TaskEntry:
+    return TaskEntry("vision", source, VISION_CPU, VISION_PAPER, default_data=default_data)
+
+
+def _gymnax(env_id: str, **env_params: Any) -> TaskEntry:
+    return TaskEntry("control", env_id, CONTROL_CPU, CONTROL_PAPER, env_params)
+
+
+TASKS: dict[str, TaskEntry] = {
+    "fashion_mnist": _vision("fashion_mnist", Path("/usr/share/datasets/fashion-mnist")),
+    "mnist": _vision("mnist"),
+    "kmnist": _vision("kmnist"),
+    "mnist_corrupted": _vision("mnist_corrupted"),
+    "pendulum": _gymnax("Pendulum-v1"),
+    "cartpole": _gymnax("CartPole-v1"),
+    "acrobot": _gymnax("Acrobot-v1"),
+    "mountain_car_continuous": _gymnax("MountainCarContinuous-v0"),
+    "asterix": _gymnax("Asterix-MinAtar"),
+    "breakout": _gymnax("Breakout-MinAtar"),
+    "freeway": _gymnax("Freeway-MinAtar"),
+    "seaquest": _gymnax("Seaquest-MinAtar"),
+    "space_invaders": _gymnax("SpaceInvaders-MinAtar"),
+}
+ALIASES = {entry.source.lower(): name for name, entry in TASKS.items()} | {"fashion-mnist": "fashion_mnist"}
+
+
+def canonical_task(name: str) -> str:
+    """The registry name for ``name`` (aliases and ``tfds:NAME`` accepted)."""
+    if name.startswith("tfds:") and len(name) > 5:
+        return name
+    key = name.lower()
+    key = ALIASES.get(key, key)
+    if key not in TASKS:
+        raise BadInput(f"unknown task {name!r}: choose one of {', '.join(TASKS)} or tfds:NAME")
+    return key
+
+
+def get_entry(name: str) -> TaskEntry:
+    """The registry entry for ``name``."""
+    key = canonical_task(name)
+    return TASKS[key] if key in TASKS else _vision(key[len("tfds:"):])
+
+
+@functools.lru_cache(maxsize=8)
+def build_task(spec: TaskSpec, model: ModelSpec) -> Task:
+    """The task for ``spec``; cached so one process reuses data and compiled functions."""
+    entry = get_entry(spec.name)
+    if entry.kind == "vision":
+        from eslt_cli.tasks.data import load_images
+        from eslt_cli.tasks.vision import VisionTask
+
+        data_dir = Path(spec.data_dir) if spec.data_dir else None
+        return VisionTask(spec, model, load_images(entry.source, data_dir, entry.default_data))
+    from eslt_cli.tasks.control import GymnaxTask
+
+    return GymnaxTask(spec, model, entry.source, entry.env_params)

@@ -1,0 +1,1 @@
+"""Trainers: ``es`` (evosax). Gradient trainers (adam, ppo) are a later issue."""
