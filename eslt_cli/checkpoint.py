@@ -83,13 +83,10 @@ def read_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
-def load(path: Path | str, kind: str | None = None) -> Checkpoint:
-    """Load and validate the checkpoint at ``path`` (of ``kind`` when given)."""
+def load(path: Path | str) -> Checkpoint:
+    """Load and validate the checkpoint at ``path``."""
     path = Path(path)
     meta = read_meta(path)
-    if kind is not None and meta["kind"] != kind:
-        hint = "run `eslt train` on it first" if kind == "trained" else "give a ticket (from `eslt prune`)"
-        raise BadInput(f"{path}: is a {meta['kind']} checkpoint, a {kind} one is needed: {hint}")
     import orbax.checkpoint as ocp
 
     try:

@@ -53,8 +53,8 @@ class Strategy:
 
 
 STRATEGIES: dict[str, Strategy] = {
-    "snes": Strategy(SNES, "sgd", 1.0, False, False, False, _diag_std),
     "pgpe": Strategy(PGPE, "clipup", 0.01, False, False, True, _diag_std),
+    "snes": Strategy(SNES, "sgd", 1.0, False, False, False, _diag_std),
     "sep_cma_es": Strategy(Sep_CMA_ES, None, None, False, True, False, _sep_cma_std),
     "des": Strategy(DiscoveredES, "sgd", 1.0, False, False, False, _diag_std),
     "open_es": Strategy(Open_ES, "sgd", 1e-3, True, False, True, None),

@@ -57,7 +57,18 @@ app.command("prune")(prune.prune)
 def main() -> None:
     """Console-script entry point."""
     try:
-        app(prog_name="eslt")
+        code = app(prog_name="eslt", standalone_mode=False)
+    except typer.TyperException as exc:  # usage errors, in one line like ours
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `eslt`: the help, for people
+            common.console.print(exc.format_message(), highlight=False, markup=False)
+            sys.exit(exc.exit_code)
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        common.console.print(f"eslt: error: {exc.format_message()}{hint}", highlight=False, markup=False)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        common.console.print("eslt: interrupted", highlight=False)
+        sys.exit(130)
     except EsltError as exc:
         if DEBUG:
             raise
@@ -66,3 +77,4 @@ def main() -> None:
     except KeyboardInterrupt:
         common.console.print("eslt: interrupted", highlight=False)
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

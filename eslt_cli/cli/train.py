@@ -76,7 +76,7 @@ def train(
 
     # Nothing piped on a terminal, or an empty pipe with an explicit --task: a fresh run.
     source = common.read_input(checkpoint, none_on_terminal=True, none_on_empty=task is not None)
-    parent = ckpt.load(source, kind="ticket") if source is not None else None
+    parent = ckpt.load(source) if source is not None else None
     overrides = {
         "task": task, "strategy": strategy, "generations": generations, "population": population, "seed": seed,
         "eval_every": eval_every, "std_init": std_init, "lr": lr, "optimizer": optimizer,

@@ -1,0 +1,330 @@
+"""Time eslt's ES generation loop against a plain evosax loop on the same problem.
+
+eslt side: the real trainer code. ``eslt_cli.trainers.es._programs`` gives the
+jitted ``chunk(state, idx, keys)`` that runs ``len(keys)`` generations in one
+``lax.scan``; it is called once to compile (and warm up), then a second call of
+G generations is timed. The task, model and trainer settings come from
+``eslt_cli.pipeline.plan_train`` exactly as ``eslt train`` settles them (CPU
+preset: SNES, SGD lr 1.0, std_init 0.02 vision / 0.1 control), with a dense
+(all-ones) mask.
+
+Reference side: a plain evosax loop as evosax's examples write it: ``SNES`` over
+the flax parameter pytree, then per generation in Python ``es.ask`` (jitted by
+evosax), one jitted population evaluation, ``es.tell``, and a
+``block_until_ready`` as a loop that reads the fitness would do. Warm-up
+generations run first (untimed). The evaluation is the same network on the
+same data: the flax CNN on a random Fashion-MNIST batch drawn on the device,
+or ``GymnaxTask.returns`` on gymnax Pendulum.
+
+Prints one line per case on stdout, e.g.
+
+    pendulum  pop 256  eps 8x200  eslt 15.2 gen/s  reference 14.9 gen/s  ratio 1.02x
+
+where ratio = eslt gen/s / reference gen/s (above 1: eslt is faster), and with
+``--json`` a final JSON line with all numbers. Progress goes to stderr.
+
+    python benchmarks/bench_train.py --case pendulum
+    python benchmarks/bench_train.py --case cnn --generations 3
+    python benchmarks/bench_train.py --case all --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+from evosax.algorithms import SNES  # noqa: E402
+
+from eslt_cli import pipeline  # noqa: E402
+from eslt_cli.models import CNN  # noqa: E402
+from eslt_cli.sparse import SparseView  # noqa: E402
+from eslt_cli.tasks import build_task  # noqa: E402
+from eslt_cli.trainers import es as es_trainer  # noqa: E402
+
+CASES = {
+    # case: (task, default population, default batch or episodes, default generations)
+    "pendulum": ("pendulum", 256, 8, 20),
+    "cnn": ("fashion_mnist", 128, 1024, 5),
+}
+# Above this many member-images per generation the reference's jax.vmap over the
+# population is not safe on this host (population 128 x batch 1024 needs > 23 GiB
+# on CPU); "auto" then switches the reference to lax.map over members.
+VMAP_SAFE_MEMBER_IMAGES = 32 * 1024
+
+REF_OPTIMIZERS = {"sgd": optax.sgd, "adam": optax.adam}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+class CompileCounter:
+    """Counts XLA backend compilations, to prove a timed region compiled nothing."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        jax.monitoring.register_event_duration_secs_listener(self._on_event)
+
+    def _on_event(self, event: str, duration: float, **kwargs: Any) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            self.count += 1
+
+
+COMPILES = CompileCounter()
+
+
+def strong(tree: Any) -> Any:
+    """eslt's ``train()``: evosax leaves some state leaves weakly typed; make them strong."""
+    return jax.tree.map(lambda a: jnp.asarray(a, dtype=jnp.result_type(a)), tree)
+
+
+def plan_case(case: str, population: int, size: int, generations: int) -> pipeline.TrainPlan:
+    """The settings ``eslt train`` would use (CPU preset) with our overrides."""
+    task_name = CASES[case][0]
+    overrides: dict[str, Any] = {"task": task_name, "population": population, "generations": generations,
+                                 "eval_every": generations}
+    if case == "cnn":
+        overrides["batch_size"] = size
+    else:
+        overrides["train_episodes"] = size
+    # plan_train only computes settings and paths; it writes nothing.
+    return pipeline.plan_train(None, overrides, "cpu", root=Path(tempfile.gettempdir()) / "eslt-bench-unused")
+
+
+# --------------------------------------------------------------------------- eslt
+
+
+def prepare_eslt(task: Any, plan: pipeline.TrainPlan, init: Any, key: jax.Array, generations: int):
+    """Compile and warm eslt's jitted scan; returns (warm-up seconds, timed run of one chunk)."""
+    mask = jax.tree.map(lambda a: np.ones(np.shape(a), np.uint8), init)
+    view = SparseView.of(mask)
+    spec = dataclasses.replace(plan.trainer, generations=0)  # as train(): the cache key ignores generations
+    es, es_params, chunk, _evaluate = es_trainer._programs(task, spec, view)
+    idx = jnp.asarray(view.idx)
+    k_init, k_warm, k_time = jax.random.split(key, 3)
+    state = strong(es.init(k_init, view.encode(init), es_params))
+
+    log(f"eslt: compiling + warm-up chunk of {generations} generations")
+    t0 = time.perf_counter()
+    state, stats = chunk(state, idx, jax.random.split(k_warm, generations))
+    jax.block_until_ready((state, stats))
+    warm_s = time.perf_counter() - t0
+    log(f"eslt: compile + warm-up chunk took {warm_s:.1f} s")
+    carry = {"state": state, "key": k_time}
+
+    def timed() -> dict[str, float]:
+        log(f"eslt: timing chunk of {generations} generations")
+        carry["key"], k = jax.random.split(carry["key"])
+        keys = jax.random.split(k, generations)
+        compiles = COMPILES.count
+        t0 = time.perf_counter()
+        state, stats = chunk(carry["state"], idx, keys)
+        jax.block_until_ready((state, stats))
+        seconds = time.perf_counter() - t0
+        carry["state"] = state
+        recompiled = COMPILES.count - compiles
+        stats = np.asarray(stats)
+        if recompiled:
+            log(f"eslt: WARNING {recompiled} compilation(s) inside the timed chunk")
+        if not np.isfinite(stats).all():
+            log("eslt: WARNING non-finite fitness")
+        log(f"eslt: {seconds:.2f} s ({generations / seconds:.3f} gen/s), last mean fitness {stats[-1, 0]:.4g}")
+        return {"seconds": seconds, "compiles_in_timed": recompiled, "last_fitness": float(stats[-1, 0])}
+
+    return warm_s, timed
+
+
+# ---------------------------------------------------------------------- reference
+
+
+def reference_evaluate(case: str, task: Any, plan: pipeline.TrainPlan, map_mode: str, map_batch: int):
+    """One jitted function: population pytree, key -> fitness (population,), lower is better."""
+    if case == "pendulum":
+        episodes = plan.task.train_episodes
+
+        @jax.jit
+        def evaluate_control(population: Any, key: jax.Array) -> jax.Array:
+            return jax.vmap(lambda p: -task.returns(p, key, episodes).mean())(population)
+
+        return evaluate_control
+
+    model = CNN(task.data.num_classes, plan.model.features, plan.model.kernel_size)
+    batch = plan.task.batch_size
+
+    def member_loss(params: Any, images: jax.Array, labels: jax.Array) -> jax.Array:
+        logits = model.apply({"params": params}, images.astype(jnp.float32) / 255.0)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+    @jax.jit
+    def evaluate_vision(population: Any, key: jax.Array, x_train: jax.Array, y_train: jax.Array) -> jax.Array:
+        idx = jax.random.randint(key, (batch,), 0, x_train.shape[0])
+        images, labels = x_train[idx], y_train[idx]
+        if map_mode == "vmap":
+            return jax.vmap(member_loss, in_axes=(0, None, None))(population, images, labels)
+        return jax.lax.map(lambda p: member_loss(p, images, labels), population, batch_size=map_batch)
+
+    # The same uint8 training images eslt's task holds on the device, passed as arguments.
+    return lambda population, key: evaluate_vision(population, key, task.x_train, task.y_train)
+
+
+def prepare_reference(case: str, task: Any, plan: pipeline.TrainPlan, init: Any, key: jax.Array, generations: int,
+                      warmup: int, map_mode: str, map_batch: int):
+    """Compile and warm the Python ask / evaluate / tell loop; returns (warm-up seconds, timed run)."""
+    spec = plan.trainer
+    optimizer = REF_OPTIMIZERS[spec.optimizer](spec.lr)
+    es = SNES(spec.population, solution=init, optimizer=optimizer)
+    params = es.default_params.replace(std_init=spec.std_init)
+    evaluate = reference_evaluate(case, task, plan, map_mode, map_batch)
+    key, k_init = jax.random.split(key)
+    state = es.init(k_init, init, params)
+
+    def generation(state: Any, key: jax.Array) -> tuple[Any, jax.Array, jax.Array]:
+        key, k_ask, k_eval, k_tell = jax.random.split(key, 4)
+        population, state = es.ask(k_ask, state, params)
+        fitness = evaluate(population, k_eval)
+        state, metrics = es.tell(k_tell, population, fitness, state, params)
+        jax.block_until_ready((state, fitness))  # a real loop reads the fitness here
+        return state, fitness, key
+
+    log(f"reference: compiling + {warmup} warm-up generation(s)")
+    t0 = time.perf_counter()
+    for _ in range(warmup):
+        state, fitness, key = generation(state, key)
+    warm_s = time.perf_counter() - t0
+    log(f"reference: compile + warm-up took {warm_s:.1f} s")
+    carry = {"state": state, "key": key}
+
+    def timed() -> dict[str, float]:
+        log(f"reference: timing {generations} generations")
+        state, key = carry["state"], carry["key"]
+        compiles = COMPILES.count
+        t0 = time.perf_counter()
+        for _ in range(generations):
+            state, fitness, key = generation(state, key)
+        seconds = time.perf_counter() - t0
+        carry["state"], carry["key"] = state, key
+        recompiled = COMPILES.count - compiles
+        last = float(jnp.mean(fitness))
+        if recompiled:
+            log(f"reference: WARNING {recompiled} compilation(s) inside the timed loop")
+        log(f"reference: {seconds:.2f} s ({generations / seconds:.3f} gen/s), last mean fitness {last:.4g}")
+        return {"seconds": seconds, "compiles_in_timed": recompiled, "last_fitness": last}
+
+    return warm_s, timed
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
+    _, pop_default, size_default, gen_default = CASES[case]
+    population = args.population or pop_default
+    size = (args.batch if case == "cnn" else args.episodes) or size_default
+    generations = args.generations or gen_default
+    plan = plan_case(case, population, size, generations)
+    log(f"{case}: task {plan.task.name}, {plan.trainer.strategy} pop {population}, std_init {plan.trainer.std_init}, "
+        f"{plan.trainer.optimizer} lr {plan.trainer.lr}, {generations} timed generations")
+
+    t0 = time.perf_counter()
+    task = build_task(plan.task, plan.model)
+    log(f"{case}: task built in {time.perf_counter() - t0:.1f} s")
+    init_key, train_key = jax.random.split(jax.random.PRNGKey(args.seed))
+    init = jax.tree.map(np.asarray, task.init_params(init_key))
+    n_params = sum(int(np.size(a)) for a in jax.tree.leaves(init))
+
+    map_mode, note = "vmap", ""
+    if case == "cnn":
+        map_mode = args.reference_map
+        if map_mode == "auto":
+            map_mode = "lax" if population * size > VMAP_SAFE_MEMBER_IMAGES else "vmap"
+            if map_mode == "lax":
+                note = (f"reference uses lax.map over members (batch_size {args.reference_map_batch}): "
+                        f"vmap over pop {population} x batch {size} does not fit in this host's memory; "
+                        f"--reference-map vmap forces it")
+        if note:
+            log(note)
+
+    eslt_warm, eslt_timed = prepare_eslt(task, plan, init, train_key, generations)
+    ref_warm, ref_timed = prepare_reference(case, task, plan, init, train_key, generations, args.warmup, map_mode,
+                                            args.reference_map_batch)
+    # Alternate the two sides so that load from other work on the host hits both alike;
+    # each side's speed is its best (fastest) repeat.
+    eslt_runs, ref_runs = [], []
+    for r in range(args.repeats):
+        if args.repeats > 1:
+            log(f"{case}: repeat {r + 1}/{args.repeats}")
+        eslt_runs.append(eslt_timed())
+        ref_runs.append(ref_timed())
+
+    def summary(runs: list[dict[str, float]], warm_s: float) -> dict[str, Any]:
+        best = min(run["seconds"] for run in runs)
+        return {"gens_per_s": generations / best, "seconds": best, "seconds_all": [run["seconds"] for run in runs],
+                "warmup_s": warm_s, "compiles_in_timed": sum(run["compiles_in_timed"] for run in runs),
+                "last_fitness": runs[-1]["last_fitness"]}
+
+    eslt, ref = summary(eslt_runs, eslt_warm), summary(ref_runs, ref_warm)
+    ratio = eslt["gens_per_s"] / ref["gens_per_s"]
+
+    shape = f"batch {size}" if case == "cnn" else f"eps {size}x{task.max_steps}"
+    ref_label = "reference" if case != "cnn" else f"reference[{'vmap' if map_mode == 'vmap' else 'lax.map'}]"
+    print(f"{case}  pop {population}  {shape}  eslt {eslt['gens_per_s']:.3g} gen/s  "
+          f"{ref_label} {ref['gens_per_s']:.3g} gen/s  ratio {ratio:.2f}x", flush=True)
+    if note:
+        print(f"  note: {note}", flush=True)
+    return {
+        "case": case, "task": plan.task.name, "population": population,
+        ("batch" if case == "cnn" else "episodes"): size,
+        **({"steps": task.max_steps} if case != "cnn" else {}),
+        "params": n_params, "generations": generations, "repeats": args.repeats, "strategy": plan.trainer.strategy,
+        "std_init": plan.trainer.std_init, "reference_map": map_mode,
+        **({"reference_map_batch": args.reference_map_batch} if map_mode == "lax" else {}),
+        "eslt": eslt, "reference": ref, "ratio": ratio,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--case", choices=[*CASES, "all"], default="all")
+    p.add_argument("--population", type=int, help="ES population (default: pendulum 256, cnn 128)")
+    p.add_argument("--batch", type=int, help="cnn: images per generation (default 1024)")
+    p.add_argument("--episodes", type=int, help="pendulum: episodes per member (default 8)")
+    p.add_argument("--generations", type=int, help="timed generations (default: pendulum 20, cnn 5)")
+    p.add_argument("--warmup", type=int, default=2,
+                   help="reference warm-up generations (default 2: evosax's init state is weakly typed, "
+                        "so ask recompiles once on the second generation)")
+    p.add_argument("--reference-map", choices=["auto", "vmap", "lax"], default="auto",
+                   help="cnn reference: vmap or lax.map over the population (auto: lax.map when "
+                        f"population x batch > {VMAP_SAFE_MEMBER_IMAGES}, e.g. 128 x 1024)")
+    p.add_argument("--reference-map-batch", type=int, default=1,
+                   help="members per lax.map step in the cnn reference (default 1, as eslt's VisionTask)")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="timed runs per side, alternating eslt / reference; the fastest counts (default 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="also print all numbers as one JSON line at the end")
+    args = p.parse_args(argv)
+
+    cases = list(CASES) if args.case == "all" else [args.case]
+    log(f"jax {jax.__version__} on {jax.devices()[0].platform} ({os.cpu_count()} CPUs, {platform.node()})")
+    results = [run_case(case, args) for case in cases]
+    if args.json:
+        print(json.dumps({"jax": jax.__version__, "device": jax.devices()[0].platform, "cpus": os.cpu_count(),
+                          "results": results}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Shared test set-up: tiny settings, one JAX compilation cache for the whole run.
+
+Compile time dominates small JAX tests, so every test process (pytest itself
+and the ``eslt`` subprocesses it starts) shares a persistent compilation cache.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+CACHE = os.environ.setdefault("ESLT_JAX_CACHE", str(Path.home() / ".cache" / "eslt" / "jax-tests"))
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+needs_fashion = pytest.mark.skipif(not FASHION.exists(), reason="apt-get install dataset-fashion-mnist")
+
+# Tiny settings for every training run in the tests.
+TINY_CONTROL = ["--population", "8", "--generations", "4", "--eval-every", "2", "--train-episodes", "2",
+                "--test-episodes", "2"]  # fmt: skip
+TINY_VISION = ["--population", "4", "--generations", "2", "--eval-every", "1", "--batch-size", "32"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ESLT_HOME", str(tmp_path / "runs"))
+
+
+class TTY(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int, str, str]]:
+    """Run ``eslt ARGS`` in-process through the console-script entry point.
+
+    ``stdin=None`` simulates a terminal; a string is piped. Returns (code, stdout, stderr).
+    """
+    from eslt_cli import cli as cli_module
+    from eslt_cli.cli import common
+
+    def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["eslt", *args])
+        monkeypatch.setattr(sys, "stdin", TTY() if stdin is None else io.StringIO(stdin))
+        capsys.readouterr()
+        code = 0
+        try:
+            cli_module.main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        finally:
+            common.QUIET = False
+            cli_module.DEBUG = False
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def eslt(*args: str, stdin: str = "", check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``eslt`` console script in a real subprocess."""
+    proc = subprocess.run(["eslt", *args], input=stdin, capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"eslt {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc

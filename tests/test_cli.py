@@ -1,0 +1,126 @@
+"""The commands end to end: real pipes through subprocesses, and bad input in-process."""
+
+from pathlib import Path
+
+import pytest
+
+from conftest import TINY_CONTROL, TINY_VISION, eslt, needs_fashion
+from eslt_cli import checkpoint
+
+
+def pipe(task_args: list[str]) -> tuple[Path, Path, Path]:
+    """``eslt train ... | eslt prune --snr | eslt train`` as a shell would run it."""
+    dense = eslt("train", *task_args).stdout
+    ticket = eslt("prune", "--snr", stdin=dense).stdout
+    trained = eslt("train", stdin=ticket).stdout
+    paths = [Path(p.strip()) for p in (dense, ticket, trained)]
+    for text in (dense, ticket, trained):
+        assert len(text.splitlines()) == 1  # stdout is exactly one path
+    return paths[0], paths[1], paths[2]
+
+
+def check_lineage(dense: Path, ticket: Path, trained: Path) -> None:
+    d, t, tr = (checkpoint.load(p) for p in (dense, ticket, trained))
+    assert (d.kind, t.kind, tr.kind) == ("trained", "ticket", "trained")
+    assert (d.meta["level"], t.meta["level"], tr.meta["level"]) == (0, 1, 1)
+    assert t.meta["parent"] == str(dense) and tr.meta["parent"] == str(ticket)
+    assert tr.meta["lineage"] == [str(dense), str(ticket)]
+    assert t.meta["pruning"]["criterion"] == "snr"
+    assert abs(t.meta["sparsity"]["global"] - 0.2) < 1e-3
+    # Rewinding: the ticket's init is the level-0 init, bit for bit.
+    for a, b in zip(checkpoint.jax.tree.leaves(d.state["init"]), checkpoint.jax.tree.leaves(t.state["init"])):
+        assert (a == b).all()
+    for m, w in zip(checkpoint.jax.tree.leaves(tr.state["mask"]), checkpoint.jax.tree.leaves(tr.state["mean"])):
+        assert (w[m == 0] == 0).all()
+    assert tr.meta["trainer"] == d.meta["trainer"]  # the ticket's recorded settings were used
+
+
+def test_pipe_pendulum(tmp_path: Path) -> None:
+    paths = pipe(["--task", "pendulum", "--strategy", "snes", "--seed", "0", *TINY_CONTROL])
+    assert paths[0] == Path.cwd() / "eslt-runs" / "pendulum-snes-seed0" / "L00-trained" or paths[0].name == "L00-trained"
+    check_lineage(*paths)
+    assert paths[1].name == "L01-snr" and paths[2].name == "L01-snr-trained"
+    assert checkpoint.read_meta(paths[2])["metric"] == "return"
+
+
+@needs_fashion
+def test_pipe_fashion_mnist_on_real_data() -> None:
+    paths = pipe(["--task", "fashion_mnist", "--strategy", "snes", "--seed", "0", *TINY_VISION])
+    check_lineage(*paths)
+    meta = checkpoint.read_meta(paths[2])
+    assert meta["metric"] == "accuracy" and 0.0 <= meta["metrics"]["final"]["metric"] <= 1.0
+
+
+def test_rerun_is_skipped_and_changed_settings_refused(cli) -> None:
+    args = ["train", "--task", "cartpole", *TINY_CONTROL]
+    code, out, _ = cli(*args)
+    assert code == 0
+    path = Path(out.strip())
+    stamp = (path / "meta" / "metadata").stat().st_mtime_ns
+    code, again, err = cli(*args)
+    assert (code, again) == (0, out) and "up to date" in err
+    assert (path / "meta" / "metadata").stat().st_mtime_ns == stamp
+    code, _, err = cli(*args[:-1], "3")
+    assert code == 2 and "different settings" in err
+    code, out2, _ = cli("--quiet", *args[:-1], "3", "--force")
+    assert code == 0 and out2 == out and checkpoint.read_meta(path)["task"]["test_episodes"] == 3
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny trained checkpoints (diagonal and isotropic ES) for the bad-input table."""
+    root = tmp_path_factory.mktemp("trained")
+    out = {}
+    for strategy in ("snes", "open_es"):
+        proc = eslt("train", "--task", "cartpole", "--strategy", strategy, *TINY_CONTROL, "--out",
+                    str(root / strategy))  # fmt: skip
+        out[strategy] = Path(proc.stdout.strip())
+    out["ticket"] = Path(eslt("prune", "--magnitude", str(out["snes"])).stdout.strip())
+    return out
+
+
+BAD = [
+    # (args, stdin, message)
+    (["prune", "--snr", "/nonexistent/ckpt"], None, "no such checkpoint"),
+    (["prune", "--snr", "{tmp}"], None, "not an eslt checkpoint"),
+    (["prune", "--snr"], "", "empty stdin"),
+    (["prune", "--snr"], "{snes}\n{snes}\n", "takes one"),
+    (["prune", "--snr"], None, "no input checkpoint"),
+    (["train"], "", "empty stdin"),
+    (["train", "--task", "nope"], None, "unknown task 'nope': choose one of fashion_mnist"),
+    (["train", "--task", "cartpole", "--strategy", "cma"], None, "unknown strategy 'cma': choose one of pgpe"),
+    (["prune", "--snr", "--rate", "1.5", "{snes}"], None, "--rate must be in (0, 1)"),
+    (["prune", "--snr", "--rate", "0", "{snes}"], None, "--rate must be in (0, 1)"),
+    (["prune", "--snr", "{open_es}"], None, "use --magnitude"),
+    (["prune", "{snes}"], None, "exactly one of"),
+    (["prune", "--snr", "--random", "{snes}"], None, "exactly one of"),
+    (["prune", "--snr", "--out", "{snes}", "{snes}"], None, "different settings"),
+    (["train", "{snes}"], None, "already trained"),
+    (["prune", "--snr"], "{ticket}", "is a ticket"),
+    (["train", "--task", "cartpole", "--population", "7", "--strategy", "pgpe"], None, "must be even"),
+    (["train", "--task", "cartpole", "--generations", "0"], None, "must be positive"),
+    (["train", "--task", "fashion_mnist", "--data-dir", "/nonexistent"], None, "does not exist"),
+    (["prune", "--magnitude", "--exclude", "conv9", "{snes}"], None, "unknown layers"),
+    (["train", "--task", "cartpole", "--preset", "huge"], None, "unknown preset"),
+]
+
+
+@pytest.mark.parametrize("args, stdin, message", BAD)
+def test_bad_input_one_line_exit_2_nothing_written(cli, trained, tmp_path: Path, args, stdin, message) -> None:
+    fill = {"tmp": str(tmp_path), **{k: str(v) for k, v in trained.items()}}
+    args = [a.format(**fill) for a in args]
+    stdin = None if stdin is None else stdin.format(**fill)
+    before = {p: p.stat().st_mtime_ns for p in Path(fill["snes"]).parent.rglob("*")}
+    runs = Path(__import__("os").environ["ESLT_HOME"])
+    code, out, err = cli(*args, stdin=stdin)
+    assert code == 2, err
+    assert out == ""
+    assert message in err
+    assert len(err.strip().splitlines()) <= 2 and "Traceback" not in err
+    assert {p: p.stat().st_mtime_ns for p in Path(fill["snes"]).parent.rglob("*")} == before
+    assert not runs.exists() or not any(runs.rglob("_CHECKPOINT_METADATA"))
+
+
+def test_debug_shows_the_traceback(cli) -> None:
+    with pytest.raises(Exception, match="no such checkpoint"):
+        cli("--debug", "prune", "--snr", "/nonexistent/ckpt")

@@ -1,0 +1,119 @@
+"""Pruning against an independent numpy computation on a small hand-made pytree."""
+
+import jax
+import numpy as np
+import pytest
+
+from eslt_cli import pruning
+from eslt_cli.errors import BadInput
+
+
+def tree(seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    return {
+        "conv0": {"kernel": rng.normal(size=(3, 3, 1, 2)).astype(np.float32), "bias": rng.normal(size=2).astype(np.float32)},
+        "dense": {"kernel": rng.normal(size=(4, 3)).astype(np.float32), "bias": rng.normal(size=3).astype(np.float32)},
+    }
+
+
+def ones(t: dict) -> dict:
+    return jax.tree.map(lambda a: np.ones(a.shape, np.uint8), t)
+
+
+def reference_keep(scores: dict, mask: dict, n_keep: int) -> np.ndarray:
+    """Independent computation: rank live kernel entries by (score, flat position)."""
+    flat_s = np.concatenate([scores[l]["kernel"].ravel() for l in ("conv0", "dense")])
+    flat_m = np.concatenate([mask[l]["kernel"].ravel() for l in ("conv0", "dense")]).astype(bool)
+    live = [i for i in range(flat_s.size) if flat_m[i]]
+    ranked = sorted(live, key=lambda i: (flat_s[i], i))
+    keep = np.zeros(flat_s.size, bool)
+    keep[ranked[len(ranked) - n_keep:]] = True
+    return keep
+
+
+def flat_kernels(mask: dict) -> np.ndarray:
+    return np.concatenate([mask[l]["kernel"].ravel() for l in ("conv0", "dense")]).astype(bool)
+
+
+def test_magnitude_matches_reference_and_leaves_biases() -> None:
+    mean, mask = tree(1), ones(tree())
+    new = pruning.prune(jax.random.PRNGKey(0), "magnitude", mean, None, mask, keep=0.8)
+    n_total = 18 + 12
+    expected = reference_keep(jax.tree.map(np.abs, mean), mask, round(0.8 * n_total))
+    np.testing.assert_array_equal(flat_kernels(new), expected)
+    assert flat_kernels(new).sum() == 24
+    for layer in ("conv0", "dense"):
+        np.testing.assert_array_equal(new[layer]["bias"], 1)
+        assert new[layer]["kernel"].dtype == np.uint8
+
+
+def test_snr_matches_reference_and_differs_from_magnitude() -> None:
+    mean, mask = tree(1), ones(tree())
+    std = jax.tree.map(lambda a: np.abs(a) ** 2 + 0.1, tree(2))
+    new = pruning.prune(jax.random.PRNGKey(0), "snr", mean, std, mask, keep=0.8)
+    snr = jax.tree.map(lambda m, s: np.abs(m) / s, mean, std)
+    np.testing.assert_array_equal(flat_kernels(new), reference_keep(snr, mask, 24))
+    mag = pruning.prune(jax.random.PRNGKey(0), "magnitude", mean, None, mask, keep=0.8)
+    assert not np.array_equal(flat_kernels(new), flat_kernels(mag))
+
+
+def test_only_live_weights_are_candidates_and_ties_break_by_position() -> None:
+    mean = jax.tree.map(np.ones_like, tree())  # all scores tie
+    mask = ones(tree())
+    mask["conv0"]["kernel"].ravel()[:5] = 0  # already pruned
+    new = pruning.prune(jax.random.PRNGKey(0), "magnitude", mean, None, mask, keep=0.5)
+    keep = flat_kernels(new)
+    assert keep.sum() == 15
+    assert not keep[:5].any()  # pruned weights stay pruned
+    # Ties: lowest positions among the live ones go first.
+    np.testing.assert_array_equal(keep, np.arange(30) >= 15)
+
+
+def test_iterated_levels_follow_one_minus_point_eight_to_the_k() -> None:
+    rng = np.random.default_rng(0)
+    big = {"a": {"kernel": rng.normal(size=(37, 29)), "bias": np.zeros(29)}, "b": {"kernel": rng.normal(size=(29, 7))}}
+    mask, keep = ones(big), 1.0
+    n0 = 37 * 29 + 29 * 7
+    for level in range(1, 11):
+        keep *= 0.8
+        before = int(sum(mask[l]["kernel"].sum() for l in mask))
+        mask = pruning.prune(jax.random.PRNGKey(level), "random", big, None, mask, keep)
+        flat_alive = int(sum(mask[l]["kernel"].sum() for l in mask))
+        assert abs(flat_alive - n0 * 0.8**level) <= 1
+        assert abs((before - flat_alive) - 0.2 * before) <= 1
+        assert pruning.sparsity(mask)["global"] == pytest.approx(1 - flat_alive / n0)
+    np.testing.assert_array_equal(mask["a"]["bias"], 1)
+
+
+def test_random_is_sparsity_matched_and_seeded() -> None:
+    mean, mask = tree(1), ones(tree())
+    a = pruning.prune(jax.random.PRNGKey(1), "random", mean, None, mask, keep=0.8)
+    b = pruning.prune(jax.random.PRNGKey(1), "random", mean, None, mask, keep=0.8)
+    c = pruning.prune(jax.random.PRNGKey(2), "random", mean, None, mask, keep=0.8)
+    assert flat_kernels(a).sum() == 24
+    np.testing.assert_array_equal(flat_kernels(a), flat_kernels(b))
+    assert not np.array_equal(flat_kernels(a), flat_kernels(c))
+
+
+def test_exclude_leaves_a_layer_dense() -> None:
+    mean, mask = tree(1), ones(tree())
+    new = pruning.prune(jax.random.PRNGKey(0), "magnitude", mean, None, mask, keep=0.5, exclude=["dense"])
+    np.testing.assert_array_equal(new["dense"]["kernel"], 1)
+    assert new["conv0"]["kernel"].sum() == 9
+    with pytest.raises(BadInput, match="unknown layers"):
+        pruning.prune(jax.random.PRNGKey(0), "magnitude", mean, None, mask, keep=0.5, exclude=["nope"])
+
+
+def test_sparsity_reports_layers() -> None:
+    mask = ones(tree())
+    mask["dense"]["kernel"][0] = 0
+    sp = pruning.sparsity(mask)
+    assert sp["layers"]["dense"] == {"remaining": 9, "total": 12, "sparsity": 0.25}
+    assert sp["remaining"] == 27 and sp["total"] == 30
+
+
+def test_bad_requests() -> None:
+    with pytest.raises(BadInput, match="unknown pruning criterion"):
+        pruning.get_pruner("nope")
+    with pytest.raises(BadInput, match="search std"):
+        pruning.prune(jax.random.PRNGKey(0), "snr", tree(), None, ones(tree()), keep=0.8)
