@@ -64,7 +64,9 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
 
 def eslt(*args: str, stdin: str = "", check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run the installed ``eslt`` console script in a real subprocess."""
-    proc = subprocess.run(["eslt", *args], input=stdin, capture_output=True, text=True, timeout=600)
+    # The console script beside this interpreter: works without an activated venv.
+    script = Path(sys.executable).parent / "eslt"
+    proc = subprocess.run([str(script), *args], input=stdin, capture_output=True, text=True, timeout=600)
     if check and proc.returncode != 0:
         raise AssertionError(f"eslt {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
     return proc

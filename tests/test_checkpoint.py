@@ -21,7 +21,7 @@ def state() -> dict:
     return {"init": init, "mask": mask}
 
 
-META = {"kind": "ticket", "level": 1, "task": {"name": "mnist"}}
+META = {"kind": "ticket", "level": 1, "task": {"name": "mnist"}, "sparsity": {"global": 0.5}}
 
 
 def test_round_trip(tmp_path: Path) -> None:

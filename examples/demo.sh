@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Offline demo of iterative SNR pruning (Algorithm 1) on real Fashion-MNIST, CPU settings.
+# Installs eslt into ./.venv and Debian's Fashion-MNIST IDX files if they are missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -d /usr/share/datasets/fashion-mnist ]; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq dataset-fashion-mnist
+fi
+[ -x .venv/bin/eslt ] || { python3 -m venv .venv && .venv/bin/pip install -q -e .; }
+export PATH="$PWD/.venv/bin:$PATH"
+levels=${LEVELS:-2}
+
+ckpt=$(eslt train --task fashion_mnist --strategy snes --seed 0)
+for level in $(seq 1 "$levels"); do
+  ckpt=$(eslt prune --snr "$ckpt" | eslt train)
+done
+echo "$ckpt"
