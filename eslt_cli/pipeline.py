@@ -23,7 +23,7 @@ from eslt_cli import checkpoint, pruning, strategies
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput
 from eslt_cli.specs import ModelSpec, TaskSpec, TrainerSpec, from_json, to_json
-from eslt_cli.tasks import build_task, canonical_task, get_entry
+from eslt_cli.tasks import Task, build_task, canonical_task, get_entry
 
 PRESETS = ("cpu", "paper")
 TASK_FIELDS = {f.name for f in dataclasses.fields(TaskSpec)} - {"name"}
@@ -54,6 +54,24 @@ class TrainPlan:
             "seed": self.seed,
             "parent": None if self.parent is None else str(self.parent.path.resolve()),
         }
+
+
+def run_keys(seed: int, level: int) -> tuple[jax.Array, jax.Array]:
+    """The level-0 init key and the training key of ``level`` for a run seeded ``seed``."""
+    init_key, train_key = jax.random.split(jax.random.PRNGKey(seed))
+    return init_key, jax.random.fold_in(train_key, level)
+
+
+def eval_key(meta: dict[str, Any]) -> jax.Array:
+    """The key a checkpoint's test metrics were computed with: re-evaluations reproduce them."""
+    from eslt_cli.trainers.es import split_key
+
+    return split_key(run_keys(int(meta["seed"]), int(meta["level"]))[1])[2]
+
+
+def task_of(meta: dict[str, Any]) -> Task:
+    """The task (data or environment, model) a checkpoint was made for."""
+    return build_task(from_json(TaskSpec, meta["task"]), from_json(ModelSpec, meta["model"]))
 
 
 def run_folder(root: Path, task: str, strategy: str, seed: int) -> Path:
@@ -176,16 +194,16 @@ def run_train(plan: TrainPlan, force: bool = False, on_progress: Callable[..., N
     from eslt_cli.trainers import es
 
     task = build_task(plan.task, plan.model)
-    init_key, train_key = jax.random.split(jax.random.PRNGKey(plan.seed))
+    init_key, train_key = run_keys(plan.seed, plan.level)
     if plan.parent is None:
         init = jax.tree.map(np.asarray, task.init_params(init_key))
         mask = jax.tree.map(lambda a: np.ones(np.shape(a), np.uint8), init)
     else:
         init, mask = plan.parent.state["init"], plan.parent.state["mask"]
-        if jax.tree.structure(init) != jax.tree.structure(task.init_params(init_key)):
+        if jax.tree.structure(init) != jax.tree.structure(jax.eval_shape(task.init_params, init_key)):
             raise BadInput(f"{plan.parent.path}: its network does not fit task {plan.task.name}")
     start = time.perf_counter()
-    result = es.train(task, plan.trainer, init, mask, jax.random.fold_in(train_key, plan.level), on_progress)
+    result = es.train(task, plan.trainer, init, mask, train_key, on_progress)
     seconds = time.perf_counter() - start
     meta = {
         "kind": "trained",

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from conftest import TINY_CONTROL, TINY_VISION, eslt, needs_fashion
-from eslt_cli import checkpoint
+from eslt_cli import checkpoint, pipeline
 
 
 def pipe(task_args: list[str]) -> tuple[Path, Path, Path]:
@@ -40,7 +40,11 @@ def test_pipe_pendulum(tmp_path: Path) -> None:
     assert paths[0] == Path.cwd() / "eslt-runs" / "pendulum-snes-seed0" / "L00-trained" or paths[0].name == "L00-trained"
     check_lineage(*paths)
     assert paths[1].name == "L01-snr" and paths[2].name == "L01-snr-trained"
-    assert checkpoint.read_meta(paths[2])["metric"] == "return"
+    trained = checkpoint.load(paths[2])
+    assert trained.meta["metric"] == "return"
+    # Re-evaluating the final mean with the checkpoint's evaluation key reproduces its test return.
+    again = pipeline.task_of(trained.meta).evaluate(trained.state["mean"], pipeline.eval_key(trained.meta))
+    assert float(again["metric"]) == pytest.approx(trained.meta["metrics"]["final"]["metric"], rel=1e-5)
 
 
 @needs_fashion

@@ -81,6 +81,12 @@ def _programs(task: Task, spec: TrainerSpec, view: SparseView) -> tuple[Any, Any
     return es, es_params, chunk, evaluate
 
 
+def split_key(key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The ES-init, search and test-evaluation keys that :func:`train` derives from ``key``."""
+    k_init, k_train, k_eval = split_key(key)
+    return k_init, k_train, k_eval
+
+
 def train(
     task: Task,
     spec: TrainerSpec,
@@ -95,7 +101,7 @@ def train(
     # Cache key: the chunk code does not depend on the number of generations.
     es, es_params, chunk, evaluate = _programs(task, dataclasses.replace(spec, generations=0), view)
     idx = jnp.asarray(view.idx)
-    k_init, k_train, k_eval = jax.random.split(key, 3)
+    k_init, k_train, k_eval = split_key(key)
     x0 = view.encode(init)
     # evosax leaves some leaves weakly typed at init; strong types keep the chunk
     # from compiling a second time after its first call.
