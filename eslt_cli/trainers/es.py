@@ -83,7 +83,7 @@ def _programs(task: Task, spec: TrainerSpec, view: SparseView) -> tuple[Any, Any
 
 def split_key(key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """The ES-init, search and test-evaluation keys that :func:`train` derives from ``key``."""
-    k_init, k_train, k_eval = split_key(key)
+    k_init, k_train, k_eval = jax.random.split(key, 3)
     return k_init, k_train, k_eval
 
 
