@@ -6,6 +6,7 @@ import pytest
 
 from conftest import TINY_CONTROL, TINY_VISION, eslt, needs_fashion
 from eslt_cli import checkpoint, pipeline
+from eslt_cli.tasks.base import evaluate
 
 
 def pipe(task_args: list[str]) -> tuple[Path, Path, Path]:
@@ -43,8 +44,8 @@ def test_pipe_pendulum(tmp_path: Path) -> None:
     trained = checkpoint.load(paths[2])
     assert trained.meta["metric"] == "return"
     # Re-evaluating the final mean with the checkpoint's evaluation key reproduces its test return.
-    again = pipeline.task_of(trained.meta).evaluate(trained.state["mean"], pipeline.eval_key(trained.meta))
-    assert float(again["metric"]) == pytest.approx(trained.meta["metrics"]["final"]["metric"], rel=1e-5)
+    again = evaluate(pipeline.task_of(trained.meta), trained.state["mean"], pipeline.eval_key(trained.meta))
+    assert again["metric"] == pytest.approx(trained.meta["metrics"]["final"]["metric"], rel=1e-5)
 
 
 @needs_fashion

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -10,24 +11,38 @@ import jax
 from eslt_cli.specs import ModelSpec, TaskSpec
 
 Params = Any  # a flax parameter pytree (dict of layers of kernel/bias arrays)
+Arrays = dict[str, jax.Array]  # a task's data, passed to jitted code as arguments
 
 
 class Task(Protocol):
     """A task: a model, a training objective and a test metric.
 
-    ``member_fitness(key)`` draws what one generation shares (a training batch,
-    episode keys) and returns a per-member fitness function, lower is better, to
-    be traced inside the trainer's jitted generation step. ``evaluate`` reports
-    the test ``metric`` (higher is better) and a test ``loss``.
+    ``member_fitness(arrays, key)`` draws what one generation shares (a
+    training batch, episode keys) and returns a per-member fitness function,
+    lower is better, to be traced inside the trainer's jitted generation step.
+    ``evaluate`` reports the test ``metric`` (higher is better) and a test
+    ``loss``. Data lives in ``arrays`` and is passed to jitted code as an
+    argument: closed over, JAX would bake it into the program as constants.
     """
 
     spec: TaskSpec
     model_spec: ModelSpec
     metric: str  # "accuracy" | "return"
     member_batch: int | None  # members evaluated at once by lax.map (None: all, i.e. vmap)
+    arrays: Arrays
 
     def init_params(self, key: jax.Array) -> Params: ...
 
-    def member_fitness(self, key: jax.Array) -> Callable[[Params], jax.Array]: ...
+    def member_fitness(self, arrays: Arrays, key: jax.Array) -> Callable[[Params], jax.Array]: ...
 
-    def evaluate(self, params: Params, key: jax.Array) -> dict[str, jax.Array]: ...
+    def evaluate(self, arrays: Arrays, params: Params, key: jax.Array) -> dict[str, jax.Array]: ...
+
+
+@functools.lru_cache(maxsize=16)
+def _jitted_evaluate(task: Task) -> Callable[..., dict[str, jax.Array]]:
+    return jax.jit(task.evaluate)
+
+
+def evaluate(task: Task, params: Params, key: jax.Array) -> dict[str, float]:
+    """Test metric and loss of ``params`` on ``task``, jitted once per task."""
+    return {k: float(v) for k, v in _jitted_evaluate(task)(task.arrays, params, key).items()}

@@ -17,7 +17,7 @@ import numpy as np
 
 from eslt_cli.models import MLP
 from eslt_cli.specs import ModelSpec, TaskSpec
-from eslt_cli.tasks.base import Params
+from eslt_cli.tasks.base import Arrays, Params
 
 
 class GymnaxTask:
@@ -25,6 +25,7 @@ class GymnaxTask:
 
     metric = "return"
     member_batch = None
+    arrays: Arrays = {}  # environments are code; nothing to pass
 
     def __init__(self, spec: TaskSpec, model_spec: ModelSpec, env_id: str, env_params: dict[str, Any] | None = None):
         self.spec, self.model_spec = spec, model_spec
@@ -73,10 +74,10 @@ class GymnaxTask:
     def returns(self, params: Params, key: jax.Array, episodes: int) -> jax.Array:
         return jax.vmap(self.episode_return, in_axes=(None, 0))(params, jax.random.split(key, episodes))
 
-    def member_fitness(self, key: jax.Array) -> Callable[[Params], jax.Array]:
+    def member_fitness(self, arrays: Arrays, key: jax.Array) -> Callable[[Params], jax.Array]:
         # Common random numbers: every member sees the same episodes in a generation.
         return lambda params: -self.returns(params, key, self.spec.train_episodes or 8).mean()
 
-    def evaluate(self, params: Params, key: jax.Array) -> dict[str, jax.Array]:
+    def evaluate(self, arrays: Arrays, params: Params, key: jax.Array) -> dict[str, jax.Array]:
         ret = self.returns(params, key, self.spec.test_episodes or 16).mean()
         return {"metric": ret, "loss": -ret}

@@ -24,7 +24,7 @@ from eslt_cli import strategies
 from eslt_cli.errors import RunFailed
 from eslt_cli.sparse import SparseView
 from eslt_cli.specs import TrainerSpec
-from eslt_cli.tasks.base import Params, Task
+from eslt_cli.tasks.base import Arrays, Params, Task
 
 
 @dataclass(frozen=True)
@@ -60,23 +60,21 @@ def _programs(task: Task, spec: TrainerSpec, view: SparseView) -> tuple[Any, Any
     es, es_params = strategies.build(spec, jnp.zeros(view.nnz, jnp.float32))
     batch = task.member_batch or spec.population
 
-    def generation(carry: tuple[Any, jax.Array], key: jax.Array) -> tuple[tuple[Any, jax.Array], jax.Array]:
-        state, idx = carry
-        k_ask, k_fit, k_tell = jax.random.split(key, 3)
-        population, state = es.ask(k_ask, state, es_params)
-        member = task.member_fitness(k_fit)
-        fitness = jax.lax.map(lambda x: member(view.decode(x, idx)), population, batch_size=batch)
-        state, _ = es.tell(k_tell, population, fitness, state, es_params)
-        return (state, idx), jnp.stack([fitness.mean(), fitness.min()])
+    @jax.jit
+    def chunk(state: Any, idx: jax.Array, keys: jax.Array, arrays: Arrays) -> tuple[Any, jax.Array]:
+        def generation(state: Any, key: jax.Array) -> tuple[Any, jax.Array]:
+            k_ask, k_fit, k_tell = jax.random.split(key, 3)
+            population, state = es.ask(k_ask, state, es_params)
+            member = task.member_fitness(arrays, k_fit)
+            fitness = jax.lax.map(lambda x: member(view.decode(x, idx)), population, batch_size=batch)
+            state, _ = es.tell(k_tell, population, fitness, state, es_params)
+            return state, jnp.stack([fitness.mean(), fitness.min()])
+
+        return jax.lax.scan(generation, state, keys)
 
     @jax.jit
-    def chunk(state: Any, idx: jax.Array, keys: jax.Array) -> tuple[Any, jax.Array]:
-        (state, _), stats = jax.lax.scan(generation, (state, idx), keys)
-        return state, stats
-
-    @jax.jit
-    def evaluate(x: jax.Array, idx: jax.Array, key: jax.Array) -> dict[str, jax.Array]:
-        return task.evaluate(view.decode(x, idx), key)
+    def evaluate(x: jax.Array, idx: jax.Array, key: jax.Array, arrays: Arrays) -> dict[str, jax.Array]:
+        return task.evaluate(arrays, view.decode(x, idx), key)
 
     return es, es_params, chunk, evaluate
 
@@ -115,8 +113,8 @@ def train(
         n = min(spec.eval_every, spec.generations - done)
         keys = jax.random.split(jax.random.fold_in(k_train, done), n)
         start = time.perf_counter()
-        state, chunk_stats = chunk(state, idx, keys)
-        metrics = {k: float(v) for k, v in evaluate(state.mean, idx, k_eval).items()}
+        state, chunk_stats = chunk(state, idx, keys, task.arrays)
+        metrics = {k: float(v) for k, v in evaluate(state.mean, idx, k_eval, task.arrays).items()}
         chunk_stats = np.asarray(chunk_stats)
         elapsed = time.perf_counter() - start
         done += n
