@@ -1,7 +1,7 @@
 """Time eslt's ES generation loop against a plain evosax loop on the same problem.
 
 eslt side: the real trainer code. ``eslt_cli.trainers.es._programs`` gives the
-jitted ``chunk(state, idx, keys)`` that runs ``len(keys)`` generations in one
+jitted ``chunk(state, idx, keys, arrays)`` that runs ``len(keys)`` generations in one
 ``lax.scan``; it is called once to compile (and warm up), then a second call of
 G generations is timed. The task, model and trainer settings come from
 ``eslt_cli.pipeline.plan_train`` exactly as ``eslt train`` settles them (CPU
@@ -120,7 +120,7 @@ def prepare_eslt(task: Any, plan: pipeline.TrainPlan, init: Any, key: jax.Array,
 
     log(f"eslt: compiling + warm-up chunk of {generations} generations")
     t0 = time.perf_counter()
-    state, stats = chunk(state, idx, jax.random.split(k_warm, generations))
+    state, stats = chunk(state, idx, jax.random.split(k_warm, generations), task.arrays)
     jax.block_until_ready((state, stats))
     warm_s = time.perf_counter() - t0
     log(f"eslt: compile + warm-up chunk took {warm_s:.1f} s")
@@ -132,7 +132,7 @@ def prepare_eslt(task: Any, plan: pipeline.TrainPlan, init: Any, key: jax.Array,
         keys = jax.random.split(k, generations)
         compiles = COMPILES.count
         t0 = time.perf_counter()
-        state, stats = chunk(carry["state"], idx, keys)
+        state, stats = chunk(carry["state"], idx, keys, task.arrays)
         jax.block_until_ready((state, stats))
         seconds = time.perf_counter() - t0
         carry["state"] = state
@@ -178,7 +178,7 @@ def reference_evaluate(case: str, task: Any, plan: pipeline.TrainPlan, map_mode:
         return jax.lax.map(lambda p: member_loss(p, images, labels), population, batch_size=map_batch)
 
     # The same uint8 training images eslt's task holds on the device, passed as arguments.
-    return lambda population, key: evaluate_vision(population, key, task.x_train, task.y_train)
+    return lambda population, key: evaluate_vision(population, key, task.arrays["x_train"], task.arrays["y_train"])
 
 
 def prepare_reference(case: str, task: Any, plan: pipeline.TrainPlan, init: Any, key: jax.Array, generations: int,

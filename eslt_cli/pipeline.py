@@ -299,6 +299,7 @@ def run_prune(plan: PrunePlan, force: bool = False) -> Path:
     mean = parent.state["mean" if plan.source == "final" else "best"]
     mask = pruning.prune(key, plan.criterion, mean, parent.state.get("std"), parent.state["mask"], keep, plan.exclude)
     can_prune = pruning.prunable(mask)
+    std = parent.state.get("std")
     meta = {
         "kind": "ticket",
         **{k: parent.meta[k] for k in ("task", "model", "trainer", "metric")},
@@ -314,6 +315,8 @@ def run_prune(plan: PrunePlan, force: bool = False) -> Path:
             "keep": keep,
             "seed": plan.seed,
         },
+        # |mean| vs SNR of the scored weights before pruning (Figure 7); None without a std.
+        "snr_stats": None if std is None else pruning.snr_correlation(mean, std, parent.state["mask"]),
         "parent": str(parent.path.resolve()),
         "lineage": _lineage(parent),
         "fingerprint": plan.fingerprint,

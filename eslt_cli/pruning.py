@@ -130,6 +130,26 @@ def sparsity(mask: Params, can_prune: Params | None = None) -> dict[str, Any]:
     return {"global": 1.0 - alive / total if total else 0.0, "remaining": alive, "total": total, "layers": per_layer}
 
 
+def snr_correlation(mean: Params, std: Params, mask: Params) -> dict[str, float]:
+    """Pearson and Spearman correlation of |mean| and SNR over the live kernel weights (Figure 7)."""
+    from scipy import stats
+
+    can_prune = prunable(mask)
+    pick = lambda tree: np.concatenate(  # noqa: E731
+        [np.ravel(t)[np.ravel(m).astype(bool)] for t, m, p in
+         zip(jax.tree.leaves(tree), jax.tree.leaves(mask), jax.tree.leaves(can_prune)) if p]
+    )  # fmt: skip
+    magnitude = np.abs(pick(mean)).astype(np.float64)
+    snr = magnitude / np.maximum(pick(std).astype(np.float64), 1e-30)
+    if magnitude.size < 2 or np.ptp(magnitude) == 0 or np.ptp(snr) == 0:
+        return {"pearson": float("nan"), "spearman": float("nan"), "n": int(magnitude.size)}
+    return {
+        "pearson": float(stats.pearsonr(magnitude, snr)[0]),
+        "spearman": float(stats.spearmanr(magnitude, snr)[0]),
+        "n": int(magnitude.size),
+    }
+
+
 def prune(
     key: np.ndarray,
     criterion: str,

@@ -117,3 +117,12 @@ def test_bad_requests() -> None:
         pruning.get_pruner("nope")
     with pytest.raises(BadInput, match="search std"):
         pruning.prune(jax.random.PRNGKey(0), "snr", tree(), None, ones(tree()), keep=0.8)
+
+
+def test_snr_correlation_on_live_kernels() -> None:
+    mean = {"l": {"kernel": np.array([1.0, -2.0, 3.0, 4.0]), "bias": np.array([100.0])}}
+    std = {"l": {"kernel": np.array([1.0, 1.0, 1.0, 9.0]), "bias": np.array([1.0])}}
+    mask = {"l": {"kernel": np.array([1, 1, 1, 0], np.uint8), "bias": np.ones(1, np.uint8)}}
+    stats = pruning.snr_correlation(mean, std, mask)  # live: |mean| = snr = 1, 2, 3
+    assert stats["n"] == 3
+    assert stats["pearson"] == pytest.approx(1.0) and stats["spearman"] == pytest.approx(1.0)
