@@ -1,0 +1,159 @@
+"""Linear mode connectivity (Frankle et al., 2020) between two trained checkpoints.
+
+The network θ(α) = (1 − α)·θA + α·θB is evaluated on the test split for α on
+a grid over [0, 1]. The stored (masked) weights are interpolated as they are,
+so with different masks the intermediate networks are denser than either end.
+The error is 1 − accuracy for vision tasks and −return for control tasks, and
+
+    barrier = max_α  err(α) − [(1 − α)·err(0) + α·err(1)],
+
+the largest rise of the error above the straight line between the endpoints:
+0 for a linearly connected pair, positive when a ridge separates them.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import numpy as np
+
+from eslt_cli.checkpoint import Checkpoint
+from eslt_cli.errors import BadInput
+from eslt_cli.tasks.base import Arrays, Params, Task
+
+WHICH = {"final": "mean", "best": "best"}
+
+
+def trained_params(ckpt: Checkpoint, which: str = "final") -> Params:
+    """The trained weights of ``ckpt``: its final ES mean or its best test-scoring mean."""
+    if which not in WHICH:
+        raise BadInput(f"--which must be final or best, got {which!r}")
+    if ckpt.kind != "trained":
+        raise BadInput(f"{ckpt.path}: is a ticket; analyses need a trained checkpoint (`eslt train {ckpt.path}`)")
+    return ckpt.state[WHICH[which]]
+
+
+def check_compatible(a: Checkpoint, b: Checkpoint) -> None:
+    """Refuse two checkpoints of different tasks or architectures (tree structure, shapes)."""
+    ta, tb = a.meta["task"]["name"], b.meta["task"]["name"]
+    if ta != tb:
+        raise BadInput(f"{a.path} is a {ta} checkpoint but {b.path} is {tb}: compare checkpoints of one task")
+    sa, sb = a.state["init"], b.state["init"]
+    same = jax.tree.structure(sa) == jax.tree.structure(sb) and all(
+        np.shape(x) == np.shape(y) for x, y in zip(jax.tree.leaves(sa), jax.tree.leaves(sb))
+    )
+    if not same or a.meta.get("model") != b.meta.get("model"):
+        raise BadInput(f"{a.path} and {b.path} have different network architectures: compare one architecture")
+
+
+def error_of(metric: str) -> str:
+    """What the error is computed from: ``accuracy`` (1 − acc) or ``return`` (−return)."""
+    if metric not in ("accuracy", "return"):
+        raise BadInput(f"unknown metric {metric!r}: expected accuracy or return")
+    return metric
+
+
+def to_error(metric_values: np.ndarray, metric: str) -> np.ndarray:
+    """Lower-is-better error of test metric values: 1 − accuracy, or −return."""
+    values = np.asarray(metric_values, np.float64)
+    return 1.0 - values if error_of(metric) == "accuracy" else -values
+
+
+def barrier(alpha: Sequence[float], error: Sequence[float]) -> float:
+    """max over α of err(α) − [(1 − α)·err(0) + α·err(1)] (α ascending from 0 to 1)."""
+    a, e = np.asarray(alpha, np.float64), np.asarray(error, np.float64)
+    line = (1.0 - a) * e[0] + a * e[-1]
+    return float(np.max(e - line))
+
+
+def interpolate(a: Params, b: Params, alpha: np.ndarray) -> Params:
+    """The stacked networks (1 − α)·a + α·b, one per α along a new leading axis."""
+    alpha = np.asarray(alpha, np.float32)
+
+    def mix(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        x, y = np.asarray(x, np.float32), np.asarray(y, np.float32)
+        w = alpha.reshape(-1, *([1] * x.ndim))
+        return (1.0 - w) * x[None] + w * y[None]
+
+    return jax.tree.map(mix, a, b)
+
+
+@functools.lru_cache(maxsize=16)
+def _jitted_points(task: Task) -> Callable[..., dict[str, jax.Array]]:
+    def run(arrays: Arrays, stacked: Params, key: jax.Array) -> dict[str, jax.Array]:
+        return jax.lax.map(lambda p: task.evaluate(arrays, p, key), stacked)
+
+    return jax.jit(run)
+
+
+def evaluate_points(task: Task, stacked: Params, key: jax.Array) -> dict[str, np.ndarray]:
+    """Test metric and loss of every network in ``stacked`` (leading axis), in one jitted call.
+
+    All networks share ``key`` (the same episodes for control tasks), and the
+    data is passed as an argument, not baked into the program.
+    """
+    out = _jitted_points(task)(task.arrays, stacked, key)
+    return {k: np.asarray(v, np.float64) for k, v in out.items()}
+
+
+@dataclass(frozen=True)
+class LmcResult:
+    alpha: np.ndarray
+    metric: np.ndarray
+    loss: np.ndarray
+    error: np.ndarray
+    error_of: str
+    barrier: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "alpha": [float(x) for x in self.alpha],
+            "error": [float(x) for x in self.error],
+            "loss": [float(x) for x in self.loss],
+            "metric": [float(x) for x in self.metric],
+            "error_of": self.error_of,
+            "barrier": self.barrier,
+        }
+
+
+def lmc(task: Task, a: Params, b: Params, key: jax.Array, points: int = 11) -> LmcResult:
+    """Evaluate the straight line from ``a`` to ``b`` at ``points`` α values and its barrier."""
+    if points < 2:
+        raise BadInput(f"--points must be at least 2 (the two endpoints), got {points}")
+    alpha = np.linspace(0.0, 1.0, points)
+    out = evaluate_points(task, interpolate(a, b, alpha), key)
+    error = to_error(out["metric"], task.metric)
+    return LmcResult(alpha, out["metric"], out["loss"], error, error_of(task.metric), barrier(alpha, error))
+
+
+def run_lmc(a: Checkpoint, b: Checkpoint, which: str = "final", points: int = 11) -> dict[str, Any]:
+    """LMC of two trained checkpoints of one task and architecture, as the JSON record.
+
+    Evaluated with A's task settings and A's evaluation key, so the α = 0 end
+    reproduces A's recorded test metric.
+    """
+    from eslt_cli import pipeline
+
+    pa, pb = trained_params(a, which), trained_params(b, which)
+    check_compatible(a, b)
+    if points < 2:
+        raise BadInput(f"--points must be at least 2 (the two endpoints), got {points}")
+    result = lmc(pipeline.task_of(a.meta), pa, pb, pipeline.eval_key(a.meta), points)
+    metas = (a.meta, b.meta)
+    return {
+        "kind": "lmc",
+        "a": str(a.path.resolve()),
+        "b": str(b.path.resolve()),
+        "which": which,
+        "task": a.meta["task"]["name"],
+        "levels": [m["level"] for m in metas],
+        "sparsity": [m["sparsity"]["global"] for m in metas],
+        "arms": [m.get("arm") for m in metas],
+        "strategies": [m["trainer"]["strategy"] for m in metas],
+        "seeds": [m["seed"] for m in metas],
+        **result.to_json(),
+    }

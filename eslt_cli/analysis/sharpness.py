@@ -1,0 +1,284 @@
+"""Sharpness of a trained network along filter-normalised random directions (Li et al., 2018).
+
+A direction ``d`` is a Gaussian draw with the shape of the network, rescaled
+so that every output filter of a conv kernel (the last axis of a HWIO kernel)
+and every output neuron of a dense kernel (a column of the ``(in, out)``
+kernel) has the norm of the corresponding filter or neuron of the reference
+weights. Directions are multiplied by the mask first, so pruned weights stay
+zero along them (and a fully pruned filter gets a zero direction). Biases get
+a zero direction: they are left where training put them, as Li et al. do for
+biases and batch-norm parameters.
+
+1D: the test loss L(θ + t·d) for t on a grid over [−r, r] per direction; a
+quadratic ``a t² + b t + c`` fitted per direction gives the curvature 2a (the
+second derivative at the checkpoint). 2D: L(θ + α·d1 + β·d2) on a grid.
+
+The reference weights for the normalisation are the checkpoint's own unless
+directions come from another checkpoint C0 (the paper's comparison across
+IMP levels): then C0's weights, masked by C's mask, set the norms.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from eslt_cli.checkpoint import Checkpoint
+from eslt_cli.errors import BadInput, RunFailed
+from eslt_cli.tasks.base import Params
+
+EPS = 1e-12
+
+
+def _is_kernel(path: tuple[Any, ...]) -> bool:
+    last = path[-1]
+    return getattr(last, "key", getattr(last, "name", None)) == "kernel"
+
+
+def normalize_direction(direction: Params, weights: Params, mask: Params) -> Params:
+    """Filter-/neuron-wise normalisation of ``direction`` to ``weights * mask``.
+
+    For every kernel, each slice along the last axis (a conv output filter or a
+    dense output neuron) of ``direction * mask`` is scaled to the norm of the
+    same slice of ``weights * mask``; biases (and other leaves) get zeros.
+    """
+
+    def norm_leaf(path: tuple[Any, ...], d: Any, w: Any, m: Any) -> np.ndarray:
+        d, w = np.asarray(d, np.float64), np.asarray(w, np.float64)
+        if not _is_kernel(path) or d.ndim < 2:
+            return np.zeros(d.shape, np.float32)
+        m = np.asarray(m, np.float64)
+        d, w = d * m, w * m
+        axes = tuple(range(d.ndim - 1))
+        d_norm = np.sqrt((d**2).sum(axes, keepdims=True))
+        w_norm = np.sqrt((w**2).sum(axes, keepdims=True))
+        scale = np.where(d_norm > EPS, w_norm / np.maximum(d_norm, EPS), 0.0)
+        return (d * scale).astype(np.float32)
+
+    return jax.tree_util.tree_map_with_path(norm_leaf, direction, weights, mask)
+
+
+def random_direction(key: jax.Array, weights: Params, mask: Params) -> Params:
+    """One Gaussian direction from ``key``, filter-normalised to ``weights * mask``."""
+    leaves, treedef = jax.tree.flatten(weights)
+    keys = jax.random.split(key, len(leaves))
+    raw = treedef.unflatten([np.asarray(jax.random.normal(k, np.shape(x)), np.float64) for k, x in zip(keys, leaves)])
+    return normalize_direction(raw, weights, mask)
+
+
+def directions(seed: int, n: int, weights: Params, mask: Params) -> list[Params]:
+    """``n`` normalised directions; direction i depends only on (seed, i), not on ``n``."""
+    if n < 1:
+        raise BadInput(f"--directions must be at least 1, got {n}")
+    base = jax.random.PRNGKey(seed)
+    return [random_direction(jax.random.fold_in(base, i), weights, mask) for i in range(n)]
+
+
+def check_same_architecture(a: Params, b: Params, what: str) -> None:
+    """Refuse ``b`` unless it has ``a``'s tree structure and shapes."""
+    if jax.tree.structure(a) != jax.tree.structure(b) or any(
+        np.shape(x) != np.shape(y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
+    ):
+        raise BadInput(f"{what}: has a different network architecture; take directions from the same architecture")
+
+
+def shifted(params: Params, dirs: Sequence[Params], coords: np.ndarray) -> Params:
+    """Stacked networks ``params + Σ_k coords[:, k]·dirs[k]`` (one per row of ``coords``)."""
+    coords = np.asarray(coords, np.float32)
+
+    def leaf(p: Any, *ds: Any) -> np.ndarray:
+        p = np.asarray(p, np.float32)
+        out = np.repeat(p[None], coords.shape[0], axis=0)
+        for k, d in enumerate(ds):
+            out = out + coords[:, k].reshape(-1, *([1] * p.ndim)) * np.asarray(d, np.float32)[None]
+        return out
+
+    return jax.tree.map(leaf, params, *dirs)
+
+
+def curvature(t: np.ndarray, losses: np.ndarray) -> np.ndarray:
+    """Second derivative 2a of a quadratic ``a t² + b t + c`` fitted to each row of ``losses``."""
+    t = np.asarray(t, np.float64)
+    losses = np.atleast_2d(np.asarray(losses, np.float64))
+    if not np.all(np.isfinite(losses)):
+        raise RunFailed("non-finite test loss along a direction: try a smaller --radius")
+    return np.array([2.0 * np.polyfit(t, row, 2)[0] for row in losses])
+
+
+Evaluator = Callable[[Params], dict[str, np.ndarray]]  # stacked networks -> {"metric", "loss"} per network
+
+
+@dataclass(frozen=True)
+class Profile:
+    """1D loss profiles along ``len(loss)`` directions and their fitted curvatures."""
+
+    t: np.ndarray
+    loss: np.ndarray  # (directions, points)
+    metric: np.ndarray  # (directions, points)
+    curvature: np.ndarray  # (directions,)
+
+    @property
+    def curvature_mean(self) -> float:
+        return float(np.mean(self.curvature))
+
+    @property
+    def curvature_std(self) -> float:
+        return float(np.std(self.curvature))
+
+
+def profile_1d(evaluate: Evaluator, params: Params, dirs: Sequence[Params], radius: float = 1.0, points: int = 21) -> Profile:
+    """Loss at ``params + t·d`` for t in ``linspace(-radius, radius, points)`` and each direction."""
+    if points < 3:
+        raise BadInput(f"--points must be at least 3 to fit a quadratic, got {points}")
+    if not radius > 0:
+        raise BadInput(f"--radius must be positive, got {radius}")
+    t = np.linspace(-radius, radius, points)
+    n = len(dirs)
+    coords = np.zeros((n * points, n), np.float64)
+    for k in range(n):
+        coords[k * points:(k + 1) * points, k] = t
+    out = evaluate(shifted(params, dirs, coords))
+    loss = np.asarray(out["loss"], np.float64).reshape(n, points)
+    metric = np.asarray(out["metric"], np.float64).reshape(n, points)
+    return Profile(t, loss, metric, curvature(t, loss))
+
+
+@dataclass(frozen=True)
+class Surface:
+    """Loss and metric on a 2D grid: ``loss[i, j]`` at ``params + alpha[i]·d1 + beta[j]·d2``."""
+
+    alpha: np.ndarray
+    beta: np.ndarray
+    loss: np.ndarray
+    metric: np.ndarray
+
+
+def surface_2d(evaluate: Evaluator, params: Params, d1: Params, d2: Params, radius: float = 1.0, grid: int = 11) -> Surface:
+    """The loss surface over ``[-radius, radius]²`` on a ``grid`` × ``grid`` lattice."""
+    if grid < 2:
+        raise BadInput(f"--grid must be at least 2, got {grid}")
+    if not radius > 0:
+        raise BadInput(f"--radius must be positive, got {radius}")
+    axis = np.linspace(-radius, radius, grid)
+    aa, bb = np.meshgrid(axis, axis, indexing="ij")
+    out = evaluate(shifted(params, [d1, d2], np.stack([aa.ravel(), bb.ravel()], 1)))
+    return Surface(axis, axis.copy(), np.asarray(out["loss"]).reshape(grid, grid), np.asarray(out["metric"]).reshape(grid, grid))
+
+
+def surface_path(checkpoint: Path, seed: int) -> Path:
+    """Default surface file: ``<folder-name>-surface-seed<seed>.npz`` beside (not inside) the checkpoint."""
+    checkpoint = Path(checkpoint).resolve()
+    return checkpoint.parent / f"{checkpoint.name}-surface-seed{seed}.npz"
+
+
+def check_writable(path: Path, force: bool) -> None:
+    """Refuse to overwrite ``path`` unless ``force`` (checked before any work)."""
+    if path.exists() and not force:
+        raise BadInput(f"{path} exists: pass --force to replace it, or --surface-out elsewhere")
+    if path.is_dir():
+        raise BadInput(f"{path} is a folder: give --surface-out a file name ending in .npz")
+
+
+def save_surface(path: Path, surface: Surface, **extra: Any) -> Path:
+    """Write ``surface`` as an ``.npz`` (alpha, beta, loss, metric, extras) atomically."""
+    path = Path(path).absolute()
+    tmp = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:8]}.npz"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(tmp, alpha=surface.alpha, beta=surface.beta, loss=surface.loss, metric=surface.metric,
+                 **{k: np.asarray(v) for k, v in extra.items()})  # fmt: skip
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise RunFailed(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def run_sharpness(
+    ckpt: Checkpoint,
+    which: str = "final",
+    radius: float = 1.0,
+    points: int = 21,
+    n_directions: int = 5,
+    seed: int = 0,
+    two_d: bool = False,
+    grid: int = 11,
+    surface_out: Path | None = None,
+    directions_from: Checkpoint | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Sharpness of the trained checkpoint ``ckpt``.
+
+    Directions are drawn from ``seed`` and normalised at ``directions_from``
+    (another checkpoint of the same architecture, masked by ``ckpt``'s mask)
+    or at ``ckpt`` itself. Returns the JSON record (see README, "Analyses");
+    with ``two_d`` the surface is also written to ``surface_out`` (default
+    :func:`surface_path`), refusing an existing file unless ``force``.
+    """
+    from eslt_cli import pipeline
+    from eslt_cli.analysis.lmc import evaluate_points, trained_params
+
+    params = trained_params(ckpt, which)
+    if n_directions < 1:
+        raise BadInput(f"--directions must be at least 1, got {n_directions}")
+    if points < 3:
+        raise BadInput(f"--points must be at least 3 to fit a quadratic, got {points}")
+    if not radius > 0:
+        raise BadInput(f"--radius must be positive, got {radius}")
+    out_path = None
+    if two_d:
+        if grid < 2:
+            raise BadInput(f"--grid must be at least 2, got {grid}")
+        out_path = Path(surface_out).absolute() if surface_out is not None else surface_path(ckpt.path, seed)
+        check_writable(out_path, force)
+    mask = ckpt.state["mask"]
+    reference = params
+    if directions_from is not None:
+        reference = trained_params(directions_from, which)
+        if directions_from.meta["task"]["name"] != ckpt.meta["task"]["name"]:
+            raise BadInput(f"{directions_from.path}: is a {directions_from.meta['task']['name']} checkpoint, "
+                           f"not {ckpt.meta['task']['name']}: take directions from the same task")  # fmt: skip
+        check_same_architecture(params, reference, str(directions_from.path))
+    dirs = directions(seed, max(n_directions, 2 if two_d else 1), reference, mask)
+    task = pipeline.task_of(ckpt.meta)
+    key = pipeline.eval_key(ckpt.meta)
+
+    def evaluate(stacked: Params) -> dict[str, np.ndarray]:
+        return evaluate_points(task, stacked, key)
+
+    prof = profile_1d(evaluate, params, dirs[:n_directions], radius, points)
+    if out_path is not None:
+        surf = surface_2d(evaluate, params, dirs[0], dirs[1], radius, grid)
+        save_surface(out_path, surf, checkpoint=str(ckpt.path.resolve()), seed=seed, radius=radius)
+    meta = ckpt.meta
+    return {
+        "kind": "sharpness",
+        "checkpoint": str(ckpt.path.resolve()),
+        "task": meta["task"]["name"],
+        "level": meta["level"],
+        "arm": meta.get("arm"),
+        "sparsity": meta["sparsity"]["global"],
+        "strategy": meta["trainer"]["strategy"],
+        "trainer": meta["trainer"],
+        "seed": meta["seed"],
+        "which": which,
+        "radius": radius,
+        "direction_seed": seed,
+        "t": [float(x) for x in prof.t],
+        "loss": prof.loss.tolist(),
+        "metric": prof.metric.tolist(),
+        "curvature": [float(x) for x in prof.curvature],
+        "curvature_mean": prof.curvature_mean,
+        "curvature_std": prof.curvature_std,
+        "directions_from": None if directions_from is None else str(directions_from.path.resolve()),
+        "surface": None if out_path is None else str(out_path),
+    }
