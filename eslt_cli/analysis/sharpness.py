@@ -133,21 +133,47 @@ class Profile:
         return float(np.std(self.curvature))
 
 
-def profile_1d(evaluate: Evaluator, params: Params, dirs: Sequence[Params], radius: float = 1.0, points: int = 21) -> Profile:
-    """Loss at ``params + t·d`` for t in ``linspace(-radius, radius, points)`` and each direction."""
+def line_coords(n: int, t: np.ndarray) -> np.ndarray:
+    """Coordinates (rows: networks, columns: directions) of t along each of ``n`` directions in turn."""
+    coords = np.zeros((n * len(t), n), np.float64)
+    for k in range(n):
+        coords[k * len(t):(k + 1) * len(t), k] = t
+    return coords
+
+
+def grid_coords(alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """Coordinates of the lattice ``alpha × beta`` (row-major, alpha first) along two directions."""
+    aa, bb = np.meshgrid(alpha, beta, indexing="ij")
+    return np.stack([aa.ravel(), bb.ravel()], 1)
+
+
+def _check_line(radius: float, points: int) -> np.ndarray:
     if points < 3:
         raise BadInput(f"--points must be at least 3 to fit a quadratic, got {points}")
     if not radius > 0:
         raise BadInput(f"--radius must be positive, got {radius}")
-    t = np.linspace(-radius, radius, points)
-    n = len(dirs)
-    coords = np.zeros((n * points, n), np.float64)
-    for k in range(n):
-        coords[k * points:(k + 1) * points, k] = t
-    out = evaluate(shifted(params, dirs, coords))
-    loss = np.asarray(out["loss"], np.float64).reshape(n, points)
-    metric = np.asarray(out["metric"], np.float64).reshape(n, points)
-    return Profile(t, loss, metric, curvature(t, loss))
+    return np.linspace(-radius, radius, points)
+
+
+def _check_grid(radius: float, grid: int) -> np.ndarray:
+    if grid < 2:
+        raise BadInput(f"--grid must be at least 2, got {grid}")
+    if not radius > 0:
+        raise BadInput(f"--radius must be positive, got {radius}")
+    return np.linspace(-radius, radius, grid)
+
+
+def profile_of(t: np.ndarray, loss: np.ndarray, metric: np.ndarray) -> Profile:
+    """A :class:`Profile` from losses and metrics laid out as :func:`line_coords` orders them."""
+    loss = np.asarray(loss, np.float64).reshape(-1, len(t))
+    return Profile(np.asarray(t), loss, np.asarray(metric, np.float64).reshape(loss.shape), curvature(t, loss))
+
+
+def profile_1d(evaluate: Evaluator, params: Params, dirs: Sequence[Params], radius: float = 1.0, points: int = 21) -> Profile:
+    """Loss at ``params + t·d`` for t in ``linspace(-radius, radius, points)`` and each direction."""
+    t = _check_line(radius, points)
+    out = evaluate(shifted(params, dirs, line_coords(len(dirs), t)))
+    return profile_of(t, out["loss"], out["metric"])
 
 
 @dataclass(frozen=True)
@@ -162,14 +188,10 @@ class Surface:
 
 def surface_2d(evaluate: Evaluator, params: Params, d1: Params, d2: Params, radius: float = 1.0, grid: int = 11) -> Surface:
     """The loss surface over ``[-radius, radius]²`` on a ``grid`` × ``grid`` lattice."""
-    if grid < 2:
-        raise BadInput(f"--grid must be at least 2, got {grid}")
-    if not radius > 0:
-        raise BadInput(f"--radius must be positive, got {radius}")
-    axis = np.linspace(-radius, radius, grid)
-    aa, bb = np.meshgrid(axis, axis, indexing="ij")
-    out = evaluate(shifted(params, [d1, d2], np.stack([aa.ravel(), bb.ravel()], 1)))
-    return Surface(axis, axis.copy(), np.asarray(out["loss"]).reshape(grid, grid), np.asarray(out["metric"]).reshape(grid, grid))
+    axis = _check_grid(radius, grid)
+    out = evaluate(shifted(params, [d1, d2], grid_coords(axis, axis)))
+    shape = (grid, grid)
+    return Surface(axis, axis.copy(), np.asarray(out["loss"]).reshape(shape), np.asarray(out["metric"]).reshape(shape))
 
 
 def surface_path(checkpoint: Path, seed: int) -> Path:
@@ -230,17 +252,12 @@ def run_sharpness(
     params = trained_params(ckpt, which)
     if n_directions < 1:
         raise BadInput(f"--directions must be at least 1, got {n_directions}")
-    if points < 3:
-        raise BadInput(f"--points must be at least 3 to fit a quadratic, got {points}")
-    if not radius > 0:
-        raise BadInput(f"--radius must be positive, got {radius}")
+    t = _check_line(radius, points)
     out_path = None
     if two_d:
-        if grid < 2:
-            raise BadInput(f"--grid must be at least 2, got {grid}")
+        axis = _check_grid(radius, grid)
         out_path = Path(surface_out).absolute() if surface_out is not None else surface_path(ckpt.path, seed)
         check_writable(out_path, force)
-    mask = ckpt.state["mask"]
     reference = params
     if directions_from is not None:
         reference = trained_params(directions_from, which)
@@ -248,16 +265,21 @@ def run_sharpness(
             raise BadInput(f"{directions_from.path}: is a {directions_from.meta['task']['name']} checkpoint, "
                            f"not {ckpt.meta['task']['name']}: take directions from the same task")  # fmt: skip
         check_same_architecture(params, reference, str(directions_from.path))
-    dirs = directions(seed, max(n_directions, 2 if two_d else 1), reference, mask)
+    n_all = max(n_directions, 2 if two_d else 1)
+    dirs = directions(seed, n_all, reference, ckpt.state["mask"])
+    # 1D lines and the 2D lattice in one stack: one compiled evaluation for both.
+    line = line_coords(n_directions, t)
+    coords = np.pad(line, ((0, 0), (0, n_all - n_directions)))
+    if two_d:
+        lattice = grid_coords(axis, axis)
+        coords = np.concatenate([coords, np.pad(lattice, ((0, 0), (0, n_all - 2)))])
     task = pipeline.task_of(ckpt.meta)
-    key = pipeline.eval_key(ckpt.meta)
-
-    def evaluate(stacked: Params) -> dict[str, np.ndarray]:
-        return evaluate_points(task, stacked, key)
-
-    prof = profile_1d(evaluate, params, dirs[:n_directions], radius, points)
+    out = evaluate_points(task, shifted(params, dirs, coords), pipeline.eval_key(ckpt.meta))
+    n_line = len(line)
+    prof = profile_of(t, out["loss"][:n_line], out["metric"][:n_line])
     if out_path is not None:
-        surf = surface_2d(evaluate, params, dirs[0], dirs[1], radius, grid)
+        shape = (grid, grid)
+        surf = Surface(axis, axis.copy(), out["loss"][n_line:].reshape(shape), out["metric"][n_line:].reshape(shape))
         save_surface(out_path, surf, checkpoint=str(ckpt.path.resolve()), seed=seed, radius=radius)
     meta = ckpt.meta
     return {

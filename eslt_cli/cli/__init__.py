@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from eslt_cli import __version__
-from eslt_cli.cli import common, prune, train
+from eslt_cli.cli import common, lmc, plot, prune, sharpness, show, train
 from eslt_cli.errors import EsltError
 
 app = typer.Typer(
@@ -52,6 +52,10 @@ def root(
 
 app.command("train", no_args_is_help=False)(train.train)
 app.command("prune")(prune.prune)
+app.command("plot")(plot.plot)
+app.command("show")(show.show)
+app.command("lmc")(lmc.lmc)
+app.command("sharpness")(sharpness.sharpness)
 
 
 def main() -> None:

@@ -1,0 +1,77 @@
+"""``eslt plot``: a figure from checkpoints, ``eslt lmc``/``eslt sharpness`` output or 2D surfaces."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from eslt_cli.cli import common
+
+HELP = """Draw a figure and print its path on stdout.
+
+KIND is one of:
+
+\b
+  sparsity   test metric vs remaining weights, a line per arm (mean ± std
+             over seeds), a panel per task       <- trained checkpoints
+  curves     population fitness and test metric vs generation
+                                                 <- trained checkpoints
+  layers     remaining weights per layer vs level <- checkpoints
+  snr        |mean|-SNR Pearson/Spearman correlation vs level
+                                                 <- tickets from prune
+  lmc        error barrier heatmap over level pairs, or barrier vs level
+             and error along the path            <- `eslt lmc` JSON lines
+  sharpness  curvature vs remaining weights, a line per trainer
+                                                 <- `eslt sharpness` lines
+  surface    filled contours of 2D loss surfaces <- `eslt sharpness --2d`
+             lines or its .npz files
+
+Each input (argument, or line on stdin when no argument is given) is a
+checkpoint folder, a folder searched recursively for checkpoints (e.g. a runs
+root), a .jsonl/.json file of JSON records, an .npz surface or, on stdin, a
+JSON record itself. Only checkpoint meta is read, never arrays.
+
+Examples:
+
+\b
+  eslt plot sparsity eslt-runs --out sparsity.png
+  eslt lmc A B | eslt plot lmc --out lmc.pdf
+"""
+
+
+def plot(
+    kind: Annotated[str, typer.Argument(help="sparsity, curves, layers, snr, lmc, sharpness or surface.")],
+    paths: Annotated[
+        Optional[list[str]], typer.Argument(help="Checkpoints, folders, .jsonl/.json, .npz; absent: read stdin.")
+    ] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Figure file: .png, .svg or .pdf [./KIND.png].")] = None,
+    which: Annotated[str, typer.Option(help="sparsity: the final or the best test-scoring ES mean.")] = "final",
+    dpi: Annotated[int, typer.Option(help="Resolution of .png figures (dots per inch).")] = 100,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out file.")] = False,
+) -> None:
+    from eslt_cli import plotting
+    from eslt_cli.errors import BadInput
+
+    if kind not in plotting.PLOTS:
+        raise BadInput(f"unknown plot kind {kind!r}: choose one of {', '.join(plotting.PLOTS)}")
+    if which not in plotting.WHICH:
+        raise BadInput(f"--which {which!r}: choose final or best")
+    target = out if out is not None else Path(f"{kind}.png")
+    plotting.check_out(target, force)
+    lines: list[str] = []
+    if not paths and sys.stdin is not None and not sys.stdin.isatty():
+        lines = sys.stdin.read().splitlines()
+    if not paths and not any(line.strip() for line in lines):
+        raise BadInput(
+            f"no inputs: {kind} needs {plotting.NEEDS[kind]}; give paths, or pipe them (or JSON lines) on stdin"
+        )
+    inputs = plotting.collect(paths or [], lines)
+    path = plotting.plot(kind, inputs, target, which=which, dpi=dpi)
+    common.say(f"{kind}: wrote {path} ({inputs.describe()[4:]})")
+    print(path.absolute())
+
+
+plot.__doc__ = HELP

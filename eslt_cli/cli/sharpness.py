@@ -1,0 +1,68 @@
+"""``eslt sharpness``: loss along filter-normalised random directions (Li et al., 2018)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from eslt_cli.cli import common
+
+HELP = """Measure the sharpness of a trained checkpoint; one JSON line on stdout.
+
+The test loss is evaluated along --directions random Gaussian directions,
+normalised filter-wise (conv) and neuron-wise (dense) to the weights, with
+pruned weights kept at zero and biases not moved, for t in [−radius, radius];
+a quadratic fitted per direction gives the curvature (second derivative).
+--2d also writes the loss on a --grid × --grid lattice over two directions to
+an .npz (alpha, beta, loss, metric), by default beside the checkpoint.
+--directions-from C0 normalises the directions at C0 (masked by this
+checkpoint's mask), to compare checkpoints along the same directions.
+
+Example:
+
+\b
+  eslt sharpness --directions 5 runs/fashion_mnist-snes-seed0/L03-snr-trained
+  eslt sharpness --2d --grid 51 --directions-from runs/fashion_mnist-snes-seed0/L00-trained L03-snr-trained
+"""
+
+
+def sharpness(
+    checkpoint: Annotated[Optional[str], typer.Argument(help="Trained checkpoint; '-' or absent: read stdin.")] = None,
+    radius: Annotated[float, typer.Option(help="Largest step t along a direction.")] = 1.0,
+    points: Annotated[int, typer.Option(help="Steps t in [-radius, radius] per direction.")] = 21,
+    directions: Annotated[int, typer.Option(help="Number of random directions (1D).")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of the random directions.")] = 0,
+    two_d: Annotated[bool, typer.Option("--2d", help="Also write a 2D loss surface (.npz).")] = False,
+    grid: Annotated[int, typer.Option(help="2D lattice size per axis (paper: 51).")] = 11,
+    surface_out: Annotated[Optional[Path], typer.Option(help="2D surface file (default: beside the checkpoint).")] = None,
+    directions_from: Annotated[
+        Optional[str], typer.Option(help="Trained checkpoint (same architecture) to normalise directions at.")
+    ] = None,
+    which: Annotated[str, typer.Option(help="Which trained mean: final or best.")] = "final",
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing surface file.")] = False,
+) -> None:
+    common.setup_runtime()
+    from eslt_cli import checkpoint as ckpt
+    from eslt_cli.analysis import sharpness as core
+    from eslt_cli.analysis.lmc import WHICH
+
+    if which not in WHICH:
+        raise typer.BadParameter(f"--which must be final or best, got {which!r}")
+    target = ckpt.load(common.read_input(checkpoint))  # type: ignore[arg-type]
+    source = None if directions_from is None else ckpt.load(directions_from)
+    result = core.run_sharpness(target, which, radius, points, directions, seed, two_d, grid, surface_out, source, force)
+    curv = result["curvature"]
+    common.say(
+        f"{result['task']} level {result['level']} (sparsity {result['sparsity']:.1%}): curvature "
+        f"{result['curvature_mean']:.4g} ± {result['curvature_std']:.4g} over {len(curv)} direction(s), "
+        f"radius {radius:g}"
+    )
+    if result["surface"]:
+        common.say(f"2D surface ({grid}x{grid}) written to {result['surface']}")
+    print(json.dumps(result), flush=True)
+
+
+sharpness.__doc__ = HELP

@@ -1,0 +1,174 @@
+"""``eslt show``: list checkpoints, their settings, sparsity and metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from eslt_cli.cli import common
+from eslt_cli.errors import BadInput
+
+HELP = """Show checkpoints: a table on stderr, their paths (or --json records) on stdout.
+
+PATHS are checkpoints or folders searched recursively for checkpoints; with
+none given, paths are read from stdin (one per line). --json writes one JSON
+object per checkpoint (its path and meta, without the bulky history unless
+--history); --lineage lists each checkpoint's ancestors from level 0 first.
+
+Example:
+
+\b
+  eslt show eslt-runs/
+  eslt show --lineage --json eslt-runs/fashion_mnist-snes-seed0/L03-snr-trained
+"""
+
+
+def find_checkpoints(path: Path) -> list[Path]:
+    """``path`` if it is a checkpoint, else the checkpoints below it (hidden folders skipped), sorted."""
+    from eslt_cli import checkpoint as ckpt
+
+    if not path.exists():
+        raise BadInput(f"{path}: no such checkpoint or folder (check the path)")
+    if ckpt.is_checkpoint(path):
+        return [path]
+    if not path.is_dir():
+        raise BadInput(f"{path}: not an eslt checkpoint; pass a checkpoint folder or a folder of runs")
+    found: list[Path] = []
+    for root, dirs, _ in os.walk(path):
+        here = Path(root)
+        if ckpt.is_checkpoint(here):
+            found.append(here)
+            dirs[:] = []  # a checkpoint's own items hold no checkpoints
+            continue
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    if not found:
+        raise BadInput(f"{path}: holds no eslt checkpoints (folders with _CHECKPOINT_METADATA, meta and state)")
+    return sorted(found)
+
+
+def lineage(path: Path, meta: dict[str, Any]) -> list[tuple[Path, dict[str, Any]]]:
+    """The chain of ``parent`` links ending at ``path``, level 0 first; stops (with a note) at a missing parent."""
+    from eslt_cli import checkpoint as ckpt
+
+    chain = [(path, meta)]
+    seen = {str(path.resolve())}
+    while chain[0][1].get("parent"):
+        parent = Path(chain[0][1]["parent"])
+        if str(parent) in seen:
+            break
+        if not ckpt.is_checkpoint(parent):
+            common.say(f"eslt: warning: {chain[0][0]}: parent {parent} is missing (moved or deleted?)")
+            break
+        seen.add(str(parent))
+        chain.insert(0, (parent, ckpt.read_meta(parent)))
+    return chain
+
+
+def _short(path: Path, base: Path | None) -> str:
+    """``path`` relative to ``base`` (else to the working folder) where that is shorter."""
+    absolute = str(path.absolute())
+    options = [absolute]
+    for start in ([base] if base is not None else []) + [Path.cwd()]:
+        try:
+            options.append(os.path.relpath(absolute, start))
+        except ValueError:
+            pass
+    return min(options, key=len)
+
+
+def _common_base(paths: list[Path]) -> Path | None:
+    """The deepest folder holding every path's folder, when there are several paths."""
+    if len(paths) < 2:
+        return None
+    try:
+        return Path(os.path.commonpath([str(p.absolute().parent) for p in paths]))
+    except ValueError:
+        return None
+
+
+def _metric(meta: dict[str, Any], which: str) -> str:
+    m = (meta.get("metrics") or {}).get(which)
+    return "-" if not m or m.get("metric") is None else f"{m['metric']:.4g}"
+
+
+def _row(path: Path, meta: dict[str, Any], base: Path | None) -> list[str]:
+    sp = meta.get("sparsity") or {}
+    parent = meta.get("parent")
+    return [
+        _short(path, base),
+        str(meta.get("kind", "?")),
+        str((meta.get("task") or {}).get("name", "?")),
+        str((meta.get("trainer") or {}).get("strategy", "?")),
+        str(meta.get("seed", "?")),
+        str(meta.get("level", "?")),
+        str(meta.get("arm", "?")),
+        "-" if sp.get("global") is None else f"{sp['global']:.1%}",
+        _metric(meta, "final"),
+        _metric(meta, "best"),
+        "-" if not parent else Path(parent).name,
+    ]
+
+
+def _paths_from_stdin() -> list[str]:
+    if sys.stdin is None or sys.stdin.isatty():
+        raise BadInput("no checkpoints: give paths or folders, or pipe paths on stdin")
+    lines = [line.strip() for line in sys.stdin.read().splitlines() if line.strip()]
+    if not lines:
+        raise BadInput("empty stdin: expected checkpoint paths (did the previous command fail?)")
+    return lines
+
+
+def show(
+    paths: Annotated[Optional[list[str]], typer.Argument(help="Checkpoints or folders; absent: read stdin.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per checkpoint on stdout.")] = False,
+    history: Annotated[bool, typer.Option("--history", help="Keep the training history in --json.")] = False,
+    with_lineage: Annotated[bool, typer.Option("--lineage", help="Also list ancestors, level 0 first.")] = False,
+) -> None:
+    from eslt_cli import checkpoint as ckpt
+
+    given = paths if paths else _paths_from_stdin()
+    found: list[Path] = []
+    for p in given:
+        found += find_checkpoints(Path(p))
+    rows: list[tuple[Path, dict[str, Any]]] = []
+    listed: set[str] = set()
+    for path in found:
+        meta = ckpt.read_meta(path)
+        for p, m in lineage(path, meta) if with_lineage else [(path, meta)]:
+            key = str(p.resolve())
+            if key not in listed:
+                listed.add(key)
+                rows.append((p, m))
+    if not common.QUIET:
+        from rich.table import Table
+
+        base = _common_base([p for p, _ in rows])
+        table = Table(title=None if base is None else f"under {_short(base, None)}", title_justify="left")
+        for col in ("path", "kind", "task", "strategy", "seed", "level", "arm", "sparsity", "final", "best", "parent"):
+            table.add_column(col, justify="right" if col in ("seed", "level", "sparsity", "final", "best") else "left")
+        for p, m in rows:
+            table.add_row(*_row(p, m, base))
+        if common.console.is_terminal:
+            common.console.print(table)
+        else:  # logs and pipes get the whole table, not one squeezed to 80 columns
+            width = common.console.width
+            common.console.width = max(width, 200)
+            try:
+                common.console.print(table)
+            finally:
+                common.console.width = width
+    for p, m in rows:
+        if as_json:
+            record = {k: v for k, v in m.items() if history or k != "history"}
+            print(json.dumps({"path": str(p.absolute()), **record}))
+        else:
+            print(p.absolute())
+    sys.stdout.flush()
+
+
+show.__doc__ = HELP

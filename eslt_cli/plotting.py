@@ -1,0 +1,667 @@
+"""Figures from eslt outputs: checkpoints' meta, ``eslt lmc`` / ``eslt sharpness`` JSON lines, 2D surfaces.
+
+Pure functions over parsed inputs, one per kind, all with the signature of
+:data:`PlotFn`; :data:`PLOTS` maps each kind to its function. The inputs are
+gathered by :func:`collect` (checkpoint folders, folders searched recursively,
+``.jsonl``/``.json`` record files, ``.npz`` surfaces, JSON object lines) into
+an :class:`Inputs`. Only checkpoint ``meta`` is read, never arrays.
+
+matplotlib draws with the non-interactive Agg backend; figures are written
+atomically (a hidden temporary file renamed into place) as PNG, SVG or PDF by
+the suffix of the output path.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from eslt_cli.checkpoint import is_checkpoint, read_meta  # noqa: E402
+from eslt_cli.errors import BadInput  # noqa: E402
+
+SUFFIXES = (".png", ".svg", ".pdf")
+WHICH = ("final", "best")
+SURFACE_HINT = "surface needs a 2D grid: run `eslt sharpness --2d ...` and plot its output or the .npz it writes"
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class Ckpt:
+    """A checkpoint's path and meta."""
+
+    path: Path
+    meta: dict[str, Any]
+
+
+@dataclass
+class Inputs:
+    """Everything the plots can read: checkpoints, JSON records, ``.npz`` surfaces."""
+
+    checkpoints: list[Ckpt] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    surfaces: list[Path] = field(default_factory=list)
+
+    def describe(self) -> str:
+        kinds: dict[str, int] = defaultdict(int)
+        for r in self.records:
+            kinds[str(r.get("kind", "unknown"))] += 1
+        recs = ", ".join(f"{n} {k} record{'s' if n != 1 else ''}" for k, n in sorted(kinds.items())) or "0 records"
+        return f"got {len(self.checkpoints)} checkpoints, {recs}, {len(self.surfaces)} .npz surfaces"
+
+
+def find_checkpoints(folder: Path) -> list[Path]:
+    """Checkpoint folders under ``folder`` (itself included), skipping hidden folders, sorted."""
+    if is_checkpoint(folder):
+        return [folder]
+    found = []
+    for root, dirs, _ in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        here = Path(root)
+        keep = []
+        for d in dirs:
+            if is_checkpoint(here / d):
+                found.append(here / d)
+            else:
+                keep.append(d)
+        dirs[:] = keep  # never descend into a checkpoint's own items
+    return sorted(found)
+
+
+def _parse_records(path: Path) -> list[dict[str, Any]]:
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: unreadable ({type(exc).__name__}); pass a JSON-lines file written by eslt") from None
+    records: list[dict[str, Any]] = []
+    lines = [(i, line.strip()) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+    try:
+        for _, line in lines:
+            obj = json.loads(line)
+            if not isinstance(obj, dict):
+                raise ValueError
+            records.append(obj)
+    except ValueError:
+        try:  # a .json file holding one object or a list of objects over several lines
+            whole = json.loads(text)
+        except ValueError:
+            raise BadInput(f"{path}: not JSON lines (one JSON object per line, as `eslt lmc` prints)") from None
+        items = whole if isinstance(whole, list) else [whole]
+        if not all(isinstance(o, dict) for o in items):
+            raise BadInput(f"{path}: expected JSON objects (records of `eslt lmc` or `eslt sharpness`)")
+        records = list(items)
+    for r in records:
+        r.setdefault("_source", str(path))
+    return records
+
+
+def _add_path(inputs: Inputs, path: Path) -> None:
+    if not path.exists():
+        raise BadInput(f"{path}: no such file or folder (check the path)")
+    if path.is_dir():
+        found = find_checkpoints(path)
+        if not found:
+            raise BadInput(f"{path}: no eslt checkpoints in this folder or below; pass checkpoint folders or a runs root")
+        inputs.checkpoints.extend(Ckpt(p, read_meta(p)) for p in found)
+    elif path.suffix in (".jsonl", ".json"):
+        inputs.records.extend(_parse_records(path))
+    elif path.suffix == ".npz":
+        inputs.surfaces.append(path)
+    else:
+        raise BadInput(f"{path}: not a checkpoint, folder, .jsonl/.json record file or .npz surface")
+
+
+def collect(paths: Iterable[str], lines: Iterable[str] = ()) -> Inputs:
+    """Parse path arguments and stdin ``lines`` (paths or JSON object lines) into :class:`Inputs`.
+
+    Checkpoints found twice are kept once.
+    """
+    inputs = Inputs()
+    for p in paths:
+        _add_path(inputs, Path(p))
+    for n, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("{"):
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                raise BadInput(f"stdin line {n}: starts with '{{' but is not a JSON object") from None
+            inputs.records.append(obj)
+        else:
+            _add_path(inputs, Path(line))
+    seen: set[Path] = set()
+    unique = []
+    for c in inputs.checkpoints:
+        key = c.path.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(c)
+    inputs.checkpoints = unique
+    return inputs
+
+
+# --------------------------------------------------------------------------- output
+
+
+def check_out(out: Path, force: bool = False) -> None:
+    """Refuse an output path with an unknown suffix, or one that exists without ``force``."""
+    if out.suffix.lower() not in SUFFIXES:
+        raise BadInput(f"--out {out}: unknown figure format '{out.suffix}'; end the name with .png, .svg or .pdf")
+    if out.exists() and not force:
+        raise BadInput(f"{out} exists: pass --force to replace it, or --out elsewhere")
+    if out.exists() and out.is_dir():
+        raise BadInput(f"--out {out} is a folder: give a file name ending in .png, .svg or .pdf")
+
+
+def _save(fig: Any, out: Path, dpi: int) -> Path:
+    out = Path(out)
+    if out.suffix.lower() not in SUFFIXES:
+        plt.close(fig)
+        raise BadInput(f"--out {out}: unknown figure format '{out.suffix}'; end the name with .png, .svg or .pdf")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}{out.suffix}"
+    try:
+        fig.savefig(tmp, dpi=dpi, format=out.suffix.lower()[1:], bbox_inches="tight")
+        os.replace(tmp, out)
+    finally:
+        plt.close(fig)
+        if tmp.exists():
+            tmp.unlink()
+    return out
+
+
+def _axes(n: int, width: float = 5.0, height: float = 3.6) -> tuple[Any, list[Any]]:
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    flat = list(axes.flat)
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+# --------------------------------------------------------------------------- meta helpers
+
+
+def _task(meta: dict[str, Any]) -> str:
+    task = meta.get("task")
+    return str(task.get("name") if isinstance(task, dict) else task)
+
+
+def _method(meta: dict[str, Any]) -> str:
+    """The optimiser: the ES strategy for ``es`` trainers, else the trainer's name (e.g. ``gd``)."""
+    trainer = meta.get("trainer") or {}
+    if isinstance(trainer, str):
+        return str(meta.get("strategy") or trainer) if trainer == "es" else trainer
+    name = trainer.get("name", "es")
+    return str(trainer.get("strategy") or name) if name == "es" else str(name)
+
+
+def _remaining_pct(meta: dict[str, Any]) -> float:
+    sp = meta.get("sparsity")
+    if isinstance(sp, dict):
+        if sp.get("total"):
+            return 100.0 * float(sp["remaining"]) / float(sp["total"])
+        return 100.0 * (1.0 - float(sp.get("global", 0.0)))
+    if isinstance(sp, (int, float)):
+        return 100.0 * (1.0 - float(sp))
+    return 100.0
+
+
+def _metric_label(metric: str) -> str:
+    return {"accuracy": "test accuracy", "return": "test return (mean episode return)"}.get(metric, f"test {metric}")
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    arr = np.asarray(values, dtype=float)
+    return float(arr.mean()), float(arr.std()) if arr.size > 1 else 0.0
+
+
+def _remaining_axis(ax: Any, xs: Iterable[float]) -> None:
+    """Log x axis of remaining weights in percent, decreasing to the right as in the paper."""
+    xs = [x for x in xs if x > 0]
+    ax.set_xscale("log")
+    if xs:
+        lo, hi = min(xs), max(xs)
+        ax.set_xlim(hi * 1.15, lo / 1.15)  # inverted: sparser to the right
+        ticks = [t for t in (100, 50, 25, 10, 5, 2.5, 1, 0.5, 0.1) if lo / 1.15 <= t <= hi * 1.15]
+        if len(ticks) >= 2:
+            ax.set_xticks(ticks)
+            ax.set_xticklabels([f"{t:g}" for t in ticks])
+    ax.set_xlabel("remaining weights (%, log scale; sparser to the right)")
+
+
+def _band(ax: Any, x: Sequence[float], mean: Sequence[float], std: Sequence[float], label: str, **kw: Any) -> None:
+    x, mean, std = (np.asarray(v, dtype=float) for v in (x, mean, std))
+    (line,) = ax.plot(x, mean, marker="o", ms=4, label=label, **kw)
+    if np.any(std > 0):
+        ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, lw=0)
+
+
+def _need(kind: str, what: str, inputs: Inputs) -> BadInput:
+    return BadInput(f"{kind} needs {what}; {inputs.describe()}")
+
+
+# --------------------------------------------------------------------------- kinds
+
+
+def plot_sparsity(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100) -> Path:
+    """Test performance vs remaining weights: a line per arm (mean ± std over seeds), a panel per task."""
+    if which not in WHICH:
+        raise BadInput(f"--which {which!r}: choose final or best")
+    trained = [c for c in inputs.checkpoints if c.meta.get("kind") == "trained" and (c.meta.get("metrics") or {}).get(which)]
+    if not trained:
+        raise _need("sparsity", "trained checkpoints (from `eslt train`) of one or more pruning runs", inputs)
+    tasks = sorted({_task(c.meta) for c in trained})
+    fig, axes = _axes(len(tasks))
+    for ax, task in zip(axes, tasks):
+        here = [c for c in trained if _task(c.meta) == task]
+        methods = sorted({_method(c.meta) for c in here})
+        # (method, arm) -> level -> [(remaining %, metric)]
+        points: dict[tuple[str, str], dict[int, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
+        dense: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        for c in here:
+            pt = (_remaining_pct(c.meta), float(c.meta["metrics"][which]["metric"]))
+            if int(c.meta.get("level", 0)) == 0:
+                dense[_method(c.meta)].append(pt)
+            else:
+                points[(_method(c.meta), str(c.meta.get("arm")))][int(c.meta["level"])].append(pt)
+        for m in methods:  # level-0 dense runs start every arm's curve; alone, they are the "dense" curve
+            if dense.get(m) and not any(k[0] == m for k in points):
+                points[(m, "dense")][0] = dense[m]
+            elif dense.get(m):
+                for key in [k for k in points if k[0] == m]:
+                    points[key][0] = dense[m]
+        xs_all = []
+        for (m, arm), levels in sorted(points.items()):
+            lv = sorted(levels)
+            x = [float(np.mean([p[0] for p in levels[k]])) for k in lv]
+            ms = [_mean_std([p[1] for p in levels[k]]) for k in lv]
+            seeds = max(len(levels[k]) for k in lv)
+            label = (f"{m} {arm}" if len(methods) > 1 else arm) + (f" (n={seeds})" if seeds > 1 else "")
+            _band(ax, x, [a for a, _ in ms], [b for _, b in ms], label)
+            xs_all += x
+        _remaining_axis(ax, xs_all)
+        ax.set_ylabel(_metric_label(str(here[0].meta.get("metric"))))
+        ax.set_title(f"{task}: {which} ES mean" + (f" ({methods[0]})" if len(methods) == 1 else ""))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small", title="arm (mean ± std over seeds)", title_fontsize="small")
+    return _save(fig, out, dpi)
+
+
+def _lmc_group(r: dict[str, Any], many_tasks: bool) -> str:
+    strategies = [str(s) for s in r.get("strategies") or []]
+    label = " vs ".join(strategies) if len(set(strategies)) > 1 else (strategies[0] if strategies else "run")
+    return f"{r.get('task')}: {label}" if many_tasks else label
+
+
+def _error_label(records: Sequence[dict[str, Any]]) -> str:
+    of = {str(r.get("error_of")) for r in records}
+    if of == {"accuracy"}:
+        return "test error (1 − accuracy)"
+    if of == {"return"}:
+        return "test error (from return)"
+    return "test error"
+
+
+def plot_lmc(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100) -> Path:
+    """Linear mode connectivity: barrier heatmap over level pairs (same seed), else barrier vs level."""
+    recs = [r for r in inputs.records if r.get("kind") == "lmc"]
+    if not recs:
+        raise _need("lmc", "`eslt lmc` output (JSON lines with kind 'lmc'), piped or as a .jsonl file", inputs)
+    for r in recs:
+        if "barrier" not in r or len(r.get("levels") or []) != 2:
+            raise BadInput(f"lmc record {r.get('a')} vs {r.get('b')} lacks barrier/levels; re-run `eslt lmc`")
+    many_tasks = len({r.get("task") for r in recs}) > 1
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in recs:
+        groups[_lmc_group(r, many_tasks)].append(r)
+    cross_level = any(int(r["levels"][0]) != int(r["levels"][1]) for r in recs)
+    if cross_level:
+        fig, axes = _axes(len(groups), width=4.6, height=4.0)
+        for ax, (name, rs) in zip(axes, sorted(groups.items())):
+            levels = sorted({int(lv) for r in rs for lv in r["levels"]})
+            idx = {lv: i for i, lv in enumerate(levels)}
+            cells: dict[tuple[int, int], list[float]] = defaultdict(list)
+            for r in rs:
+                a, b = idx[int(r["levels"][0])], idx[int(r["levels"][1])]
+                cells[(a, b)].append(float(r["barrier"]))
+                if a != b:
+                    cells[(b, a)].append(float(r["barrier"]))
+            grid = np.full((len(levels), len(levels)), np.nan)
+            for (a, b), v in cells.items():
+                grid[a, b] = float(np.mean(v))
+            im = ax.imshow(grid, cmap="magma_r", origin="lower", vmin=0.0)
+            if len(levels) <= 12:
+                for (a, b), v in cells.items():
+                    val = grid[a, b]
+                    ax.text(b, a, f"{val:.2g}", ha="center", va="center", fontsize=7,
+                            color="white" if val > np.nanmax(grid) * 0.6 else "black")  # fmt: skip
+            ax.set_xticks(range(len(levels)), [str(lv) for lv in levels])
+            ax.set_yticks(range(len(levels)), [str(lv) for lv in levels])
+            ax.set_xlabel("IMP level of network b")
+            ax.set_ylabel("IMP level of network a")
+            ax.set_title(f"{name}: error barrier")
+            fig.colorbar(im, ax=ax, label=f"barrier ({_error_label(rs)})", shrink=0.85)
+        return _save(fig, out, dpi)
+    fig, axes = _axes(2)
+    ax, ax2 = axes
+    for name, rs in sorted(groups.items()):
+        by_level: dict[int, list[float]] = defaultdict(list)
+        for r in rs:
+            by_level[int(r["levels"][0])].append(float(r["barrier"]))
+        lv = sorted(by_level)
+        ms = [_mean_std(by_level[k]) for k in lv]
+        _band(ax, lv, [a for a, _ in ms], [b for _, b in ms], name)
+    ax.set_xlabel("IMP level (both networks)")
+    ax.set_ylabel(f"error barrier ({_error_label(recs)})")
+    ax.set_title("Linear mode connectivity: barrier vs level")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", title="pair (mean ± std)", title_fontsize="small")
+    levels = sorted({int(r["levels"][0]) for r in recs})
+    cmap = plt.get_cmap("viridis")
+    styles = ["-", "--", ":", "-."]
+    names = sorted(groups)
+    for r in recs:
+        if not r.get("alpha") or not r.get("error"):
+            continue
+        lvl = int(r["levels"][0])
+        color = cmap(levels.index(lvl) / max(len(levels) - 1, 1))
+        style = styles[names.index(_lmc_group(r, many_tasks)) % len(styles)]
+        ax2.plot(r["alpha"], r["error"], color=color, ls=style, lw=1.2, alpha=0.85)
+    for lvl in levels:  # one legend entry per level
+        ax2.plot([], [], color=cmap(levels.index(lvl) / max(len(levels) - 1, 1)), label=f"level {lvl}")
+    if len(names) > 1:
+        for i, n in enumerate(names):
+            ax2.plot([], [], color="gray", ls=styles[i % len(styles)], label=n)
+    ax2.set_xlabel("interpolation α (0: network a, 1: network b)")
+    ax2.set_ylabel(_error_label(recs))
+    ax2.set_title("Error along the linear path")
+    ax2.grid(alpha=0.3)
+    ax2.legend(fontsize="small")
+    return _save(fig, out, dpi)
+
+
+def _sharp_label(r: dict[str, Any]) -> str:
+    trainer = r.get("trainer")
+    name = trainer.get("name") if isinstance(trainer, dict) else trainer
+    strategy = r.get("strategy") or (trainer.get("strategy") if isinstance(trainer, dict) else None)
+    if name in (None, "es"):
+        return f"ES ({strategy})" if strategy else "ES"
+    return str(name).upper() if len(str(name)) <= 3 else str(name)
+
+
+def plot_sharpness(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100) -> Path:
+    """Curvature of 1D random loss projections vs remaining weights: a line per trainer (ES vs GD)."""
+    recs = [r for r in inputs.records if r.get("kind") == "sharpness"]
+    if not recs:
+        raise _need("sharpness", "`eslt sharpness` output (JSON lines with kind 'sharpness')", inputs)
+    tasks = sorted({str(r.get("task")) for r in recs})
+    fig, axes = _axes(len(tasks) + 1)
+    for ax, task in zip(axes, tasks):
+        groups: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+        for r in recs:
+            if str(r.get("task")) != task:
+                continue
+            x = _remaining_pct({"sparsity": r.get("sparsity", 0.0)})
+            vals = r.get("curvature") or ([r["curvature_mean"]] if "curvature_mean" in r else [])
+            groups[_sharp_label(r)][round(x, 6)].extend(float(v) for v in vals)
+        xs_all = []
+        for name, pts in sorted(groups.items()):
+            xs = sorted(pts, reverse=True)
+            ms = [_mean_std(pts[x]) for x in xs]
+            _band(ax, xs, [a for a, _ in ms], [b for _, b in ms], name)
+            xs_all += xs
+        _remaining_axis(ax, xs_all)
+        ax.set_ylabel("curvature (quadratic coefficient of test loss)")
+        ax.set_title(f"{task}: sharpness of the optimum")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small", title="trainer (mean ± std over directions)", title_fontsize="small")
+    ax2 = axes[-1]
+    levels = sorted({int(r.get("level", 0)) for r in recs})
+    cmap = plt.get_cmap("viridis")
+    labels = sorted({_sharp_label(r) for r in recs})
+    styles = ["-", "--", ":", "-."]
+    for r in recs:
+        t, loss = r.get("t"), r.get("loss")
+        if not t or not loss:
+            continue
+        arr = np.asarray(loss, dtype=float)
+        mean = arr.mean(axis=0) if arr.ndim == 2 else arr
+        color = cmap(levels.index(int(r.get("level", 0))) / max(len(levels) - 1, 1))
+        ax2.plot(t, mean, color=color, ls=styles[labels.index(_sharp_label(r)) % len(styles)], lw=1.2)
+    for lvl in levels:
+        ax2.plot([], [], color=cmap(levels.index(lvl) / max(len(levels) - 1, 1)), label=f"level {lvl}")
+    if len(labels) > 1:
+        for i, n in enumerate(labels):
+            ax2.plot([], [], color="gray", ls=styles[i % len(styles)], label=n)
+    ax2.set_xlabel("perturbation strength t (along a random direction)")
+    ax2.set_ylabel("test loss (mean over directions)")
+    ax2.set_title("1D loss projections")
+    ax2.grid(alpha=0.3)
+    ax2.legend(fontsize="small")
+    return _save(fig, out, dpi)
+
+
+def _load_surface(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path) as data:
+            arrays = {k: np.asarray(data[k]) for k in data.files}
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"{path}: unreadable .npz ({type(exc).__name__}); {SURFACE_HINT}") from None
+    alpha, beta, loss = arrays.get("alpha"), arrays.get("beta"), arrays.get("loss")
+    if alpha is None or beta is None or loss is None or loss.ndim != 2 or loss.shape != (alpha.size, beta.size):
+        raise BadInput(f"{path}: no 2D loss grid (arrays alpha (n,), beta (m,), loss (n, m)); {SURFACE_HINT}")
+    return arrays
+
+
+def _surface_path(r: dict[str, Any]) -> Path | None:
+    s = r.get("surface")
+    if not s:
+        return None
+    p = Path(s)
+    if not p.is_absolute() and not p.exists() and r.get("_source"):
+        near = Path(r["_source"]).parent / p
+        if near.exists():
+            return near
+    return p
+
+
+def plot_surface(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100) -> Path:
+    """Filled contours of 2D loss surfaces (sharpness records' ``surface`` or ``.npz`` paths), side by side."""
+    panels: list[tuple[str, Path]] = []
+    for r in inputs.records:
+        if r.get("kind") == "sharpness":
+            p = _surface_path(r)
+            if p is not None:
+                title = f"{r.get('task')} {_sharp_label(r)}, level {r.get('level')}"
+                panels.append((title + f" ({_remaining_pct({'sparsity': r.get('sparsity', 0.0)}):.3g}% left)", p))
+    panels += [(p.stem, p) for p in inputs.surfaces]
+    if not panels:
+        raise BadInput(f"{SURFACE_HINT}; {inputs.describe()}")
+    for _, p in panels:
+        if not p.exists():
+            raise BadInput(f"{p}: surface file not found (moved?); {SURFACE_HINT}")
+    fig, axes = _axes(len(panels), width=4.6, height=4.0)
+    for ax, (title, p) in zip(axes, panels):
+        s = _load_surface(p)
+        a, b, loss = s["alpha"], s["beta"], s["loss"]
+        cs = ax.contourf(b, a, loss, levels=20, cmap="viridis")
+        ax.contour(b, a, loss, levels=10, colors="white", linewidths=0.4, alpha=0.6)
+        ax.plot([0], [0], marker="*", color="red", ms=10, label="trained optimum")
+        ax.set_xlabel("β (second random direction)")
+        ax.set_ylabel("α (first random direction)")
+        ax.set_title(title, fontsize="medium")
+        ax.legend(fontsize="small", loc="upper right")
+        fig.colorbar(cs, ax=ax, label="test loss", shrink=0.85)
+    return _save(fig, out, dpi)
+
+
+def _group_label(meta: dict[str, Any], many_tasks: bool, many_methods: bool) -> str:
+    parts = [_task(meta)] if many_tasks else []
+    if many_methods:
+        parts.append(_method(meta))
+    return " ".join(parts)
+
+
+def plot_layers(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100) -> Path:
+    """Remaining fraction per layer vs IMP level (a line per layer, mean over seeds), a panel per arm."""
+    cks = [c for c in inputs.checkpoints if isinstance((c.meta.get("sparsity") or {}).get("layers"), dict)]
+    if not cks:
+        raise _need("layers", "checkpoints (tickets or trained) whose meta holds sparsity.layers", inputs)
+    many_tasks = len({_task(c.meta) for c in cks}) > 1
+    many_methods = len({_method(c.meta) for c in cks}) > 1
+    # (group, arm) -> layer -> level -> {seed: remaining %}; tickets and trained of one level share a mask
+    data: dict[tuple[str, str], dict[str, dict[int, dict[Any, float]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(dict))
+    )
+
+    def add(key: tuple[str, str], meta: dict[str, Any]) -> None:
+        for layer, st in meta["sparsity"]["layers"].items():
+            pct = 100.0 * float(st["remaining"]) / max(float(st["total"]), 1.0)
+            data[key][layer][int(meta.get("level", 0))][meta.get("seed")] = pct
+
+    dense = [c for c in cks if int(c.meta.get("level", 0)) == 0]
+    for c in cks:
+        if int(c.meta.get("level", 0)) != 0:
+            add((_group_label(c.meta, many_tasks, many_methods), str(c.meta.get("arm"))), c.meta)
+    for c in dense:  # level 0 starts every arm of its group
+        group = _group_label(c.meta, many_tasks, many_methods)
+        for key in [k for k in list(data) if k[0] == group] or [(group, "dense")]:
+            add(key, c.meta)
+    panels = sorted(data)
+    fig, axes = _axes(len(panels))
+    for ax, key in zip(axes, panels):
+        panel = " ".join(s for s in key if s)
+        for layer, levels in data[key].items():
+            lv = sorted(levels)
+            ms = [_mean_std(list(levels[k].values())) for k in lv]
+            _band(ax, lv, [a for a, _ in ms], [b for _, b in ms], layer)
+        ax.set_yscale("log")
+        ax.set_xlabel("IMP level")
+        ax.set_ylabel("remaining weights in layer (%, log scale)")
+        ax.set_title(f"{panel}: per-layer remaining weights")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize="small", title="layer", title_fontsize="small")
+    return _save(fig, out, dpi)
+
+
+def plot_snr(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100) -> Path:
+    """Pearson and Spearman correlation of |mean| and SNR vs level, from tickets' ``snr_stats``."""
+    cks = [c for c in inputs.checkpoints if isinstance(c.meta.get("snr_stats"), dict)]
+    if not cks:
+        raise _need(
+            "snr", "tickets made by `eslt prune` from a diagonal-ES checkpoint (their meta holds snr_stats)", inputs
+        )
+    many_tasks = len({_task(c.meta) for c in cks}) > 1
+    many_methods = len({_method(c.meta) for c in cks}) > 1
+    fig, axes = _axes(2)
+    for ax, stat, name in zip(axes, ("pearson", "spearman"), ("Pearson", "Spearman")):
+        groups: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+        for c in cks:
+            label = " ".join(s for s in (_group_label(c.meta, many_tasks, many_methods), str(c.meta.get("arm"))) if s)
+            value = c.meta["snr_stats"].get(stat)
+            if value is not None and np.isfinite(value):
+                groups[label][int(c.meta.get("level", 0))].append(float(value))
+        for label, levels in sorted(groups.items()):
+            lv = sorted(levels)
+            ms = [_mean_std(levels[k]) for k in lv]
+            _band(ax, lv, [a for a, _ in ms], [b for _, b in ms], label)
+        ax.set_xlabel("level of the ticket (scores from the trained level before)")
+        ax.set_ylabel(f"{name} correlation of |mean| and SNR")
+        ax.set_title(f"Magnitude–SNR correlation ({name})")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small", title="arm (mean ± std over seeds)", title_fontsize="small")
+    return _save(fig, out, dpi)
+
+
+def plot_curves(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100) -> Path:
+    """Training curves: population mean fitness and test metric vs generation, a line per checkpoint."""
+    cks = [c for c in inputs.checkpoints if c.meta.get("kind") == "trained" and (c.meta.get("history") or {}).get("fitness_mean")]
+    if not cks:
+        raise _need("curves", "trained checkpoints (from `eslt train`) with a training history", inputs)
+    cks.sort(key=lambda c: (_task(c.meta), str(c.meta.get("arm")), int(c.meta.get("level", 0)), c.meta.get("seed", 0)))
+    many_tasks = len({_task(c.meta) for c in cks}) > 1
+    many_methods = len({_method(c.meta) for c in cks}) > 1
+    metrics = {str(c.meta.get("metric")) for c in cks}
+    levels = sorted({int(c.meta.get("level", 0)) for c in cks})
+    arms = sorted({str(c.meta.get("arm")) for c in cks})
+    cmap = plt.get_cmap("viridis")
+    styles = ["-", "--", ":", "-."]
+    fig, (ax, ax2) = _axes(2)
+    for c in cks:
+        m = c.meta
+        color = cmap(levels.index(int(m.get("level", 0))) / max(len(levels) - 1, 1) * 0.9)
+        ls = styles[arms.index(str(m.get("arm"))) % len(styles)]
+        prefix = _group_label(m, many_tasks, many_methods)
+        label = f"{prefix + ' ' if prefix else ''}L{m.get('level')} {m.get('arm')} s{m.get('seed')}"
+        fit = np.asarray(m["history"]["fitness_mean"], dtype=float)
+        sign = -1.0 if m.get("metric") == "return" else 1.0  # control fitness is the negative return
+        ax.plot(np.arange(1, fit.size + 1), sign * fit, color=color, ls=ls, lw=1.1, label=label)
+        ev = m["history"].get("eval") or {}
+        if ev.get("generation"):
+            ax2.plot(ev["generation"], ev["metric"], color=color, ls=ls, lw=1.1, marker=".", label=label)
+    fit_label = "population mean return" if metrics == {"return"} else (
+        "population mean loss (cross-entropy)" if metrics == {"accuracy"} else "population mean fitness")  # fmt: skip
+    ax.set_ylabel(fit_label)
+    ax.set_title("ES population during training")
+    ax2.set_ylabel(_metric_label(metrics.pop()) if len(metrics) == 1 else "test metric")
+    ax2.set_title("Test evaluation of the ES mean")
+    for a in (ax, ax2):
+        a.set_xlabel("generation")
+        a.grid(alpha=0.3)
+    ncol = 1 if len(cks) <= 10 else 2
+    ax2.legend(fontsize="x-small", ncol=ncol, loc="upper left", bbox_to_anchor=(1.02, 1.0), title="level arm seed",
+               title_fontsize="x-small")  # fmt: skip
+    return _save(fig, out, dpi)
+
+
+PlotFn = Callable[..., Path]
+"""``fn(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100) -> Path`` (the written file)."""
+
+PLOTS: dict[str, PlotFn] = {
+    "sparsity": plot_sparsity,
+    "lmc": plot_lmc,
+    "sharpness": plot_sharpness,
+    "surface": plot_surface,
+    "layers": plot_layers,
+    "snr": plot_snr,
+    "curves": plot_curves,
+}
+
+NEEDS = {
+    "sparsity": "trained checkpoints or run folders",
+    "lmc": "`eslt lmc` JSON lines",
+    "sharpness": "`eslt sharpness` JSON lines",
+    "surface": "`eslt sharpness --2d` JSON lines or its .npz",
+    "layers": "checkpoints or run folders",
+    "snr": "tickets pruned from diagonal-ES checkpoints",
+    "curves": "trained checkpoints",
+}
+
+
+def plot(kind: str, inputs: Inputs, out: Path, which: str = "final", dpi: int = 100) -> Path:
+    """Draw ``kind`` from ``inputs`` into ``out``."""
+    if kind not in PLOTS:
+        raise BadInput(f"unknown plot kind {kind!r}: choose one of {', '.join(PLOTS)}")
+    if which not in WHICH:
+        raise BadInput(f"--which {which!r}: choose final or best")
+    if dpi <= 0:
+        raise BadInput(f"--dpi {dpi}: must be positive")
+    return PLOTS[kind](inputs, out, which=which, dpi=dpi)
