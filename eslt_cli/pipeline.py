@@ -96,7 +96,8 @@ def _trainer_spec(task_name: str, preset: str, base: TrainerSpec | None, overrid
         for k in ("optimizer", "lr", "elite_ratio"):
             values[k] = overrides.get(k)
     if strategy.default_optimizer is None:
-        values["optimizer"], values["lr"] = values.get("optimizer"), values.get("lr")
+        # Presets set an optimiser "where the strategy takes one"; only explicit options reach check_spec.
+        values["optimizer"], values["lr"] = overrides.get("optimizer"), overrides.get("lr")
     else:
         values["optimizer"] = values.get("optimizer") or strategy.default_optimizer
         values["lr"] = values.get("lr") or strategy.default_lr

@@ -189,7 +189,7 @@ def _save(fig: Any, out: Path, dpi: int) -> Path:
 def _axes(n: int, width: float = 5.0, height: float = 3.6) -> tuple[Any, list[Any]]:
     cols = min(n, 3)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False, layout="constrained")
     flat = list(axes.flat)
     for ax in flat[n:]:
         ax.set_visible(False)
@@ -233,18 +233,34 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(arr.mean()), float(arr.std()) if arr.size > 1 else 0.0
 
 
+def _plain_log(axis: Any) -> None:
+    """Plain numbers (100, 50, 12.5) on a log axis instead of powers of ten; no minor labels."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def _remaining_axis(ax: Any, xs: Iterable[float]) -> None:
     """Log x axis of remaining weights in percent, decreasing to the right as in the paper."""
-    xs = [x for x in xs if x > 0]
+    xs = sorted({round(x, 3) for x in xs if x > 0}, reverse=True)
     ax.set_xscale("log")
     if xs:
-        lo, hi = min(xs), max(xs)
-        ax.set_xlim(hi * 1.15, lo / 1.15)  # inverted: sparser to the right
-        ticks = [t for t in (100, 50, 25, 10, 5, 2.5, 1, 0.5, 0.1) if lo / 1.15 <= t <= hi * 1.15]
-        if len(ticks) >= 2:
-            ax.set_xticks(ticks)
-            ax.set_xticklabels([f"{t:g}" for t in ticks])
-    ax.set_xlabel("remaining weights (%, log scale; sparser to the right)")
+        lo, hi = xs[-1], xs[0]
+        ax.set_xlim(hi * 1.12, lo / 1.12)  # inverted: sparser to the right
+        if len(xs) <= 8:
+            ticks = [x for i, x in enumerate(xs) if i == 0 or xs[i - 1] / x > 1.15]  # no crowded labels
+        else:
+            ticks = [t for t in (100, 50, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1) if lo / 1.12 <= t <= hi * 1.12]
+        ax.set_xticks(ticks)
+    _plain_log(ax.xaxis)
+    ax.set_xlabel("remaining weights (%, log scale)")
+
+
+def _integer_x(ax: Any) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _band(ax: Any, x: Sequence[float], mean: Sequence[float], std: Sequence[float], label: str, **kw: Any) -> None:
@@ -369,6 +385,7 @@ def plot_lmc(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100) ->
         lv = sorted(by_level)
         ms = [_mean_std(by_level[k]) for k in lv]
         _band(ax, lv, [a for a, _ in ms], [b for _, b in ms], name)
+    _integer_x(ax)
     ax.set_xlabel("IMP level (both networks)")
     ax.set_ylabel(f"error barrier ({_error_label(recs)})")
     ax.set_title("Linear mode connectivity: barrier vs level")
@@ -554,6 +571,8 @@ def plot_layers(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100)
             ms = [_mean_std(list(levels[k].values())) for k in lv]
             _band(ax, lv, [a for a, _ in ms], [b for _, b in ms], layer)
         ax.set_yscale("log")
+        _plain_log(ax.yaxis)
+        _integer_x(ax)
         ax.set_xlabel("IMP level")
         ax.set_ylabel("remaining weights in layer (%, log scale)")
         ax.set_title(f"{panel}: per-layer remaining weights")
@@ -583,6 +602,7 @@ def plot_snr(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100) ->
             lv = sorted(levels)
             ms = [_mean_std(levels[k]) for k in lv]
             _band(ax, lv, [a for a, _ in ms], [b for _, b in ms], label)
+        _integer_x(ax)
         ax.set_xlabel("level of the ticket (scores from the trained level before)")
         ax.set_ylabel(f"{name} correlation of |mean| and SNR")
         ax.set_title(f"Magnitude–SNR correlation ({name})")

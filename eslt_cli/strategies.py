@@ -90,7 +90,7 @@ def check_spec(spec: TrainerSpec) -> None:
         raise BadInput(f"--std-init must be positive, got {spec.std_init}")
     if spec.optimizer is not None and spec.optimizer not in OPTIMIZERS:
         raise BadInput(f"unknown optimizer {spec.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
-    if entry.default_optimizer is None and spec.optimizer is not None:
+    if entry.default_optimizer is None and (spec.optimizer is not None or spec.lr is not None):
         raise BadInput(f"{spec.strategy} has no optimiser: drop --optimizer/--lr")
     if spec.lr is not None and not spec.lr > 0:
         raise BadInput(f"--lr must be positive, got {spec.lr}")

@@ -8,17 +8,24 @@ from typing import Annotated, Optional
 import typer
 
 from eslt_cli.cli import common
+from eslt_cli.presets import CONTROL_CPU, VISION_CPU
 
-HELP = """Train with an evolution strategy and print the checkpoint path on stdout.
+
+def _describe(preset: dict) -> str:
+    return (f"{preset['strategy'].upper()}, population {preset['population']}, "
+            f"{preset['generations']} generations, std {preset['std_init']}")  # fmt: skip
+
+
+HELP = f"""Train with an evolution strategy and print the checkpoint path on stdout.
 
 Without an input checkpoint (no argument, nothing piped) a fresh dense network
 is drawn from --seed (level 0). With a ticket (argument or stdin) the ES mean
 starts at the ticket's masked init and searches only its surviving weights,
 with the settings recorded in the ticket unless an option overrides them.
 
-CPU defaults (train within a minute or two on 2 cores): vision tasks SNES,
-population 32, 100 generations, std 0.02, batch 256; control tasks SNES,
-population 64, 100 generations, std 0.1, 8 train / 16 test episodes.
+CPU defaults (train within a minute or two on 2 cores): vision tasks
+{_describe(VISION_CPU)}, batch 256; control tasks {_describe(CONTROL_CPU)},
+8 train / 16 test episodes.
 --preset paper: appendix C (vision: population 128, 4000 generations, batch
 1024; control: population 256, 3000 generations, 164 test episodes; ES
 optimiser Adam) for GPU hosts.

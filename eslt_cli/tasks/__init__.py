@@ -14,18 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from eslt_cli.errors import BadInput
+from eslt_cli.presets import CONTROL_CPU, CONTROL_PAPER, VISION_CPU, VISION_PAPER
 from eslt_cli.specs import ModelSpec, TaskSpec
 from eslt_cli.tasks.base import Params, Task
 
 __all__ = ["TASKS", "Params", "Task", "TaskEntry", "build_task", "canonical_task", "get_entry"]
-
-# Trainer settings that train within a minute or two on a 2-core CPU ...
-VISION_CPU = {"strategy": "snes", "population": 32, "generations": 100, "std_init": 0.02, "eval_every": 10}
-CONTROL_CPU = {"strategy": "snes", "population": 64, "generations": 200, "std_init": 0.3, "eval_every": 20}
-# ... and appendix C's settings for GPU hosts (ES optimiser: Adam).
-VISION_PAPER = {"population": 128, "generations": 4000, "optimizer": "adam", "eval_every": 100, "batch_size": 1024}
-CONTROL_PAPER = {"population": 256, "generations": 3000, "optimizer": "adam", "eval_every": 100, "test_episodes": 164}
-
 
 @dataclass(frozen=True)
 class TaskEntry:
