@@ -15,10 +15,13 @@ replaced only with ``force`` (and only after the new one is complete).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,7 @@ import jax
 import numpy as np
 
 from eslt_cli import __version__
-from eslt_cli.errors import BadInput, RunFailed
+from eslt_cli.errors import BadInput, Busy, RunFailed
 from eslt_cli.tasks.base import Params
 
 SCHEMA = 1
@@ -148,3 +151,90 @@ def save(path: Path | str, state: dict[str, Params], meta: dict[str, Any], force
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+@contextlib.contextmanager
+def lock(path: Path | str) -> Iterator[None]:
+    """Hold an exclusive lock on the output ``path`` while it is being made.
+
+    Two jobs on the same output (overlapping cron runs) cannot both write it:
+    the second stops at once with :class:`Busy`. The lock file is a hidden
+    sibling, ``.<name>.lock``, and is released when the process dies.
+    """
+    path = Path(path).absolute()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path.parent / f".{path.name}.lock", "a")
+    except OSError as exc:
+        raise RunFailed(f"cannot write in {path.parent}: {exc.strerror or exc}") from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Busy(f"another eslt process is writing {path}: wait for it to finish, or use --out elsewhere") from None
+        yield
+
+
+class ResumeStore:
+    """Periodic snapshots of a training run, kept until its checkpoint is written.
+
+    Lives in the hidden sibling folder ``.<name>.resume`` of the output and is
+    managed by Orbax's ``CheckpointManager`` (atomic steps, the last two kept).
+    A snapshot is only used by a run with the same fingerprint.
+    """
+
+    def __init__(self, out: Path | str, fingerprint: dict[str, Any]):
+        out = Path(out).absolute()
+        self.folder = out.parent / f".{out.name}.resume"
+        self.fingerprint = fingerprint
+        self._manager: Any = None
+
+    def _open(self) -> Any:
+        if self._manager is None:
+            import orbax.checkpoint as ocp
+
+            options = ocp.CheckpointManagerOptions(max_to_keep=2, enable_async_checkpointing=False, create=True)
+            self._manager = ocp.CheckpointManager(self.folder, options=options)
+        return self._manager
+
+    def latest(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """(arrays, info) of the newest snapshot made with this fingerprint, else None."""
+        if not self.folder.exists():
+            return None
+        import orbax.checkpoint as ocp
+
+        try:
+            manager = self._open()
+            step = manager.latest_step()
+            if step is None:
+                return None
+            info = manager.restore(step, args=ocp.args.Composite(info=ocp.args.JsonRestore()))["info"]
+            if info.get("fingerprint") != self.fingerprint:
+                self.clear()  # a snapshot of other settings: not resumable, and nobody's result
+                return None
+            arrays = manager.restore(step, args=ocp.args.Composite(arrays=ocp.args.StandardRestore()))["arrays"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise BadInput(
+                f"{self.folder}: unreadable resume state ({type(exc).__name__}): delete it to start over"
+            ) from None
+        return jax.tree.map(np.asarray, dict(arrays)), dict(info)
+
+    def save(self, step: int, arrays: dict[str, Any], info: dict[str, Any]) -> None:
+        import orbax.checkpoint as ocp
+
+        manager = self._open()
+        manager.save(
+            step,
+            args=ocp.args.Composite(
+                arrays=ocp.args.StandardSave(jax.tree.map(np.asarray, arrays)),
+                info=ocp.args.JsonSave({**info, "fingerprint": self.fingerprint}),
+            ),
+            force=True,
+        )
+        manager.wait_until_finished()
+
+    def clear(self) -> None:
+        if self._manager is not None:
+            self._manager.close()
+            self._manager = None
+        shutil.rmtree(self.folder, ignore_errors=True)

@@ -23,3 +23,17 @@ class RunFailed(EsltError):
     """A run started but could not finish (non-finite fitness, I/O failure)."""
 
     exit_code = 1
+
+
+class Interrupted(EsltError):
+    """SIGINT/SIGTERM stopped a run after saving its progress; re-running resumes it."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+class Busy(EsltError):
+    """Another eslt process is writing the same output."""
+
+    exit_code = 1

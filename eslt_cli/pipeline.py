@@ -190,8 +190,39 @@ def _lineage(parent: Checkpoint | None) -> list[str]:
     return [*parent.meta.get("lineage", []), str(parent.path.resolve())]
 
 
-def run_train(plan: TrainPlan, force: bool = False, on_progress: Callable[..., None] | None = None) -> Path:
-    """Train per ``plan`` and write the checkpoint; returns its path."""
+def run_train(
+    plan: TrainPlan,
+    force: bool = False,
+    on_progress: Callable[..., None] | None = None,
+    save_every: int = 100,
+    stop: Callable[[], int] | None = None,
+) -> tuple[Path, bool]:
+    """Train per ``plan`` and write the checkpoint; returns its path and whether it was made now.
+
+    Under the output's lock: an output already made with these settings is
+    returned as is (see :func:`existing_output`); otherwise progress is
+    snapshotted beside the output every ``save_every`` generations, and a run
+    resumes from a snapshot of the same settings (:class:`checkpoint.ResumeStore`).
+    """
+    if save_every < 1:
+        raise BadInput(f"--save-every must be positive, got {save_every}")
+    with checkpoint.lock(plan.out):
+        if existing_output(plan.out, plan.fingerprint, force):
+            return plan.out, False
+        store = checkpoint.ResumeStore(plan.out, plan.fingerprint)
+        path = _train_locked(plan, force, on_progress, store, save_every, stop)
+        store.clear()
+    return path, True
+
+
+def _train_locked(
+    plan: TrainPlan,
+    force: bool,
+    on_progress: Callable[..., None] | None,
+    store: checkpoint.ResumeStore,
+    save_every: int,
+    stop: Callable[[], int] | None,
+) -> Path:
     from eslt_cli.trainers import es
 
     task = build_task(plan.task, plan.model)
@@ -204,7 +235,7 @@ def run_train(plan: TrainPlan, force: bool = False, on_progress: Callable[..., N
         if jax.tree.structure(init) != jax.tree.structure(jax.eval_shape(task.init_params, init_key)):
             raise BadInput(f"{plan.parent.path}: its network does not fit task {plan.task.name}")
     start = time.perf_counter()
-    result = es.train(task, plan.trainer, init, mask, train_key, on_progress)
+    result = es.train(task, plan.trainer, init, mask, train_key, on_progress, store, save_every, stop)
     seconds = time.perf_counter() - start
     meta = {
         "kind": "trained",
@@ -291,8 +322,12 @@ def plan_prune(
     return PrunePlan(parent, criterion, rate, source, tuple(exclude), seed, out.absolute())
 
 
-def run_prune(plan: PrunePlan, force: bool = False) -> Path:
-    """Prune per ``plan``: a ticket one level up, rewound to the level-0 init."""
+def run_prune(plan: PrunePlan, force: bool = False) -> tuple[Path, bool]:
+    """Prune per ``plan``: a ticket one level up, rewound to the level-0 init.
+
+    Returns the ticket's path and whether it was made now (False: it existed
+    with the same settings).
+    """
     parent = plan.parent
     level = int(parent.meta["level"]) + 1
     keep = float((parent.meta.get("pruning") or {}).get("keep", 1.0)) * (1.0 - plan.rate)
@@ -322,4 +357,7 @@ def run_prune(plan: PrunePlan, force: bool = False) -> Path:
         "lineage": _lineage(parent),
         "fingerprint": plan.fingerprint,
     }
-    return checkpoint.save(plan.out, {"init": parent.state["init"], "mask": mask}, meta, force=force)
+    with checkpoint.lock(plan.out):
+        if existing_output(plan.out, plan.fingerprint, force):
+            return plan.out, False
+        return checkpoint.save(plan.out, {"init": parent.state["init"], "mask": mask}, meta, force=force), True

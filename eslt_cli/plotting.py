@@ -30,7 +30,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from eslt_cli.checkpoint import is_checkpoint, read_meta  # noqa: E402
-from eslt_cli.errors import BadInput  # noqa: E402
+from eslt_cli.errors import BadInput, RunFailed  # noqa: E402
 
 SUFFIXES = (".png", ".svg", ".pdf")
 WHICH = ("final", "best")
@@ -61,7 +61,7 @@ class Inputs:
         for r in self.records:
             kinds[str(r.get("kind", "unknown"))] += 1
         recs = ", ".join(f"{n} {k} record{'s' if n != 1 else ''}" for k, n in sorted(kinds.items())) or "0 records"
-        return f"got {len(self.checkpoints)} checkpoints, {recs}, {len(self.surfaces)} .npz surfaces"
+        return f"{len(self.checkpoints)} checkpoints, {recs}, {len(self.surfaces)} .npz surfaces"
 
 
 def find_checkpoints(folder: Path) -> list[Path]:
@@ -115,7 +115,7 @@ def _add_path(inputs: Inputs, path: Path) -> None:
     if path.is_dir():
         found = find_checkpoints(path)
         if not found:
-            raise BadInput(f"{path}: no eslt checkpoints in this folder or below; pass checkpoint folders or a runs root")
+            raise BadInput(f"{path}: no eslt checkpoints in this folder or below; pass checkpoints or a runs root")
         inputs.checkpoints.extend(Ckpt(p, read_meta(p)) for p in found)
     elif path.suffix in (".jsonl", ".json"):
         inputs.records.extend(_parse_records(path))
@@ -179,6 +179,8 @@ def _save(fig: Any, out: Path, dpi: int) -> Path:
     try:
         fig.savefig(tmp, dpi=dpi, format=out.suffix.lower()[1:], bbox_inches="tight")
         os.replace(tmp, out)
+    except OSError as exc:
+        raise RunFailed(f"cannot write {out}: {exc.strerror or exc}") from None
     finally:
         plt.close(fig)
         if tmp.exists():
@@ -186,8 +188,8 @@ def _save(fig: Any, out: Path, dpi: int) -> Path:
     return out
 
 
-def _axes(n: int, width: float = 5.0, height: float = 3.6) -> tuple[Any, list[Any]]:
-    cols = min(n, 3)
+def _axes(n: int, width: float = 5.0, height: float = 3.6, max_cols: int = 3) -> tuple[Any, list[Any]]:
+    cols = min(n, max_cols)
     rows = math.ceil(n / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False, layout="constrained")
     flat = list(axes.flat)
@@ -271,7 +273,7 @@ def _band(ax: Any, x: Sequence[float], mean: Sequence[float], std: Sequence[floa
 
 
 def _need(kind: str, what: str, inputs: Inputs) -> BadInput:
-    return BadInput(f"{kind} needs {what}; {inputs.describe()}")
+    return BadInput(f"{kind} needs {what}; got {inputs.describe()}")
 
 
 # --------------------------------------------------------------------------- kinds
@@ -281,7 +283,9 @@ def plot_sparsity(inputs: Inputs, out: Path, which: str = "final", dpi: int = 10
     """Test performance vs remaining weights: a line per arm (mean ± std over seeds), a panel per task."""
     if which not in WHICH:
         raise BadInput(f"--which {which!r}: choose final or best")
-    trained = [c for c in inputs.checkpoints if c.meta.get("kind") == "trained" and (c.meta.get("metrics") or {}).get(which)]
+    trained = [
+        c for c in inputs.checkpoints if c.meta.get("kind") == "trained" and (c.meta.get("metrics") or {}).get(which)
+    ]
     if not trained:
         raise _need("sparsity", "trained checkpoints (from `eslt train`) of one or more pruning runs", inputs)
     tasks = sorted({_task(c.meta) for c in trained})
@@ -293,7 +297,10 @@ def plot_sparsity(inputs: Inputs, out: Path, which: str = "final", dpi: int = 10
         points: dict[tuple[str, str], dict[int, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
         dense: dict[str, list[tuple[float, float]]] = defaultdict(list)
         for c in here:
-            pt = (_remaining_pct(c.meta), float(c.meta["metrics"][which]["metric"]))
+            value = c.meta["metrics"][which].get("metric")
+            if value is None or not np.isfinite(value):
+                continue
+            pt = (_remaining_pct(c.meta), float(value))
             if int(c.meta.get("level", 0)) == 0:
                 dense[_method(c.meta)].append(pt)
             else:
@@ -321,10 +328,17 @@ def plot_sparsity(inputs: Inputs, out: Path, which: str = "final", dpi: int = 10
     return _save(fig, out, dpi)
 
 
-def _lmc_group(r: dict[str, Any], many_tasks: bool) -> str:
+def _lmc_arm(r: dict[str, Any]) -> str | None:
+    arms = sorted({str(a) for a in r.get("arms") or []} - {"dense"})
+    return "/".join(arms) if arms else None
+
+
+def _lmc_groups(r: dict[str, Any], many_tasks: bool, arms: Sequence[str]) -> list[str]:
+    """The lines/panels a record belongs to: by strategy pair (and arm, when several arms are present)."""
     strategies = [str(s) for s in r.get("strategies") or []]
     label = " vs ".join(strategies) if len(set(strategies)) > 1 else (strategies[0] if strategies else "run")
-    return f"{r.get('task')}: {label}" if many_tasks else label
+    label = f"{r.get('task')}: {label}" if many_tasks else label
+    return _arm_groups(label, _lmc_arm(r), arms)
 
 
 def _error_label(records: Sequence[dict[str, Any]]) -> str:
@@ -345,9 +359,11 @@ def plot_lmc(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100) ->
         if "barrier" not in r or len(r.get("levels") or []) != 2:
             raise BadInput(f"lmc record {r.get('a')} vs {r.get('b')} lacks barrier/levels; re-run `eslt lmc`")
     many_tasks = len({r.get("task") for r in recs}) > 1
+    arms = sorted({a for a in map(_lmc_arm, recs) if a})
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in recs:
-        groups[_lmc_group(r, many_tasks)].append(r)
+        for name in _lmc_groups(r, many_tasks, arms):
+            groups[name].append(r)
     cross_level = any(int(r["levels"][0]) != int(r["levels"][1]) for r in recs)
     if cross_level:
         fig, axes = _axes(len(groups), width=4.6, height=4.0)
@@ -373,7 +389,8 @@ def plot_lmc(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100) ->
             ax.set_yticks(range(len(levels)), [str(lv) for lv in levels])
             ax.set_xlabel("IMP level of network b")
             ax.set_ylabel("IMP level of network a")
-            ax.set_title(f"{name}: error barrier")
+            seed_pairs = any(r["levels"][0] == r["levels"][1] and len(set(r.get("seeds") or [])) > 1 for r in rs)
+            ax.set_title(f"{name}: error barrier" + ("\n(diagonal: runs of different seeds)" if seed_pairs else ""))
             fig.colorbar(im, ax=ax, label=f"barrier ({_error_label(rs)})", shrink=0.85)
         return _save(fig, out, dpi)
     fig, axes = _axes(2)
@@ -400,7 +417,7 @@ def plot_lmc(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100) ->
             continue
         lvl = int(r["levels"][0])
         color = cmap(levels.index(lvl) / max(len(levels) - 1, 1))
-        style = styles[names.index(_lmc_group(r, many_tasks)) % len(styles)]
+        style = styles[names.index(_lmc_groups(r, many_tasks, arms)[0]) % len(styles)]
         ax2.plot(r["alpha"], r["error"], color=color, ls=style, lw=1.2, alpha=0.85)
     for lvl in levels:  # one legend entry per level
         ax2.plot([], [], color=cmap(levels.index(lvl) / max(len(levels) - 1, 1)), label=f"level {lvl}")
@@ -424,12 +441,22 @@ def _sharp_label(r: dict[str, Any]) -> str:
     return str(name).upper() if len(str(name)) <= 3 else str(name)
 
 
+def _arm_groups(base: str, arm: Any, arms: Sequence[str]) -> list[str]:
+    """Line labels a record belongs to: per arm when several arms are present; level-0 dense starts each."""
+    if len(arms) <= 1:
+        return [base]
+    if arm in (None, "dense"):
+        return [f"{base} {a}" for a in arms]
+    return [f"{base} {arm}"]
+
+
 def plot_sharpness(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100) -> Path:
     """Curvature of 1D random loss projections vs remaining weights: a line per trainer (ES vs GD)."""
     recs = [r for r in inputs.records if r.get("kind") == "sharpness"]
     if not recs:
         raise _need("sharpness", "`eslt sharpness` output (JSON lines with kind 'sharpness')", inputs)
     tasks = sorted({str(r.get("task")) for r in recs})
+    arms = sorted({str(r["arm"]) for r in recs if r.get("arm") not in (None, "dense")})
     fig, axes = _axes(len(tasks) + 1)
     for ax, task in zip(axes, tasks):
         groups: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -438,7 +465,8 @@ def plot_sharpness(inputs: Inputs, out: Path, which: str = "final", dpi: int = 1
                 continue
             x = _remaining_pct({"sparsity": r.get("sparsity", 0.0)})
             vals = r.get("curvature") or ([r["curvature_mean"]] if "curvature_mean" in r else [])
-            groups[_sharp_label(r)][round(x, 6)].extend(float(v) for v in vals)
+            for name in _arm_groups(_sharp_label(r), r.get("arm"), arms):
+                groups[name][round(x, 6)].extend(float(v) for v in vals)
         xs_all = []
         for name, pts in sorted(groups.items()):
             xs = sorted(pts, reverse=True)
@@ -446,10 +474,10 @@ def plot_sharpness(inputs: Inputs, out: Path, which: str = "final", dpi: int = 1
             _band(ax, xs, [a for a, _ in ms], [b for _, b in ms], name)
             xs_all += xs
         _remaining_axis(ax, xs_all)
-        ax.set_ylabel("curvature (quadratic coefficient of test loss)")
+        ax.set_ylabel("curvature d²loss/dt² (quadratic fit)")
         ax.set_title(f"{task}: sharpness of the optimum")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small", title="trainer (mean ± std over directions)", title_fontsize="small")
+        ax.legend(fontsize="small", title="mean ± std over directions, runs", title_fontsize="small")
     ax2 = axes[-1]
     levels = sorted({int(r.get("level", 0)) for r in recs})
     cmap = plt.get_cmap("viridis")
@@ -511,11 +539,11 @@ def plot_surface(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100
                 panels.append((title + f" ({_remaining_pct({'sparsity': r.get('sparsity', 0.0)}):.3g}% left)", p))
     panels += [(p.stem, p) for p in inputs.surfaces]
     if not panels:
-        raise BadInput(f"{SURFACE_HINT}; {inputs.describe()}")
+        raise BadInput(f"{SURFACE_HINT}; got {inputs.describe()}")
     for _, p in panels:
         if not p.exists():
             raise BadInput(f"{p}: surface file not found (moved?); {SURFACE_HINT}")
-    fig, axes = _axes(len(panels), width=4.6, height=4.0)
+    fig, axes = _axes(len(panels), width=4.4, height=3.9, max_cols=4)
     for ax, (title, p) in zip(axes, panels):
         s = _load_surface(p)
         a, b, loss = s["alpha"], s["beta"], s["loss"]
@@ -571,6 +599,8 @@ def plot_layers(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100)
             ms = [_mean_std(list(levels[k].values())) for k in lv]
             _band(ax, lv, [a for a, _ in ms], [b for _, b in ms], layer)
         ax.set_yscale("log")
+        lows = [min(_mean_std(list(v.values()))[0] for v in levels.values()) for levels in data[key].values()]
+        ax.set_ylim(max(min(lows) / 1.5, 1e-3), 130)  # a band reaching 0 would stretch the log axis
         _plain_log(ax.yaxis)
         _integer_x(ax)
         ax.set_xlabel("IMP level")
@@ -613,7 +643,11 @@ def plot_snr(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100) ->
 
 def plot_curves(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100) -> Path:
     """Training curves: population mean fitness and test metric vs generation, a line per checkpoint."""
-    cks = [c for c in inputs.checkpoints if c.meta.get("kind") == "trained" and (c.meta.get("history") or {}).get("fitness_mean")]
+    cks = [
+        c
+        for c in inputs.checkpoints
+        if c.meta.get("kind") == "trained" and (c.meta.get("history") or {}).get("fitness_mean")
+    ]
     if not cks:
         raise _need("curves", "trained checkpoints (from `eslt train`) with a training history", inputs)
     cks.sort(key=lambda c: (_task(c.meta), str(c.meta.get("arm")), int(c.meta.get("level", 0)), c.meta.get("seed", 0)))

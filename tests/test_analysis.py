@@ -18,14 +18,14 @@ def tree(seed: int = 0, sparse: bool = True) -> tuple[dict, dict]:
     """A CNN-like tree (HWIO conv kernel, dense kernel, biases) and a mask with a fully pruned filter."""
     rng = np.random.default_rng(seed)
     params = {
-        "conv0": {"kernel": rng.normal(size=(3, 3, 2, 4)).astype(np.float32), "bias": rng.normal(size=4).astype(np.float32)},
-        "dense": {"kernel": rng.normal(size=(6, 3)).astype(np.float32), "bias": rng.normal(size=3).astype(np.float32)},
+        "conv0": {"kernel": rng.normal(size=(3, 3, 2, 4)), "bias": rng.normal(size=4)},
+        "dense": {"kernel": rng.normal(size=(6, 3)), "bias": rng.normal(size=3)},
     }
     mask = jax.tree.map(lambda a: (rng.random(a.shape) < (0.6 if sparse else 2.0)).astype(np.uint8), params)
     mask["conv0"]["bias"][:] = 1
     mask["dense"]["bias"][:] = 1
     mask["conv0"]["kernel"][..., 1] = 0  # a filter pruned away entirely
-    params = jax.tree.map(lambda p, m: p * m, params, mask)
+    params = jax.tree.map(lambda p, m: (p * m).astype(np.float32), params, mask)
     return params, mask
 
 

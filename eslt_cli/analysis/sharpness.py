@@ -169,7 +169,9 @@ def profile_of(t: np.ndarray, loss: np.ndarray, metric: np.ndarray) -> Profile:
     return Profile(np.asarray(t), loss, np.asarray(metric, np.float64).reshape(loss.shape), curvature(t, loss))
 
 
-def profile_1d(evaluate: Evaluator, params: Params, dirs: Sequence[Params], radius: float = 1.0, points: int = 21) -> Profile:
+def profile_1d(
+    evaluate: Evaluator, params: Params, dirs: Sequence[Params], radius: float = 1.0, points: int = 21
+) -> Profile:
     """Loss at ``params + t·d`` for t in ``linspace(-radius, radius, points)`` and each direction."""
     t = _check_line(radius, points)
     out = evaluate(shifted(params, dirs, line_coords(len(dirs), t)))
@@ -186,7 +188,9 @@ class Surface:
     metric: np.ndarray
 
 
-def surface_2d(evaluate: Evaluator, params: Params, d1: Params, d2: Params, radius: float = 1.0, grid: int = 11) -> Surface:
+def surface_2d(
+    evaluate: Evaluator, params: Params, d1: Params, d2: Params, radius: float = 1.0, grid: int = 11
+) -> Surface:
     """The loss surface over ``[-radius, radius]²`` on a ``grid`` × ``grid`` lattice."""
     axis = _check_grid(radius, grid)
     out = evaluate(shifted(params, [d1, d2], grid_coords(axis, axis)))
@@ -253,7 +257,7 @@ def run_sharpness(
     if n_directions < 1:
         raise BadInput(f"--directions must be at least 1, got {n_directions}")
     t = _check_line(radius, points)
-    out_path = None
+    out_path, axis = None, np.zeros(0)
     if two_d:
         axis = _check_grid(radius, grid)
         out_path = Path(surface_out).absolute() if surface_out is not None else surface_path(ckpt.path, seed)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import time
 import warnings
@@ -130,3 +131,34 @@ def say(message: str) -> None:
     """One line for people on stderr (silent under --quiet)."""
     if not QUIET:
         console.print(message, highlight=False)
+
+
+class StopOnSignal:
+    """Turn SIGINT/SIGTERM into a polite stop: calling the object returns the signal number (0 if none).
+
+    The trainer polls it between chunks, saves a snapshot and exits 128+signal.
+    A second signal interrupts at once.
+    """
+
+    def __init__(self) -> None:
+        self.signum = 0
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum:
+            signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+            raise KeyboardInterrupt
+        self.signum = signum
+        say(f"signal {signum}: stopping after the current chunk (again to stop now)")
+
+    def __enter__(self) -> StopOnSignal:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __call__(self) -> int:
+        return self.signum
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)

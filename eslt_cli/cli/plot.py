@@ -45,7 +45,7 @@ Examples:
 def plot(
     kind: Annotated[str, typer.Argument(help="sparsity, curves, layers, snr, lmc, sharpness or surface.")],
     paths: Annotated[
-        Optional[list[str]], typer.Argument(help="Checkpoints, folders, .jsonl/.json, .npz; absent: read stdin.")
+        Optional[list[str]], typer.Argument(help="Checkpoints, folders, .jsonl/.json, .npz; '-' or absent: read stdin.")
     ] = None,
     out: Annotated[Optional[Path], typer.Option(help="Figure file: .png, .svg or .pdf [./KIND.png].")] = None,
     which: Annotated[str, typer.Option(help="sparsity: the final or the best test-scoring ES mean.")] = "final",
@@ -62,15 +62,17 @@ def plot(
     target = out if out is not None else Path(f"{kind}.png")
     plotting.check_out(target, force)
     lines: list[str] = []
-    if not paths and sys.stdin is not None and not sys.stdin.isatty():
+    dash = "-" in (paths or [])
+    paths = [p for p in paths or [] if p != "-"]
+    if dash or (not paths and sys.stdin is not None and not sys.stdin.isatty()):
         lines = sys.stdin.read().splitlines()
     if not paths and not any(line.strip() for line in lines):
         raise BadInput(
             f"no inputs: {kind} needs {plotting.NEEDS[kind]}; give paths, or pipe them (or JSON lines) on stdin"
         )
-    inputs = plotting.collect(paths or [], lines)
+    inputs = plotting.collect(paths, lines)
     path = plotting.plot(kind, inputs, target, which=which, dpi=dpi)
-    common.say(f"{kind}: wrote {path} ({inputs.describe()[4:]})")
+    common.say(f"{kind}: wrote {path} ({inputs.describe()})")
     print(path.absolute())
 
 

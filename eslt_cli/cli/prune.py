@@ -45,11 +45,11 @@ def prune(
 
     parent = ckpt.load(common.read_input(checkpoint))  # type: ignore[arg-type]
     plan = pipeline.plan_prune(parent, chosen[0], rate, source, exclude or (), seed, out)
-    if pipeline.existing_output(plan.out, plan.fingerprint, force):
-        common.say(f"{plan.out} is up to date")
-        print(plan.out)
+    path, made = pipeline.run_prune(plan, force=force)
+    if not made:
+        common.say(f"{path} is up to date")
+        print(path)
         return
-    path = pipeline.run_prune(plan, force=force)
     sp = ckpt.read_meta(path)["sparsity"]
     common.say(f"pruned by {chosen[0]}: level {plan.parent.meta['level'] + 1}, {sp['remaining']}/{sp['total']} "
                f"prunable weights left (sparsity {sp['global']:.1%})")

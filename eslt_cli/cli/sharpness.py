@@ -25,7 +25,7 @@ Example:
 
 \b
   eslt sharpness --directions 5 runs/fashion_mnist-snes-seed0/L03-snr-trained
-  eslt sharpness --2d --grid 51 --directions-from runs/fashion_mnist-snes-seed0/L00-trained L03-snr-trained
+  cd runs/fashion_mnist-snes-seed0 && eslt sharpness --2d --grid 51 --directions-from L00-trained L03-snr-trained
 """
 
 
@@ -37,7 +37,7 @@ def sharpness(
     seed: Annotated[int, typer.Option(help="Seed of the random directions.")] = 0,
     two_d: Annotated[bool, typer.Option("--2d", help="Also write a 2D loss surface (.npz).")] = False,
     grid: Annotated[int, typer.Option(help="2D lattice size per axis (paper: 51).")] = 11,
-    surface_out: Annotated[Optional[Path], typer.Option(help="2D surface file (default: beside the checkpoint).")] = None,
+    surface_out: Annotated[Optional[Path], typer.Option(help="2D surface .npz (default: beside it).")] = None,
     directions_from: Annotated[
         Optional[str], typer.Option(help="Trained checkpoint (same architecture) to normalise directions at.")
     ] = None,
@@ -53,7 +53,9 @@ def sharpness(
         raise typer.BadParameter(f"--which must be final or best, got {which!r}")
     target = ckpt.load(common.read_input(checkpoint))  # type: ignore[arg-type]
     source = None if directions_from is None else ckpt.load(directions_from)
-    result = core.run_sharpness(target, which, radius, points, directions, seed, two_d, grid, surface_out, source, force)
+    result = core.run_sharpness(
+        target, which, radius, points, directions, seed, two_d, grid, surface_out, source, force
+    )
     curv = result["curvature"]
     common.say(
         f"{result['task']} level {result['level']} (sparsity {result['sparsity']:.1%}): curvature "

@@ -26,6 +26,10 @@ with the settings recorded in the ticket unless an option overrides them.
 CPU defaults (train within a minute or two on 2 cores): vision tasks
 {_describe(VISION_CPU)}, batch 256; control tasks {_describe(CONTROL_CPU)},
 8 train / 16 test episodes.
+
+A run interrupted by SIGINT/SIGTERM saves its progress (exit 130/143); after
+those, or a crash or SIGKILL, re-running the same command resumes from the last
+snapshot (every --save-every generations) with bit-identical results.
 --preset paper: appendix C (vision: population 128, 4000 generations, batch
 1024; control: population 256, 3000 generations, 164 test episodes; ES
 optimiser Adam) for GPU hosts.
@@ -75,6 +79,7 @@ def train(
     preset: Annotated[Optional[str], typer.Option(help="cpu (default) or paper (appendix C).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output checkpoint folder (default: derived).")] = None,
     root: Annotated[Optional[Path], typer.Option(help="Root of derived outputs [$ESLT_HOME or ./eslt-runs].")] = None,
+    save_every: Annotated[int, typer.Option(help="Generations between resume snapshots.")] = 100,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output.")] = False,
 ) -> None:
     common.setup_runtime()
@@ -92,20 +97,18 @@ def train(
         "data_dir": str(data_dir) if data_dir is not None else None,
     }  # fmt: skip
     plan = pipeline.plan_train(parent, overrides, preset, out, root or common.default_root())
-    if pipeline.existing_output(plan.out, plan.fingerprint, force):
-        common.say(f"{plan.out} is up to date")
-        print(plan.out)
-        return
-    from eslt_cli.tasks import build_task
-
-    task_obj = build_task(plan.task, plan.model)
     label = f"{plan.task.name} {plan.trainer.strategy} L{plan.level:02d}"
-    with common.Reporter(label, plan.trainer.generations, task_obj.metric) as reporter:
-        path = pipeline.run_train(plan, force=force, on_progress=reporter)
+    metric = "accuracy" if plan.model.kind == "cnn" else "return"
+    with common.Reporter(label, plan.trainer.generations, metric) as reporter, common.StopOnSignal() as stop:
+        path, made = pipeline.run_train(plan, force, reporter, save_every, stop)
+    if not made:
+        common.say(f"{path} is up to date")
+        print(path)
+        return
     meta = ckpt.read_meta(path)
     final, best = meta["metrics"]["final"], meta["metrics"]["best"]
     common.say(
-        f"{label} ({1 - meta['sparsity']['global']:.1%} of weights): test {task_obj.metric} {final['metric']:.4g} "
+        f"{label} ({1 - meta['sparsity']['global']:.1%} of weights): test {metric} {final['metric']:.4g} "
         f"(best {best['metric']:.4g} at gen {best['generation']}) in {meta['run']['seconds']:.0f} s"
     )
     print(path)

@@ -14,14 +14,14 @@ import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from eslt_cli import strategies
-from eslt_cli.errors import RunFailed
+from eslt_cli.errors import Interrupted, RunFailed
 from eslt_cli.sparse import SparseView
 from eslt_cli.specs import TrainerSpec
 from eslt_cli.tasks.base import Arrays, Params, Task
@@ -85,6 +85,14 @@ def split_key(key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     return k_init, k_train, k_eval
 
 
+class SnapshotStore(Protocol):
+    """Where :func:`train` keeps snapshots to resume from (see checkpoint.ResumeStore)."""
+
+    def latest(self) -> tuple[dict[str, Any], dict[str, Any]] | None: ...
+
+    def save(self, step: int, arrays: dict[str, Any], info: dict[str, Any]) -> None: ...
+
+
 def train(
     task: Task,
     spec: TrainerSpec,
@@ -92,8 +100,19 @@ def train(
     mask: Params,
     key: jax.Array,
     on_progress: Callable[[Progress], None] | None = None,
+    store: SnapshotStore | None = None,
+    save_every: int = 100,
+    stop: Callable[[], int] | None = None,
 ) -> TrainResult:
-    """Train the masked ``init`` with the ES of ``spec``; ``key`` fixes everything random."""
+    """Train the masked ``init`` with the ES of ``spec``; ``key`` fixes everything random.
+
+    With a ``store``, a snapshot of the whole run (ES state with its counters,
+    best-so-far, history) is saved at the first chunk end after every
+    ``save_every`` generations, and a run resumes from the newest one. Keys
+    depend only on the generation, so a resumed run gives bit-identical
+    results. ``stop()`` returning a signal number saves and raises
+    :class:`Interrupted` at the next chunk end.
+    """
     strategies.check_spec(spec)
     view = SparseView.of(mask)
     # Cache key: the chunk code does not depend on the number of generations.
@@ -109,6 +128,20 @@ def train(
     evals: dict[str, list[float]] = {"generation": [], "metric": [], "loss": []}
     best_x, best = x0, {"metric": -np.inf, "loss": np.inf, "generation": 0}
     done = 0
+    leaves, treedef = jax.tree.flatten(state)
+    snapshot = store.latest() if store is not None else None
+    if snapshot is not None:
+        arrays, info = snapshot
+        state = treedef.unflatten([arrays["es"][f"{i:05d}"] for i in range(len(leaves))])
+        best_x, stats = arrays["best_x"], [arrays["stats"]]
+        best, evals, done = info["best"], info["evals"], int(info["generation"])
+    last_save = done
+
+    def save() -> None:
+        es_leaves = {f"{i:05d}": leaf for i, leaf in enumerate(jax.tree.leaves(state))}
+        arrays = {"es": es_leaves, "best_x": best_x, "stats": np.concatenate(stats)}
+        store.save(done, arrays, {"generation": done, "best": best, "evals": evals})  # type: ignore[union-attr]
+
     while done < spec.generations:
         n = min(spec.eval_every, spec.generations - done)
         keys = jax.random.split(jax.random.fold_in(k_train, done), n)
@@ -131,6 +164,16 @@ def train(
             best_x, best = state.mean, {**metrics, "generation": done}
         if on_progress is not None:
             on_progress(Progress(done, spec.generations, float(chunk_stats[-1, 0]), metrics["metric"], n / elapsed))
+        signum = stop() if stop is not None else 0
+        if store is not None and done < spec.generations and (signum or done - last_save >= save_every):
+            save()
+            last_save = done
+        if signum:
+            raise Interrupted(
+                f"stopped by signal {signum} at generation {done}/{spec.generations}"
+                + ("; re-run the same command to resume" if store is not None else ""),
+                signum,
+            )
 
     search_std = strategies.get_strategy(spec.strategy).search_std
     all_stats = np.concatenate(stats)

@@ -1,0 +1,1 @@
+complete --command eslt --no-files --arguments "(env _ESLT_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) eslt)" --condition "env _ESLT_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) eslt"

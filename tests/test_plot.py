@@ -1,0 +1,262 @@
+"""``eslt plot``: every kind renders from real checkpoints or synthetic records; bad input is one line, exit 2."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import TINY_CONTROL, TTY, eslt
+from eslt_cli import plotting
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def run_inprocess(*args: str) -> str:
+    """``eslt -q ARGS`` in-process for module-scoped fixtures (the ``cli`` fixture is per test)."""
+    from eslt_cli import cli as cli_module
+    from eslt_cli.cli import common
+
+    buf = io.StringIO()
+    code = 0
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(buf):
+        mp.setattr(sys, "argv", ["eslt", "-q", *args])
+        mp.setattr(sys, "stdin", TTY())
+        try:
+            cli_module.main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 0
+        finally:
+            common.QUIET = False
+    assert code == 0, f"eslt {' '.join(args)} exited {code}"
+    return buf.getvalue().strip()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Pendulum, seeds 0 and 1: dense, then snr and random arms one level up (trained), and an L02-snr ticket."""
+    root = tmp_path_factory.mktemp("runs")
+    out: dict[str, Path] = {"root": root}
+    for seed in (0, 1):
+        dense = run_inprocess("train", "--task", "pendulum", "--seed", str(seed), *TINY_CONTROL, "--root", str(root))
+        out[f"dense{seed}"] = Path(dense)
+        for arm in ("snr", "random"):
+            ticket = run_inprocess("prune", f"--{arm}", dense)
+            out[f"{arm}{seed}"] = Path(run_inprocess("train", ticket))
+        out[f"ticket{seed}"] = Path(run_inprocess("prune", "--snr", str(out[f"snr{seed}"])))
+    return out
+
+
+def lmc_records(cross_level: bool) -> list[dict]:
+    """Synthetic ``eslt lmc`` lines: same seed across level pairs, or run-vs-run pairs per level."""
+    alpha = np.linspace(0.0, 1.0, 11)
+    recs = []
+    if cross_level:
+        pairs = [((la, lb), ("snes", "snes"), (0, 0)) for la in range(4) for lb in range(la, 4)]
+    else:
+        pairs = [((lv, lv), s, (0, 1)) for lv in range(4) for s in (("snes", "snes"), ("snes", "gd"))]
+    for (la, lb), strategies, seeds in pairs:
+        bump = 0.05 * (1 + abs(lb - la)) * (1.5 if strategies[1] == "gd" else 1.0)
+        error = 0.2 + bump * np.sin(np.pi * alpha)
+        recs.append({
+            "kind": "lmc", "a": f"/runs/s{seeds[0]}/L{la:02d}", "b": f"/runs/s{seeds[1]}/L{lb:02d}", "which": "final",
+            "task": "fashion_mnist", "levels": [la, lb], "sparsity": [1 - 0.8**la, 1 - 0.8**lb],
+            "strategies": list(strategies), "seeds": list(seeds), "alpha": alpha.tolist(), "error": error.tolist(),
+            "loss": (2 * error).tolist(), "metric": (1 - error).tolist(), "error_of": "accuracy", "barrier": bump,
+        })  # fmt: skip
+    return recs
+
+
+def write_surface(path: Path, sharp: float = 1.0, flat: bool = False) -> Path:
+    alpha, beta = np.linspace(-1, 1, 9), np.linspace(-1, 1, 7)
+    loss = sharp * alpha[:, None] ** 2 + 0.5 * beta[None, :] ** 2 + 0.3
+    if flat:  # a 1D profile only: not a surface
+        np.savez(path, alpha=alpha, loss=loss[:, 0])
+    else:
+        np.savez(path, alpha=alpha, beta=beta, loss=loss, metric=1 - loss / 3)
+    return path
+
+
+def sharpness_records(folder: Path | None = None) -> list[dict]:
+    """Synthetic ``eslt sharpness`` lines for ES and GD over four levels; with ``folder``, 2D surfaces too."""
+    t = np.linspace(-1.0, 1.0, 11)
+    recs = []
+    for level in range(4):
+        for trainer, strategy, growth in (("es", "snes", 1.2), ("gd", None, 3.0)):
+            curv = [growth**level * (1 + 0.1 * d) for d in range(3)]
+            surface = None
+            if folder is not None and level in (0, 3):
+                surface = str(write_surface(folder / f"{trainer}-L{level}.npz", sharp=curv[0]))
+            recs.append({
+                "kind": "sharpness", "checkpoint": f"/runs/L{level:02d}-{trainer}", "task": "fashion_mnist",
+                "level": level, "sparsity": 1 - 0.8**level, "strategy": strategy,
+                "trainer": {"name": trainer, "strategy": strategy}, "which": "final", "radius": 1.0, "t": t.tolist(),
+                "loss": [(0.3 + c / 2 * t**2).tolist() for c in curv], "curvature": curv,
+                "curvature_mean": float(np.mean(curv)), "curvature_std": float(np.std(curv)), "directions_from": None,
+                "surface": surface,
+            })  # fmt: skip
+    return recs
+
+
+def jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def assert_png(path: Path, min_bytes: int = 5000) -> None:
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC and len(data) > min_bytes, (path, len(data))
+
+
+@pytest.mark.parametrize("kind", ["sparsity", "layers", "snr", "curves"])
+def test_checkpoint_kinds_render_from_a_runs_folder(cli, runs, tmp_path: Path, kind: str) -> None:
+    out = tmp_path / f"{kind}.png"
+    code, stdout, err = cli("plot", kind, str(runs["root"]), "--out", str(out))
+    assert code == 0, err
+    assert stdout == f"{out}\n"  # stdout is exactly the figure's path
+    assert_png(out)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left behind
+
+
+def test_sparsity_best_svg_pdf_and_paths_on_stdin(cli, runs, tmp_path: Path) -> None:
+    piped = "\n".join(str(runs[k]) for k in ("dense0", "dense1", "snr0", "snr1", "random0", "random1"))
+    code, stdout, err = cli("plot", "sparsity", "--which", "best", "--out", str(tmp_path / "s.svg"), stdin=piped)
+    assert code == 0, err
+    assert (tmp_path / "s.svg").read_text().lstrip().startswith("<?xml")
+    code, _, err = cli("plot", "curves", str(runs["snr0"]), str(runs["snr0"]), "--out", str(tmp_path / "c.pdf"))
+    assert code == 0 and (tmp_path / "c.pdf").read_bytes()[:5] == b"%PDF-"
+    assert "1 checkpoints" in err  # the same checkpoint given twice is drawn once
+
+
+def test_default_out_is_kind_png_in_the_current_folder(cli, runs, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, stdout, _ = cli("plot", "layers", str(runs["root"]))
+    assert code == 0 and Path(stdout.strip()) == tmp_path / "layers.png"
+    assert_png(tmp_path / "layers.png")
+
+
+def test_collect_reads_meta_of_every_checkpoint_once(runs) -> None:
+    inputs = plotting.collect([str(runs["root"]), str(runs["snr0"])])
+    assert len(inputs.checkpoints) == 12  # 2 seeds x (dense + 2 tickets + 2 trained + 1 L02 ticket)
+    snr = [c for c in inputs.checkpoints if c.meta.get("snr_stats")]
+    assert {c.meta["level"] for c in snr} == {1, 2}
+
+
+@pytest.mark.parametrize("cross_level", [True, False])
+def test_lmc_heatmap_and_barrier_vs_level(cli, tmp_path: Path, cross_level: bool) -> None:
+    recs = lmc_records(cross_level)
+    out = tmp_path / "lmc.png"
+    code, stdout, err = cli("plot", "lmc", "--out", str(out), stdin="".join(json.dumps(r) + "\n" for r in recs))
+    assert code == 0, err
+    assert_png(out)
+    out2 = tmp_path / "lmc2.png"
+    code, _, err = cli("plot", "lmc", str(jsonl(tmp_path / "lmc.jsonl", recs)), "--out", str(out2))
+    assert code == 0, err
+    assert_png(out2)
+
+
+def test_sharpness_and_surface(cli, tmp_path: Path) -> None:
+    recs = sharpness_records(tmp_path)
+    records = jsonl(tmp_path / "sharp.jsonl", recs)
+    code, _, err = cli("plot", "sharpness", str(records), "--out", str(tmp_path / "sharp.png"))
+    assert code == 0, err
+    assert_png(tmp_path / "sharp.png")
+    code, _, err = cli("plot", "surface", str(records), "--out", str(tmp_path / "surf.png"))
+    assert code == 0, err
+    assert_png(tmp_path / "surf.png")
+    code, _, err = cli("plot", "surface", str(tmp_path / "es-L0.npz"), "--out", str(tmp_path / "one.png"))
+    assert code == 0, err
+    assert_png(tmp_path / "one.png")
+
+
+def test_surface_path_relative_to_the_records_file(cli, tmp_path: Path, monkeypatch) -> None:
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    write_surface(sub / "s.npz")
+    rec = dict(sharpness_records()[0], surface="s.npz")
+    records = jsonl(sub / "r.jsonl", [rec])
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli("plot", "surface", str(records), "--out", str(tmp_path / "rel.png"))
+    assert code == 0, err
+
+
+def test_real_pipe_of_json_lines_into_plot(tmp_path: Path) -> None:
+    recs = lmc_records(cross_level=False)
+    out = tmp_path / "piped.png"
+    proc = eslt("plot", "lmc", "--out", str(out), stdin="".join(json.dumps(r) + "\n" for r in recs))
+    assert proc.stdout == f"{out}\n"
+    assert_png(out)
+
+
+BAD = [
+    # (args, stdin, message); {root}: runs folder, {x}: test paths
+    (["plot", "surface", "{root}"], None, "surface needs a 2D grid: run `eslt sharpness --2d"),
+    (["plot", "surface", "{sharp_no_surface}"], None, "surface needs a 2D grid"),
+    (["plot", "surface", "{flat_npz}"], None, "surface needs a 2D grid"),
+    (["plot", "snr", "{dense0}", "{dense1}"], None, "snr needs tickets made by `eslt prune`"),
+    (["plot", "sparsity", "{lmc}"], None, "sparsity needs trained checkpoints"),
+    (["plot", "sparsity", "{ticket0}"], None, "sparsity needs trained checkpoints"),
+    (["plot", "curves", "{ticket0}"], None, "curves needs trained checkpoints"),
+    (["plot", "layers", "{lmc}"], None, "layers needs checkpoints"),
+    (["plot", "lmc", "{root}"], None, "lmc needs `eslt lmc` output"),
+    (["plot", "sharpness", "{lmc}"], None, "sharpness needs `eslt sharpness` output"),
+    (["plot", "nope", "{root}"], None, "unknown plot kind 'nope': choose one of sparsity"),
+    (["plot", "sparsity", "{root}", "--out", "{tmp}/fig.jpg"], None, "end the name with .png, .svg or .pdf"),
+    (["plot", "sparsity", "{root}", "--out", "{existing}"], None, "exists: pass --force"),
+    (["plot", "sparsity", "{root}", "--which", "last"], None, "choose final or best"),
+    (["plot", "sparsity"], None, "no inputs: sparsity needs"),
+    (["plot", "sparsity"], "\n", "no inputs"),
+    (["plot", "sparsity", "/nonexistent/runs"], None, "no such file or folder"),
+    (["plot", "sparsity", "{tmp}/empty"], None, "no eslt checkpoints"),
+    (["plot", "lmc", "{garbage}"], None, "not JSON lines"),
+    (["plot", "lmc"], "{{not json\n", "not a JSON object"),
+    (["plot", "lmc", "{tmp}/notes.txt"], None, "not a checkpoint, folder, .jsonl/.json"),
+]
+
+
+@pytest.mark.parametrize("args, stdin, message", BAD)
+def test_bad_input_one_line_exit_2_nothing_written(cli, runs, tmp_path: Path, args, stdin, message) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.txt").write_text("hello\n")
+    (tmp_path / "existing.png").write_bytes(b"keep")
+    (tmp_path / "garbage.jsonl").write_text("{not json\n")
+    fill = {
+        "root": str(runs["root"]), "tmp": str(tmp_path), "dense0": str(runs["dense0"]), "dense1": str(runs["dense1"]),
+        "ticket0": str(runs["ticket0"]), "lmc": str(jsonl(tmp_path / "lmc.jsonl", lmc_records(True))),
+        "sharp_no_surface": str(jsonl(tmp_path / "s.jsonl", sharpness_records())),
+        "flat_npz": str(write_surface(tmp_path / "flat.npz", flat=True)), "existing": str(tmp_path / "existing.png"),
+        "garbage": str(tmp_path / "garbage.jsonl"),
+    }  # fmt: skip
+    before = sorted(p.name for p in tmp_path.iterdir())
+    out_args = [] if "--out" in args else ["--out", str(tmp_path / "fig.png")]
+    code, stdout, err = cli(*[a.format(**fill) for a in args], *out_args,
+                            stdin=None if stdin is None else stdin.format(**fill))  # fmt: skip
+    assert code == 2, err
+    assert stdout == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("eslt: error: "), err
+    assert message in lines[0], lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no figure, no temporary
+    assert (tmp_path / "existing.png").read_bytes() == b"keep"
+
+
+def test_force_replaces_an_existing_figure(cli, tmp_path: Path) -> None:
+    out = tmp_path / "lmc.png"
+    out.write_bytes(b"old")
+    stdin = "".join(json.dumps(r) + "\n" for r in lmc_records(True))
+    code, _, err = cli("plot", "lmc", "--out", str(out), "--force", stdin=stdin)
+    assert code == 0, err
+    assert_png(out)
+
+
+def test_registry_functions_share_one_signature(tmp_path: Path) -> None:
+    import inspect
+
+    signatures = {str(inspect.signature(fn)) for fn in plotting.PLOTS.values()}
+    assert len(signatures) == 1
+    assert set(plotting.PLOTS) == {"sparsity", "lmc", "sharpness", "surface", "layers", "snr", "curves"}
