@@ -100,7 +100,7 @@ def _trainer_spec(task_name: str, preset: str, base: TrainerSpec | None, overrid
         values["optimizer"], values["lr"] = overrides.get("optimizer"), overrides.get("lr")
     else:
         values["optimizer"] = values.get("optimizer") or strategy.default_optimizer
-        values["lr"] = values.get("lr") or strategy.default_lr
+        values["lr"] = strategy.default_lr if values.get("lr") is None else values["lr"]
     spec = from_json(TrainerSpec, {"name": "es", **values})
     strategies.check_spec(spec)
     return spec
@@ -206,6 +206,7 @@ def run_train(
     """
     if save_every < 1:
         raise BadInput(f"--save-every must be positive, got {save_every}")
+    existing_output(plan.out, plan.fingerprint, force)  # refuse early, before making a lock file
     with checkpoint.lock(plan.out):
         if existing_output(plan.out, plan.fingerprint, force):
             return plan.out, False
@@ -357,6 +358,7 @@ def run_prune(plan: PrunePlan, force: bool = False) -> tuple[Path, bool]:
         "lineage": _lineage(parent),
         "fingerprint": plan.fingerprint,
     }
+    existing_output(plan.out, plan.fingerprint, force)  # refuse early, before making a lock file
     with checkpoint.lock(plan.out):
         if existing_output(plan.out, plan.fingerprint, force):
             return plan.out, False

@@ -346,7 +346,7 @@ def _error_label(records: Sequence[dict[str, Any]]) -> str:
     if of == {"accuracy"}:
         return "test error (1 − accuracy)"
     if of == {"return"}:
-        return "test error (from return)"
+        return "test error (−return)"
     return "test error"
 
 
@@ -383,7 +383,7 @@ def plot_lmc(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100) ->
             if len(levels) <= 12:
                 for (a, b), v in cells.items():
                     val = grid[a, b]
-                    ax.text(b, a, f"{val:.2g}", ha="center", va="center", fontsize=7,
+                    ax.text(b, a, f"{val:.2f}" if abs(val) < 10 else f"{val:.0f}", ha="center", va="center", fontsize=7,
                             color="white" if val > np.nanmax(grid) * 0.6 else "black")  # fmt: skip
             ax.set_xticks(range(len(levels)), [str(lv) for lv in levels])
             ax.set_yticks(range(len(levels)), [str(lv) for lv in levels])

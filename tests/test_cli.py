@@ -1,5 +1,6 @@
 """The commands end to end: real pipes through subprocesses, and bad input in-process."""
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,19 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                     str(root / strategy))  # fmt: skip
         out[strategy] = Path(proc.stdout.strip())
     out["ticket"] = Path(eslt("prune", "--magnitude", str(out["snes"])).stdout.strip())
+    # Damaged copies: bad meta JSON, a newer schema, truncated array files.
+    for name, damage in (
+        ("badmeta", lambda p: (p / "meta" / "metadata").write_text('{"schema": 1, "ki')),
+        ("newer", lambda p: (p / "meta" / "metadata").write_text('{"schema": 999, "kind": "trained"}')),
+        ("truncated", lambda p: [f.write_bytes(f.read_bytes()[:7]) for f in (p / "state").rglob("*") if f.is_file()
+                                 and f.parent.name == "d"]),  # fmt: skip
+    ):
+        shutil.copytree(out["snes"], root / name)
+        damage(root / name)
+        out[name] = root / name
+    (root / "plain").mkdir()
+    (root / "afile").write_text("x")
+    out["plain"], out["afile"] = root / "plain", root / "afile"
     return out
 
 
@@ -107,6 +121,30 @@ BAD = [
     (["train", "--task", "fashion_mnist", "--data-dir", "/nonexistent"], None, "does not exist"),
     (["prune", "--magnitude", "--exclude", "conv9", "{snes}"], None, "unknown layers"),
     (["train", "--task", "cartpole", "--preset", "huge"], None, "unknown preset"),
+    (["prune", "--snr", "{badmeta}"], None, "unreadable meta"),
+    (["prune", "--snr", "{newer}"], None, "upgrade eslt"),
+    (["prune", "--snr", "{truncated}"], None, "damaged"),
+    (["prune", "--snr"], '{{"nopath": 1}}\n', 'no "path"'),
+    (["prune", "--snr"], "{{broken\n", "not JSON"),
+    (["prune", "--snr", "--from", "middle", "{snes}"], None, "--from must be final or best"),
+    (["train", "--task", "cartpole", "--std-init", "-1"], None, "--std-init must be positive"),
+    (["train", "--task", "cartpole", "--lr", "0"], None, "--lr must be positive"),
+    (["train", "--task", "cartpole", "--strategy", "sep_cma_es", "--elite-ratio", "2"], None, "(0, 1]"),
+    (["train", "--task", "cartpole", "--mean-decay", "-1"], None, "non-negative"),
+    (["train", "--task", "cartpole", "--optimizer", "rmsprop"], None, "unknown optimizer"),
+    (["train", "--task", "cartpole", "--hidden", "a,b"], None, "comma-separated"),
+    (["train", "--task", "fashion_mnist", "--hidden", "8"], None, "applies to control"),
+    (["train", "--task", "mnist", "--batch-size", "0"], None, "--batch-size must be positive"),
+    (["train", "--task", "cartpole", "--test-episodes", "0"], None, "--test-episodes must be positive"),
+    (["train", "--task", "cartpole", "--save-every", "0"], None, "--save-every must be positive"),
+    (["train", "--task", "cartpole", "--seed", "abc"], None, "valid integer"),
+    (["train", "--task", "pendulum", "{ticket}"], None, "eslt transfer"),
+    (["train", "--hidden", "8", "{ticket}"], None, "cannot change a ticket's architecture"),
+    (["train", "--task", "fashion_mnist", "--data-dir", "{afile}"], None, "not a folder"),
+    (["train", "--task", "cartpole", "--out", "{plain}"], None, "is not an eslt checkpoint"),
+    (["train", "--task", "tfds:no_such_dataset_xyz"], None, "not a tfds dataset"),
+    (["lmc", "{snes}"], None, "Missing argument"),
+    (["nope"], None, "No such command"),
 ]
 
 
@@ -124,6 +162,16 @@ def test_bad_input_one_line_exit_2_nothing_written(cli, trained, tmp_path: Path,
     assert len(err.strip().splitlines()) <= 2 and "Traceback" not in err
     assert {p: p.stat().st_mtime_ns for p in Path(fill["snes"]).parent.rglob("*")} == before
     assert not runs.exists() or not any(runs.rglob("_CHECKPOINT_METADATA"))
+
+
+def test_bad_input_table_is_large() -> None:
+    assert len(BAD) >= 30
+
+
+@needs_fashion
+def test_non_finite_fitness_is_a_failed_run(cli) -> None:
+    code, out, err = cli("train", "--task", "fashion_mnist", *TINY_VISION, "--std-init", "1e38")
+    assert code == 1 and out == "" and "non-finite" in err and len(err.strip().splitlines()) == 1
 
 
 def test_debug_shows_the_traceback(cli) -> None:

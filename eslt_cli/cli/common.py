@@ -6,6 +6,7 @@ stderr through :data:`console`, so pipes and ``$(...)`` see clean output.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -53,7 +54,25 @@ def read_input(arg: str | None, none_on_terminal: bool = False, none_on_empty: b
         raise BadInput("empty stdin: expected a checkpoint path (did the previous command fail?)")
     if len(lines) > 1:
         raise BadInput(f"stdin has {len(lines)} paths, this command takes one: pipe a single checkpoint")
-    return Path(lines[0])
+    return Path(path_of(lines[0]))
+
+
+def path_of(line: str) -> str:
+    """A path from a stdin line: the line itself, or the ``path`` of a ``--json`` line."""
+    if not line.startswith("{"):
+        return line
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        raise BadInput("stdin line starts with '{' but is not JSON: pipe a path or a --json line") from None
+    if not isinstance(record, dict) or not isinstance(record.get("path"), str):
+        raise BadInput("stdin JSON line has no \"path\": pipe the output of --json from train or prune")
+    return record["path"]
+
+
+def emit(path: Path, as_json: bool, summary: dict[str, Any]) -> None:
+    """The command's data on stdout: the path, or with ``--json`` one JSON line with the numbers."""
+    print(json.dumps({"path": str(path), **summary}) if as_json else path, flush=True)
 
 
 def setup_runtime() -> None:

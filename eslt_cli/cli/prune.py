@@ -34,6 +34,7 @@ def prune(
     exclude: Annotated[Optional[list[str]], typer.Option(help="Layer to leave dense (repeatable).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of --random (default: the run's seed).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output ticket folder (default: beside the input).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON line (path, sparsity) instead of the path.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output.")] = False,
 ) -> None:
     chosen = [name for name, on in (("magnitude", magnitude), ("snr", snr), ("random", random)) if on]
@@ -46,14 +47,15 @@ def prune(
     parent = ckpt.load(common.read_input(checkpoint))  # type: ignore[arg-type]
     plan = pipeline.plan_prune(parent, chosen[0], rate, source, exclude or (), seed, out)
     path, made = pipeline.run_prune(plan, force=force)
-    if not made:
+    meta = ckpt.read_meta(path)
+    sp = meta["sparsity"]
+    if made:
+        common.say(f"pruned by {chosen[0]}: level {meta['level']}, {sp['remaining']}/{sp['total']} "
+                   f"prunable weights left (sparsity {sp['global']:.1%})")  # fmt: skip
+    else:
         common.say(f"{path} is up to date")
-        print(path)
-        return
-    sp = ckpt.read_meta(path)["sparsity"]
-    common.say(f"pruned by {chosen[0]}: level {plan.parent.meta['level'] + 1}, {sp['remaining']}/{sp['total']} "
-               f"prunable weights left (sparsity {sp['global']:.1%})")
-    print(path)
+    summary = {k: meta[k] for k in ("level", "arm", "pruning", "sparsity", "snr_stats")}
+    common.emit(path, as_json, {**summary, "made": made})
 
 
 prune.__doc__ = HELP

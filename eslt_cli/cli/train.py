@@ -79,6 +79,7 @@ def train(
     preset: Annotated[Optional[str], typer.Option(help="cpu (default) or paper (appendix C).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output checkpoint folder (default: derived).")] = None,
     root: Annotated[Optional[Path], typer.Option(help="Root of derived outputs [$ESLT_HOME or ./eslt-runs].")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON line (path, metrics) instead of the path.")] = False,
     save_every: Annotated[int, typer.Option(help="Generations between resume snapshots.")] = 100,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output.")] = False,
 ) -> None:
@@ -101,17 +102,17 @@ def train(
     metric = "accuracy" if plan.model.kind == "cnn" else "return"
     with common.Reporter(label, plan.trainer.generations, metric) as reporter, common.StopOnSignal() as stop:
         path, made = pipeline.run_train(plan, force, reporter, save_every, stop)
-    if not made:
-        common.say(f"{path} is up to date")
-        print(path)
-        return
     meta = ckpt.read_meta(path)
     final, best = meta["metrics"]["final"], meta["metrics"]["best"]
-    common.say(
-        f"{label} ({1 - meta['sparsity']['global']:.1%} of weights): test {metric} {final['metric']:.4g} "
-        f"(best {best['metric']:.4g} at gen {best['generation']}) in {meta['run']['seconds']:.0f} s"
-    )
-    print(path)
+    if made:
+        common.say(
+            f"{label} ({1 - meta['sparsity']['global']:.1%} of weights): test {metric} {final['metric']:.4g} "
+            f"(best {best['metric']:.4g} at gen {best['generation']}) in {meta['run']['seconds']:.0f} s"
+        )
+    else:
+        common.say(f"{path} is up to date")
+    summary = {k: meta[k] for k in ("task", "trainer", "seed", "level", "arm", "metric", "metrics")}
+    common.emit(path, as_json, {**summary, "sparsity": meta["sparsity"]["global"], "made": made})
 
 
 train.__doc__ = HELP
