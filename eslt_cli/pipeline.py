@@ -196,6 +196,7 @@ def run_train(
     on_progress: Callable[..., None] | None = None,
     save_every: int = 100,
     stop: Callable[[], int] | None = None,
+    devices: int | None = None,
 ) -> tuple[Path, bool]:
     """Train per ``plan`` and write the checkpoint; returns its path and whether it was made now.
 
@@ -203,6 +204,8 @@ def run_train(
     returned as is (see :func:`existing_output`); otherwise progress is
     snapshotted beside the output every ``save_every`` generations, and a run
     resumes from a snapshot of the same settings (:class:`checkpoint.ResumeStore`).
+    The population is split over ``devices`` (default: all); results agree with
+    one device up to float rounding, so the device count is not a setting.
     """
     if save_every < 1:
         raise BadInput(f"--save-every must be positive, got {save_every}")
@@ -211,7 +214,7 @@ def run_train(
         if existing_output(plan.out, plan.fingerprint, force):
             return plan.out, False
         store = checkpoint.ResumeStore(plan.out, plan.fingerprint)
-        path = _train_locked(plan, force, on_progress, store, save_every, stop)
+        path = _train_locked(plan, force, on_progress, store, save_every, stop, devices or jax.device_count())
         store.clear()
     return path, True
 
@@ -223,6 +226,7 @@ def _train_locked(
     store: checkpoint.ResumeStore,
     save_every: int,
     stop: Callable[[], int] | None,
+    devices: int,
 ) -> Path:
     from eslt_cli.trainers import es
 
@@ -236,7 +240,7 @@ def _train_locked(
         if jax.tree.structure(init) != jax.tree.structure(jax.eval_shape(task.init_params, init_key)):
             raise BadInput(f"{plan.parent.path}: its network does not fit task {plan.task.name}")
     start = time.perf_counter()
-    result = es.train(task, plan.trainer, init, mask, train_key, on_progress, store, save_every, stop)
+    result = es.train(task, plan.trainer, init, mask, train_key, on_progress, store, save_every, stop, devices)
     seconds = time.perf_counter() - start
     meta = {
         "kind": "trained",
@@ -254,7 +258,7 @@ def _train_locked(
         "parent": None if plan.parent is None else str(plan.parent.path.resolve()),
         "lineage": _lineage(plan.parent),
         "fingerprint": plan.fingerprint,
-        "run": {"seconds": round(seconds, 3), "device": str(jax.devices()[0].platform)},
+        "run": {"seconds": round(seconds, 3), "device": str(jax.devices()[0].platform), "devices": devices},
     }
     state = {"init": init, "mask": mask, "mean": result.mean, "best": result.best, "std": result.std}
     return checkpoint.save(plan.out, state, meta, force=force)

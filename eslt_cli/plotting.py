@@ -481,23 +481,32 @@ def plot_sharpness(inputs: Inputs, out: Path, which: str = "final", dpi: int = 1
     ax2 = axes[-1]
     levels = sorted({int(r.get("level", 0)) for r in recs})
     cmap = plt.get_cmap("viridis")
-    labels = sorted({_sharp_label(r) for r in recs})
+
+    def line_of(r: dict[str, Any]) -> str:
+        arm = r.get("arm")
+        return _sharp_label(r) + (f" {arm}" if len(arms) > 1 and arm not in (None, "dense") else "")
+
+    labels = sorted({line_of(r) for r in recs})
     styles = ["-", "--", ":", "-."]
-    for r in recs:
+    profiles: dict[tuple[str, int, tuple[float, ...]], list[np.ndarray]] = defaultdict(list)
+    for r in recs:  # mean over directions, then over runs of one line and level
         t, loss = r.get("t"), r.get("loss")
         if not t or not loss:
             continue
         arr = np.asarray(loss, dtype=float)
-        mean = arr.mean(axis=0) if arr.ndim == 2 else arr
-        color = cmap(levels.index(int(r.get("level", 0))) / max(len(levels) - 1, 1))
-        ax2.plot(t, mean, color=color, ls=styles[labels.index(_sharp_label(r)) % len(styles)], lw=1.2)
+        profiles[(line_of(r), int(r.get("level", 0)), tuple(float(v) for v in t))].append(
+            arr.mean(axis=0) if arr.ndim == 2 else arr
+        )
+    for (name, lvl, t), curves in sorted(profiles.items()):
+        color = cmap(levels.index(lvl) / max(len(levels) - 1, 1) * 0.9)
+        ax2.plot(t, np.mean(curves, axis=0), color=color, ls=styles[labels.index(name) % len(styles)], lw=1.3)
     for lvl in levels:
-        ax2.plot([], [], color=cmap(levels.index(lvl) / max(len(levels) - 1, 1)), label=f"level {lvl}")
+        ax2.plot([], [], color=cmap(levels.index(lvl) / max(len(levels) - 1, 1) * 0.9), label=f"level {lvl}")
     if len(labels) > 1:
         for i, n in enumerate(labels):
             ax2.plot([], [], color="gray", ls=styles[i % len(styles)], label=n)
     ax2.set_xlabel("perturbation strength t (along a random direction)")
-    ax2.set_ylabel("test loss (mean over directions)")
+    ax2.set_ylabel("test loss (mean over directions and runs)")
     ax2.set_title("1D loss projections")
     ax2.grid(alpha=0.3)
     ax2.legend(fontsize="small")

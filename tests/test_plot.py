@@ -133,6 +133,13 @@ def test_sparsity_best_svg_pdf_and_paths_on_stdin(cli, runs, tmp_path: Path) -> 
     assert "1 checkpoints" in err  # the same checkpoint given twice is drawn once
 
 
+def test_dash_reads_stdin_besides_arguments(cli, runs, tmp_path: Path) -> None:
+    out = tmp_path / "snr.png"
+    code, _, err = cli("plot", "snr", str(runs["ticket0"]), "-", "--out", str(out), stdin=f"{runs['ticket1']}\n")
+    assert code == 0 and "2 checkpoints" in err, err
+    assert_png(out)
+
+
 def test_default_out_is_kind_png_in_the_current_folder(cli, runs, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     code, stdout, _ = cli("plot", "layers", str(runs["root"]))

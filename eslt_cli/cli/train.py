@@ -80,6 +80,7 @@ def train(
     out: Annotated[Optional[Path], typer.Option(help="Output checkpoint folder (default: derived).")] = None,
     root: Annotated[Optional[Path], typer.Option(help="Root of derived outputs [$ESLT_HOME or ./eslt-runs].")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON line (path, metrics) instead of the path.")] = False,
+    devices: Annotated[Int, typer.Option(help="Devices to split the population over [all].")] = None,
     save_every: Annotated[int, typer.Option(help="Generations between resume snapshots.")] = 100,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output.")] = False,
 ) -> None:
@@ -101,7 +102,7 @@ def train(
     label = f"{plan.task.name} {plan.trainer.strategy} L{plan.level:02d}"
     metric = "accuracy" if plan.model.kind == "cnn" else "return"
     with common.Reporter(label, plan.trainer.generations, metric) as reporter, common.StopOnSignal() as stop:
-        path, made = pipeline.run_train(plan, force, reporter, save_every, stop)
+        path, made = pipeline.run_train(plan, force, reporter, save_every, stop, devices)
     meta = ckpt.read_meta(path)
     final, best = meta["metrics"]["final"], meta["metrics"]["best"]
     if made:

@@ -19,9 +19,11 @@ from typing import Any, Protocol
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
 
 from eslt_cli import strategies
-from eslt_cli.errors import Interrupted, RunFailed
+from eslt_cli.errors import BadInput, Interrupted, RunFailed
 from eslt_cli.sparse import SparseView
 from eslt_cli.specs import TrainerSpec
 from eslt_cli.tasks.base import Arrays, Params, Task
@@ -50,23 +52,46 @@ class TrainResult:
     history: dict[str, list[Any]]
 
 
+def mesh_of(devices: int) -> Mesh | None:
+    """A one-axis mesh (``pop``) over the first ``devices`` devices; None for one device."""
+    available = jax.device_count()
+    if not 1 <= devices <= available:
+        raise BadInput(f"--devices must be between 1 and {available} (the devices JAX sees), got {devices}")
+    return None if devices == 1 else Mesh(np.array(jax.devices()[:devices]), ("pop",))
+
+
 @functools.lru_cache(maxsize=16)
-def _programs(task: Task, spec: TrainerSpec, view: SparseView) -> tuple[Any, Any, Callable, Callable]:
+def _programs(task: Task, spec: TrainerSpec, view: SparseView, devices: int = 1) -> tuple[Any, Any, Callable, Callable]:
     """evosax algorithm, its params and the jitted chunk and evaluation functions.
 
-    Cached on (task, settings, view) so repeated runs in one process (tests,
-    analyses) compile once; ``idx`` is an argument so equal-nnz masks share code.
+    Cached on (task, settings, view, devices) so repeated runs in one process
+    (tests, analyses) compile once; ``idx`` is an argument so equal-nnz masks
+    share code. With several devices the population is split over them
+    (``shard_map``); ask and tell run replicated, they are cheap.
     """
+    if spec.population % devices:
+        raise BadInput(f"--population {spec.population} must be a multiple of --devices {devices}")
     es, es_params = strategies.build(spec, jnp.zeros(view.nnz, jnp.float32))
-    batch = task.member_batch or spec.population
+    batch = min(task.member_batch or spec.population, spec.population // devices)
+    mesh = mesh_of(devices)
+
+    def population_fitness(population: jax.Array, arrays: Arrays, idx: jax.Array, key: jax.Array) -> jax.Array:
+        member = task.member_fitness(arrays, key)
+        return jax.lax.map(lambda x: member(view.decode(x, idx)), population, batch_size=batch)
+
+    if mesh is not None:
+        # check_vma=False: task code (e.g. episode scans seeded by a replicated key)
+        # mixes replicated and per-shard values in loop carries, which is fine here.
+        population_fitness = jax.shard_map(
+            population_fitness, mesh=mesh, in_specs=(P("pop"), P(), P(), P()), out_specs=P("pop"), check_vma=False
+        )
 
     @jax.jit
     def chunk(state: Any, idx: jax.Array, keys: jax.Array, arrays: Arrays) -> tuple[Any, jax.Array]:
         def generation(state: Any, key: jax.Array) -> tuple[Any, jax.Array]:
             k_ask, k_fit, k_tell = jax.random.split(key, 3)
             population, state = es.ask(k_ask, state, es_params)
-            member = task.member_fitness(arrays, k_fit)
-            fitness = jax.lax.map(lambda x: member(view.decode(x, idx)), population, batch_size=batch)
+            fitness = population_fitness(population, arrays, idx, k_fit)
             state, _ = es.tell(k_tell, population, fitness, state, es_params)
             return state, jnp.stack([fitness.mean(), fitness.min()])
 
@@ -103,6 +128,7 @@ def train(
     store: SnapshotStore | None = None,
     save_every: int = 100,
     stop: Callable[[], int] | None = None,
+    devices: int = 1,
 ) -> TrainResult:
     """Train the masked ``init`` with the ES of ``spec``; ``key`` fixes everything random.
 
@@ -116,7 +142,7 @@ def train(
     strategies.check_spec(spec)
     view = SparseView.of(mask)
     # Cache key: the chunk code does not depend on the number of generations.
-    es, es_params, chunk, evaluate = _programs(task, dataclasses.replace(spec, generations=0), view)
+    es, es_params, chunk, evaluate = _programs(task, dataclasses.replace(spec, generations=0), view, devices)
     idx = jnp.asarray(view.idx)
     k_init, k_train, k_eval = split_key(key)
     x0 = view.encode(init)

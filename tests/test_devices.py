@@ -1,0 +1,32 @@
+"""The population sharded over two (forced) host devices agrees with one device."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from eslt_cli import checkpoint
+
+ARGS = ["train", "--task", "pendulum", "--population", "8", "--generations", "4", "--eval-every", "2",
+        "--train-episodes", "2", "--test-episodes", "2"]  # fmt: skip
+
+
+def test_two_devices_match_one(tmp_path: Path) -> None:
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    script = str(Path(sys.executable).parent / "eslt")
+    outs = []
+    for devices in ("1", "2"):
+        out = tmp_path / f"d{devices}"
+        proc = subprocess.run([script, *ARGS, "--devices", devices, "--out", str(out)], env=env,
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        outs.append(checkpoint.load(out))
+    assert outs[1].meta["run"]["devices"] == 2
+    for a, b in zip(jax.tree.leaves(outs[0].state), jax.tree.leaves(outs[1].state)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    bad = subprocess.run([script, *ARGS, "--population", "6", "--devices", "4", "--out", str(tmp_path / "x")],
+                         env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode == 2 and "--devices" in bad.stderr
