@@ -113,7 +113,7 @@ def prepare_eslt(task: Any, plan: pipeline.TrainPlan, init: Any, key: jax.Array,
     mask = jax.tree.map(lambda a: np.ones(np.shape(a), np.uint8), init)
     view = SparseView.of(mask)
     spec = dataclasses.replace(plan.trainer, generations=0)  # as train(): the cache key ignores generations
-    es, es_params, chunk, _evaluate = es_trainer._programs(task, spec, view)
+    es, es_params, chunk, _evaluate, _mesh = es_trainer._programs(task, spec, view)
     idx = jnp.asarray(view.idx)
     k_init, k_warm, k_time = jax.random.split(key, 3)
     state = strong(es.init(k_init, view.encode(init), es_params))

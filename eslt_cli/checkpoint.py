@@ -52,10 +52,30 @@ class Checkpoint:
         return str(self.meta["kind"])
 
 
+def _process_options() -> Any:
+    """Orbax multiprocessing options for this process alone.
+
+    In a multi-host run only process 0 writes (see :func:`is_writer`); telling
+    Orbax so keeps it from waiting at barriers for processes that never save.
+    """
+    import orbax.checkpoint as ocp
+
+    me = jax.process_index()
+    return ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me})
+
+
+def is_writer() -> bool:
+    """Whether this process writes results (the only one, or process 0 of a multi-host run)."""
+    return jax.process_index() == 0
+
+
 def _checkpointer() -> Any:
     import orbax.checkpoint as ocp
 
-    return ocp.Checkpointer(ocp.CompositeCheckpointHandler())
+    options = _process_options()
+    # The composite handler syncs processes on its own: it needs the options too.
+    handler = ocp.CompositeCheckpointHandler(composite_options=ocp.CompositeOptions(multiprocessing_options=options))
+    return ocp.Checkpointer(handler, multiprocessing_options=options)
 
 
 def is_checkpoint(path: Path) -> bool:
@@ -183,17 +203,25 @@ class ResumeStore:
     A snapshot is only used by a run with the same fingerprint.
     """
 
-    def __init__(self, out: Path | str, fingerprint: dict[str, Any]):
+    def __init__(self, out: Path | str, fingerprint: dict[str, Any], read_only: bool = False):
         out = Path(out).absolute()
         self.folder = out.parent / f".{out.name}.resume"
         self.fingerprint = fingerprint
+        self.read_only = read_only  # non-writing processes of a multi-host run only resume
         self._manager: Any = None
 
     def _open(self) -> Any:
         if self._manager is None:
             import orbax.checkpoint as ocp
 
-            options = ocp.CheckpointManagerOptions(max_to_keep=2, enable_async_checkpointing=False, create=True)
+            # Orbax refuses create=True with active_processes: make the folder here.
+            self.folder.mkdir(parents=True, exist_ok=True)
+            options = ocp.CheckpointManagerOptions(
+                max_to_keep=2,
+                enable_async_checkpointing=False,
+                create=False,
+                multiprocessing_options=_process_options(),
+            )
             self._manager = ocp.CheckpointManager(self.folder, options=options)
         return self._manager
 
@@ -220,6 +248,8 @@ class ResumeStore:
         return jax.tree.map(np.asarray, dict(arrays)), dict(info)
 
     def save(self, step: int, arrays: dict[str, Any], info: dict[str, Any]) -> None:
+        if self.read_only:
+            return
         import orbax.checkpoint as ocp
 
         manager = self._open()
@@ -234,6 +264,8 @@ class ResumeStore:
         manager.wait_until_finished()
 
     def clear(self) -> None:
+        if self.read_only:
+            return
         if self._manager is not None:
             self._manager.close()
             self._manager = None

@@ -210,24 +210,30 @@ def run_train(
     if save_every < 1:
         raise BadInput(f"--save-every must be positive, got {save_every}")
     existing_output(plan.out, plan.fingerprint, force)  # refuse early, before making a lock file
+    devices = devices or jax.device_count()
+    if not checkpoint.is_writer():  # other processes of a multi-host run compute, process 0 writes
+        store = checkpoint.ResumeStore(plan.out, plan.fingerprint, read_only=True)
+        _train(plan, on_progress, store, save_every, stop, devices)
+        return plan.out, True
     with checkpoint.lock(plan.out):
         if existing_output(plan.out, plan.fingerprint, force):
             return plan.out, False
         store = checkpoint.ResumeStore(plan.out, plan.fingerprint)
-        path = _train_locked(plan, force, on_progress, store, save_every, stop, devices or jax.device_count())
+        state, meta = _train(plan, on_progress, store, save_every, stop, devices)
+        path = checkpoint.save(plan.out, state, meta, force=force)
         store.clear()
     return path, True
 
 
-def _train_locked(
+def _train(
     plan: TrainPlan,
-    force: bool,
     on_progress: Callable[..., None] | None,
     store: checkpoint.ResumeStore,
     save_every: int,
     stop: Callable[[], int] | None,
     devices: int,
-) -> Path:
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run the training of ``plan``: the checkpoint's state and meta."""
     from eslt_cli.trainers import es
 
     task = build_task(plan.task, plan.model)
@@ -261,7 +267,7 @@ def _train_locked(
         "run": {"seconds": round(seconds, 3), "device": str(jax.devices()[0].platform), "devices": devices},
     }
     state = {"init": init, "mask": mask, "mean": result.mean, "best": result.best, "std": result.std}
-    return checkpoint.save(plan.out, state, meta, force=force)
+    return state, meta
 
 
 def _arm(parent_arm: str, criterion: str) -> str:

@@ -552,9 +552,9 @@ def plot_surface(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100
     for _, p in panels:
         if not p.exists():
             raise BadInput(f"{p}: surface file not found (moved?); {SURFACE_HINT}")
+    grids = [_load_surface(p) for _, p in panels]  # all checked before drawing
     fig, axes = _axes(len(panels), width=4.4, height=3.9, max_cols=4)
-    for ax, (title, p) in zip(axes, panels):
-        s = _load_surface(p)
+    for ax, (title, _), s in zip(axes, panels, grids):
         a, b, loss = s["alpha"], s["beta"], s["loss"]
         cs = ax.contourf(b, a, loss, levels=20, cmap="viridis")
         ax.contour(b, a, loss, levels=10, colors="white", linewidths=0.4, alpha=0.6)
@@ -727,4 +727,5 @@ def plot(kind: str, inputs: Inputs, out: Path, which: str = "final", dpi: int = 
         raise BadInput(f"--which {which!r}: choose final or best")
     if dpi <= 0:
         raise BadInput(f"--dpi {dpi}: must be positive")
+    check_out(Path(out), force=True)  # the format, before any drawing
     return PLOTS[kind](inputs, out, which=which, dpi=dpi)

@@ -30,3 +30,30 @@ def test_two_devices_match_one(tmp_path: Path) -> None:
     bad = subprocess.run([script, *ARGS, "--population", "6", "--devices", "4", "--out", str(tmp_path / "x")],
                          env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)  # fmt: skip
     assert bad.returncode == 2 and "--devices" in bad.stderr
+
+
+def test_two_processes_through_jax_distributed(tmp_path: Path) -> None:
+    """Two local processes (one CPU device each) train one run; process 0 writes it."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    script = str(Path(sys.executable).parent / "eslt")
+    out = tmp_path / "multi"
+    procs = [
+        subprocess.Popen([script, *ARGS, "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
+                          "--process-id", str(i), "--out", str(out)], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        for i in range(2)
+    ]
+    results = [p.communicate(timeout=600) for p in procs]
+    for p, (_, err) in zip(procs, results):
+        assert p.returncode == 0, err
+    assert results[0][0].strip() == str(out) and results[1][0] == ""
+    single = tmp_path / "single"
+    subprocess.run([script, *ARGS, "--out", str(single)], stdin=subprocess.DEVNULL, check=True, capture_output=True)
+    multi = checkpoint.load(out)
+    assert multi.meta["run"]["devices"] == 2
+    for a, b in zip(jax.tree.leaves(checkpoint.load(single).state), jax.tree.leaves(multi.state)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -25,6 +25,7 @@ from eslt_cli.errors import BadInput
 # soft_wrap: plain log lines (cron, CI, 2>log) stay one line each.
 console = Console(stderr=True, soft_wrap=True)
 QUIET = False  # set by the --quiet root option
+DATA: Any = None  # where data goes when fd 1 had to be given to libraries (multi-host runs)
 
 
 def default_root() -> Path:
@@ -72,7 +73,7 @@ def path_of(line: str) -> str:
 
 def emit(path: Path, as_json: bool, summary: dict[str, Any]) -> None:
     """The command's data on stdout: the path, or with ``--json`` one JSON line with the numbers."""
-    print(json.dumps({"path": str(path), **summary}) if as_json else path, flush=True)
+    print(json.dumps({"path": str(path), **summary}) if as_json else path, file=DATA or sys.stdout, flush=True)
 
 
 def setup_runtime() -> None:
@@ -98,6 +99,26 @@ def setup_runtime() -> None:
     if cache:
         jax.config.update("jax_compilation_cache_dir", cache)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+def init_distributed(coordinator: str | None, num_processes: int | None, process_id: int | None) -> None:
+    """Join a multi-host run through ``jax.distributed`` (all three flags, or none)."""
+    given = [v is not None for v in (coordinator, num_processes, process_id)]
+    if not any(given):
+        return
+    if not all(given):
+        raise BadInput("a multi-host run needs all of --coordinator, --num-processes and --process-id")
+    if not (num_processes and num_processes > 0 and 0 <= process_id < num_processes):  # type: ignore[operator]
+        raise BadInput(f"--process-id must be in [0, --num-processes), got {process_id} of {num_processes}")
+    import jax
+
+    # Gloo's C++ code prints to file descriptor 1; keep stdout for data by moving
+    # fd 1 to stderr and writing data to a copy of the original stdout.
+    global DATA
+    sys.stdout.flush()
+    DATA = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    jax.distributed.initialize(coordinator, num_processes, process_id)
 
 
 class Reporter:

@@ -30,6 +30,11 @@ CPU defaults (train within a minute or two on 2 cores): vision tasks
 A run interrupted by SIGINT/SIGTERM saves its progress (exit 130/143); after
 those, or a crash or SIGKILL, re-running the same command resumes from the last
 snapshot (every --save-every generations) with bit-identical results.
+
+--devices splits the population over local devices; --coordinator,
+--num-processes and --process-id join several hosts (jax.distributed), with the
+population split over all their devices and process 0 writing the checkpoint
+(the output folder must be on a filesystem all processes see).
 --preset paper: appendix C (vision: population 128, 4000 generations, batch
 1024; control: population 256, 3000 generations, 164 test episodes; ES
 optimiser Adam) for GPU hosts.
@@ -81,10 +86,14 @@ def train(
     root: Annotated[Optional[Path], typer.Option(help="Root of derived outputs [$ESLT_HOME or ./eslt-runs].")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON line (path, metrics) instead of the path.")] = False,
     devices: Annotated[Int, typer.Option(help="Devices to split the population over [all].")] = None,
+    coordinator: Annotated[Optional[str], typer.Option(help="Multi-host: HOST:PORT of process 0.")] = None,
+    num_processes: Annotated[Int, typer.Option(help="Multi-host: number of processes.")] = None,
+    process_id: Annotated[Int, typer.Option(help="Multi-host: this process's index.")] = None,
     save_every: Annotated[int, typer.Option(help="Generations between resume snapshots.")] = 100,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output.")] = False,
 ) -> None:
     common.setup_runtime()
+    common.init_distributed(coordinator, num_processes, process_id)
     from eslt_cli import checkpoint as ckpt
     from eslt_cli import pipeline
 
@@ -103,6 +112,8 @@ def train(
     metric = "accuracy" if plan.model.kind == "cnn" else "return"
     with common.Reporter(label, plan.trainer.generations, metric) as reporter, common.StopOnSignal() as stop:
         path, made = pipeline.run_train(plan, force, reporter, save_every, stop, devices)
+    if not ckpt.is_writer():
+        return  # process 0 of a multi-host run reports and prints the path
     meta = ckpt.read_meta(path)
     final, best = meta["metrics"]["final"], meta["metrics"]["best"]
     if made:

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh
+from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from eslt_cli import strategies
@@ -61,8 +61,8 @@ def mesh_of(devices: int) -> Mesh | None:
 
 
 @functools.lru_cache(maxsize=16)
-def _programs(task: Task, spec: TrainerSpec, view: SparseView, devices: int = 1) -> tuple[Any, Any, Callable, Callable]:
-    """evosax algorithm, its params and the jitted chunk and evaluation functions.
+def _programs(task: Task, spec: TrainerSpec, view: SparseView, devices: int = 1) -> tuple[Any, Any, Callable, Callable, Mesh | None]:
+    """evosax algorithm, its params, the jitted chunk and evaluation functions, the mesh.
 
     Cached on (task, settings, view, devices) so repeated runs in one process
     (tests, analyses) compile once; ``idx`` is an argument so equal-nnz masks
@@ -101,7 +101,12 @@ def _programs(task: Task, spec: TrainerSpec, view: SparseView, devices: int = 1)
     def evaluate(x: jax.Array, idx: jax.Array, key: jax.Array, arrays: Arrays) -> dict[str, jax.Array]:
         return task.evaluate(arrays, view.decode(x, idx), key)
 
-    return es, es_params, chunk, evaluate
+    return es, es_params, chunk, evaluate, mesh
+
+
+def host(x: Any) -> np.ndarray:
+    """A (replicated) array as numpy on this host, also when other hosts hold parts of it."""
+    return np.asarray(x if getattr(x, "is_fully_addressable", True) else x.addressable_data(0))
 
 
 def split_key(key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -142,8 +147,17 @@ def train(
     strategies.check_spec(spec)
     view = SparseView.of(mask)
     # Cache key: the chunk code does not depend on the number of generations.
-    es, es_params, chunk, evaluate = _programs(task, dataclasses.replace(spec, generations=0), view, devices)
-    idx = jnp.asarray(view.idx)
+    es, es_params, chunk, evaluate, mesh = _programs(task, dataclasses.replace(spec, generations=0), view, devices)
+    # On a mesh (several devices, maybe several hosts) every input is replicated.
+    # (make_array_from_process_local_data, unlike device_put, does not compare the
+    # values across hosts, which fails on evosax's NaN-initialised best solution.)
+    def put(tree: Any) -> Any:
+        if mesh is None:
+            return tree
+        replicated = NamedSharding(mesh, P())
+        return jax.tree.map(lambda a: jax.make_array_from_process_local_data(replicated, host(a)), tree)
+
+    idx, arrays = put(jnp.asarray(view.idx)), put(task.arrays)
     k_init, k_train, k_eval = split_key(key)
     x0 = view.encode(init)
     # evosax leaves some leaves weakly typed at init; strong types keep the chunk
@@ -157,24 +171,25 @@ def train(
     leaves, treedef = jax.tree.flatten(state)
     snapshot = store.latest() if store is not None else None
     if snapshot is not None:
-        arrays, info = snapshot
-        state = treedef.unflatten([arrays["es"][f"{i:05d}"] for i in range(len(leaves))])
-        best_x, stats = arrays["best_x"], [arrays["stats"]]
+        saved, info = snapshot
+        state = treedef.unflatten([saved["es"][f"{i:05d}"] for i in range(len(leaves))])
+        best_x, stats = saved["best_x"], [saved["stats"]]
         best, evals, done = info["best"], info["evals"], int(info["generation"])
     last_save = done
 
     def save() -> None:
-        es_leaves = {f"{i:05d}": leaf for i, leaf in enumerate(jax.tree.leaves(state))}
-        arrays = {"es": es_leaves, "best_x": best_x, "stats": np.concatenate(stats)}
-        store.save(done, arrays, {"generation": done, "best": best, "evals": evals})  # type: ignore[union-attr]
+        es_leaves = {f"{i:05d}": host(leaf) for i, leaf in enumerate(jax.tree.leaves(state))}
+        snapshot = {"es": es_leaves, "best_x": host(best_x), "stats": np.concatenate(stats)}
+        store.save(done, snapshot, {"generation": done, "best": best, "evals": evals})  # type: ignore[union-attr]
 
+    state = put(state)
     while done < spec.generations:
         n = min(spec.eval_every, spec.generations - done)
         keys = jax.random.split(jax.random.fold_in(k_train, done), n)
         start = time.perf_counter()
-        state, chunk_stats = chunk(state, idx, keys, task.arrays)
-        metrics = {k: float(v) for k, v in evaluate(state.mean, idx, k_eval, task.arrays).items()}
-        chunk_stats = np.asarray(chunk_stats)
+        state, chunk_stats = chunk(state, idx, put(keys), arrays)
+        metrics = {k: float(host(v)) for k, v in evaluate(state.mean, idx, put(k_eval), arrays).items()}
+        chunk_stats = host(chunk_stats)
         elapsed = time.perf_counter() - start
         done += n
         if not np.isfinite(chunk_stats).all() or not np.isfinite(metrics["metric"]):
@@ -204,9 +219,9 @@ def train(
     search_std = strategies.get_strategy(spec.strategy).search_std
     all_stats = np.concatenate(stats)
     return TrainResult(
-        mean=view.decode(state.mean),
-        best=view.decode(best_x),
-        std=None if search_std is None else view.decode(search_std(state)),
+        mean=view.decode(host(state.mean)),
+        best=view.decode(host(best_x)),
+        std=None if search_std is None else view.decode(host(search_std(state))),
         final={"metric": evals["metric"][-1], "loss": evals["loss"][-1], "generation": done},
         best_metrics=best,
         history={
