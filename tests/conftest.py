@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -35,31 +36,34 @@ class TTY(io.StringIO):
         return True
 
 
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int, str, str]]:
+def run_cli(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
     """Run ``eslt ARGS`` in-process through the console-script entry point.
 
     ``stdin=None`` simulates a terminal; a string is piped. Returns (code, stdout, stderr).
+    Usable from module-scoped fixtures; tests take it as the ``cli`` fixture.
     """
     from eslt_cli import cli as cli_module
     from eslt_cli.cli import common
 
-    def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["eslt", *args])
-        monkeypatch.setattr(sys, "stdin", TTY() if stdin is None else io.StringIO(stdin))
-        capsys.readouterr()
-        code = 0
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sys, "argv", ["eslt", *args])
+        mp.setattr(sys, "stdin", TTY() if stdin is None else io.StringIO(stdin))
         try:
-            cli_module.main()
+            with redirect_stdout(out), redirect_stderr(err):
+                cli_module.main()
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         finally:
             common.QUIET = False
             cli_module.DEBUG = False
-        out, err = capsys.readouterr()
-        return code, out, err
+    return code, out.getvalue(), err.getvalue()
 
-    return run
+
+@pytest.fixture
+def cli() -> Callable[..., tuple[int, str, str]]:
+    return run_cli
 
 
 def eslt(*args: str, stdin: str = "", check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -2,38 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import json
-import sys
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import FASHION, TINY_CONTROL, TINY_VISION, TTY, needs_fashion
+from conftest import FASHION, TINY_CONTROL, TINY_VISION, needs_fashion, run_cli
 from eslt_cli import checkpoint
 
 
-def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
-    """``eslt ARGS`` in-process (usable from module-scoped fixtures, unlike the ``cli`` fixture)."""
-    from eslt_cli import cli as cli_module
-    from eslt_cli.cli import common
-
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sys, "argv", ["eslt", *args])
-        mp.setattr(sys, "stdin", TTY() if stdin is None else io.StringIO(stdin))
-        try:
-            with redirect_stdout(out), redirect_stderr(err):
-                cli_module.main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        finally:
-            common.QUIET = False
-            cli_module.DEBUG = False
-    return code, out.getvalue(), err.getvalue()
+run = run_cli
 
 
 def ok(*args: str, stdin: str | None = None) -> str:

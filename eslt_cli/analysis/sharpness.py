@@ -147,20 +147,14 @@ def grid_coords(alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
     return np.stack([aa.ravel(), bb.ravel()], 1)
 
 
-def _check_line(radius: float, points: int) -> np.ndarray:
-    if points < 3:
-        raise BadInput(f"--points must be at least 3 to fit a quadratic, got {points}")
+def _axis(radius: float, n: int, least: int, flag: str) -> np.ndarray:
+    """``n`` evenly spaced offsets in [-radius, radius], checked."""
+    if n < least:
+        why = " to fit a quadratic" if flag == "--points" else ""
+        raise BadInput(f"{flag} must be at least {least}{why}, got {n}")
     if not radius > 0:
         raise BadInput(f"--radius must be positive, got {radius}")
-    return np.linspace(-radius, radius, points)
-
-
-def _check_grid(radius: float, grid: int) -> np.ndarray:
-    if grid < 2:
-        raise BadInput(f"--grid must be at least 2, got {grid}")
-    if not radius > 0:
-        raise BadInput(f"--radius must be positive, got {radius}")
-    return np.linspace(-radius, radius, grid)
+    return np.linspace(-radius, radius, n)
 
 
 def profile_of(t: np.ndarray, loss: np.ndarray, metric: np.ndarray) -> Profile:
@@ -173,7 +167,7 @@ def profile_1d(
     evaluate: Evaluator, params: Params, dirs: Sequence[Params], radius: float = 1.0, points: int = 21
 ) -> Profile:
     """Loss at ``params + t·d`` for t in ``linspace(-radius, radius, points)`` and each direction."""
-    t = _check_line(radius, points)
+    t = _axis(radius, points, 3, "--points")
     out = evaluate(shifted(params, dirs, line_coords(len(dirs), t)))
     return profile_of(t, out["loss"], out["metric"])
 
@@ -192,7 +186,7 @@ def surface_2d(
     evaluate: Evaluator, params: Params, d1: Params, d2: Params, radius: float = 1.0, grid: int = 11
 ) -> Surface:
     """The loss surface over ``[-radius, radius]²`` on a ``grid`` × ``grid`` lattice."""
-    axis = _check_grid(radius, grid)
+    axis = _axis(radius, grid, 2, "--grid")
     out = evaluate(shifted(params, [d1, d2], grid_coords(axis, axis)))
     shape = (grid, grid)
     return Surface(axis, axis.copy(), np.asarray(out["loss"]).reshape(shape), np.asarray(out["metric"]).reshape(shape))
@@ -256,10 +250,10 @@ def run_sharpness(
     params = trained_params(ckpt, which)
     if n_directions < 1:
         raise BadInput(f"--directions must be at least 1, got {n_directions}")
-    t = _check_line(radius, points)
+    t = _axis(radius, points, 3, "--points")
     out_path, axis = None, np.zeros(0)
     if two_d:
-        axis = _check_grid(radius, grid)
+        axis = _axis(radius, grid, 2, "--grid")
         out_path = Path(surface_out).absolute() if surface_out is not None else surface_path(ckpt.path, seed)
         check_writable(out_path, force)
     reference = params
