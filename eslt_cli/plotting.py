@@ -272,6 +272,14 @@ def _band(ax: Any, x: Sequence[float], mean: Sequence[float], std: Sequence[floa
         ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, lw=0)
 
 
+def _band_of(ax: Any, samples: dict[Any, list[float]], label: str, reverse: bool = False) -> list[Any]:
+    """Mean ± std of ``samples`` (x -> values) as a band, x sorted; returns the x values."""
+    xs = sorted(samples, reverse=reverse)
+    ms = [_mean_std(samples[x]) for x in xs]
+    _band(ax, xs, [a for a, _ in ms], [b for _, b in ms], label)
+    return xs
+
+
 def _need(kind: str, what: str, inputs: Inputs) -> BadInput:
     return BadInput(f"{kind} needs {what}; got {inputs.describe()}")
 
@@ -399,9 +407,7 @@ def plot_lmc(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100) ->
         by_level: dict[int, list[float]] = defaultdict(list)
         for r in rs:
             by_level[int(r["levels"][0])].append(float(r["barrier"]))
-        lv = sorted(by_level)
-        ms = [_mean_std(by_level[k]) for k in lv]
-        _band(ax, lv, [a for a, _ in ms], [b for _, b in ms], name)
+        _band_of(ax, by_level, name)
     _integer_x(ax)
     ax.set_xlabel("IMP level (both networks)")
     ax.set_ylabel(f"error barrier ({_error_label(recs)})")
@@ -469,10 +475,7 @@ def plot_sharpness(inputs: Inputs, out: Path, which: str = "final", dpi: int = 1
                 groups[name][round(x, 6)].extend(float(v) for v in vals)
         xs_all = []
         for name, pts in sorted(groups.items()):
-            xs = sorted(pts, reverse=True)
-            ms = [_mean_std(pts[x]) for x in xs]
-            _band(ax, xs, [a for a, _ in ms], [b for _, b in ms], name)
-            xs_all += xs
+            xs_all += _band_of(ax, pts, name, reverse=True)
         _remaining_axis(ax, xs_all)
         ax.set_ylabel("curvature d²loss/dt² (quadratic fit)")
         ax.set_title(f"{task}: sharpness of the optimum")
@@ -638,9 +641,7 @@ def plot_snr(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100) ->
             if value is not None and np.isfinite(value):
                 groups[label][int(c.meta.get("level", 0))].append(float(value))
         for label, levels in sorted(groups.items()):
-            lv = sorted(levels)
-            ms = [_mean_std(levels[k]) for k in lv]
-            _band(ax, lv, [a for a, _ in ms], [b for _, b in ms], label)
+            _band_of(ax, levels, label)
         _integer_x(ax)
         ax.set_xlabel("level of the ticket (scores from the trained level before)")
         ax.set_ylabel(f"{name} correlation of |mean| and SNR")
