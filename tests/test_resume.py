@@ -49,7 +49,10 @@ def test_sigkill_at_random_points_then_resume_is_bit_identical(tmp_path: Path) -
         snapshots_seen += resumes.exists()
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        assert not checkpoint.is_checkpoint(out) or proc.returncode == 0
+        # A kill never leaves a partial checkpoint: either none, or a complete, valid one
+        # (the kill can land after the rename, before the process exits).
+        if checkpoint.is_checkpoint(out):
+            checkpoint.load(out)
     assert snapshots_seen > 0
     final = Path(eslt(*ARGS, "--out", str(out)).stdout.strip())
     assert final == out
