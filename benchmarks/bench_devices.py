@@ -108,7 +108,7 @@ def run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
     return {"case": case, "population": population, ("batch" if case == "cnn" else "episodes"): size,
             "generations": generations, "gens_per_s_1": gps[1], "gens_per_s_2": gps[2], "ratio": ratio,
             "seconds_1": sides[1]["times"], "seconds_2": sides[2]["times"], "means_allclose": agree,
-            "max_abs_diff": diff}
+            "max_abs_diff": diff, "fitness_stats_1": sides[1]["stats"].tolist(), "fitness_stats_2": sides[2]["stats"].tolist()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -227,6 +227,37 @@ def prepare_reference(case: str, task: Any, plan: pipeline.TrainPlan, init: Any,
     return warm_s, timed
 
 
+# ------------------------------------------------------------------------- FLOP/s
+
+
+def cnn_forward_flops(features: Any, kernel_size: int, num_classes: int, side: int = 28, channels: int = 1) -> int:
+    """Multiply-add FLOPs (2 per MAC) of one image through the CNN: 'same' convs, each followed by a 2x2 max-pool.
+
+    For Fashion-MNIST (8, 16), 5x5, 10 classes: 2*(28*28*25*1*8 + 14*14*25*8*16 + 784*10) = 1.58 MFLOP.
+    Biases, relu and pooling are not counted.
+    """
+    macs, cin = 0, channels
+    for feats in features:
+        macs += side * side * kernel_size * kernel_size * cin * feats
+        side, cin = side // 2, feats
+    macs += side * side * cin * num_classes
+    return 2 * macs
+
+
+def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
+    """This host's f32 matmul FLOP/s: a jitted jnp.dot of two n x n matrices, warm, best of ``repeats``."""
+    a = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32)
+    b = jax.random.normal(jax.random.PRNGKey(2), (n, n), jnp.float32)
+    dot = jax.jit(jnp.dot)
+    jax.block_until_ready(dot(a, b))
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(dot(a, b))
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best
+
+
 # ---------------------------------------------------------------------------- main
 
 
@@ -285,6 +316,21 @@ def run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
           f"{ref_label} {ref['gens_per_s']:.3g} gen/s  ratio {ratio:.2f}x", flush=True)
     if note:
         print(f"  note: {note}", flush=True)
+    flops: dict[str, Any] = {}
+    if case == "cnn":
+        per_image = cnn_forward_flops(plan.model.features, plan.model.kernel_size, task.data.num_classes)
+        per_gen = population * size * per_image
+        log("measuring the f32 matmul peak (jnp.dot 2048x2048)")
+        peak = matmul_peak()
+        achieved = eslt["gens_per_s"] * per_gen
+        ref_achieved = ref["gens_per_s"] * per_gen
+        flops = {"flops_per_image": per_image, "flops_per_generation": per_gen, "matmul_peak_flops": peak,
+                 "eslt_flops": achieved, "eslt_fraction_of_peak": achieved / peak,
+                 "reference_flops": ref_achieved, "reference_fraction_of_peak": ref_achieved / peak}
+        print(f"  eslt forward: {per_image / 1e6:.2f} MFLOP/image x pop {population} x batch {size}: "
+              f"achieved {achieved / 1e9:.2f} GFLOP/s = {100 * achieved / peak:.1f}% of matmul peak "
+              f"{peak / 1e9:.1f} GFLOP/s  (reference {ref_achieved / 1e9:.2f} GFLOP/s = "
+              f"{100 * ref_achieved / peak:.1f}%)", flush=True)
     return {
         "case": case, "task": plan.task.name, "population": population,
         ("batch" if case == "cnn" else "episodes"): size,
@@ -292,7 +338,7 @@ def run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
         "params": n_params, "generations": generations, "repeats": args.repeats, "strategy": plan.trainer.strategy,
         "std_init": plan.trainer.std_init, "reference_map": map_mode,
         **({"reference_map_batch": args.reference_map_batch} if map_mode == "lax" else {}),
-        "eslt": eslt, "reference": ref, "ratio": ratio,
+        "eslt": eslt, "reference": ref, "ratio": ratio, **flops,
     }
 
 
