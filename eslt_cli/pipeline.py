@@ -288,10 +288,17 @@ class PrunePlan:
     exclude: tuple[str, ...]
     seed: int
     out: Path
+    reinit: bool = False
+
+    @property
+    def label(self) -> str:
+        """The criterion as it appears in arm names (``random-reinit`` with ``--reinit``)."""
+        return f"{self.criterion}-reinit" if self.reinit else self.criterion
 
     @property
     def fingerprint(self) -> dict[str, Any]:
-        return {
+        extra = {"reinit": True} if self.reinit else {}  # absent when off: older outputs still match
+        return extra | {
             "op": "prune",
             "parent": str(self.parent.path.resolve()),
             "criterion": self.criterion,
@@ -310,8 +317,14 @@ def plan_prune(
     exclude: Sequence[str] = (),
     seed: int | None = None,
     out: Path | None = None,
+    reinit: bool = False,
 ) -> PrunePlan:
-    """Check a pruning request against its parent and settle the output path."""
+    """Check a pruning request against its parent and settle the output path.
+
+    ``reinit``: keep the new mask but give the ticket a fresh initialisation
+    drawn from ``seed`` and the level (the paper code's ``random-reinit`` arm
+    with the random criterion) instead of rewinding to the level-0 init.
+    """
     pruner = pruning.get_pruner(criterion)
     if parent.kind != "trained":
         raise BadInput(f"{parent.path}: is a ticket; prune a trained checkpoint (`eslt train {parent.path}`)")
@@ -327,10 +340,20 @@ def plan_prune(
         )
     pruning.prunable(parent.state["mask"], exclude)  # validates layer names
     level = int(parent.meta["level"]) + 1
-    arm = _arm(str(parent.meta.get("arm", "dense")), criterion)
+    arm = _arm(str(parent.meta.get("arm", "dense")), f"{criterion}-reinit" if reinit else criterion)
     out = Path(out) if out is not None else parent.path.parent / f"L{level:02d}-{arm}"
     seed = int(parent.meta["seed"]) if seed is None else seed
-    return PrunePlan(parent, criterion, rate, source, tuple(exclude), seed, out.absolute())
+    return PrunePlan(parent, criterion, rate, source, tuple(exclude), seed, out.absolute(), reinit)
+
+
+def reinit_params(meta: dict[str, Any], seed: int, level: int) -> Any:
+    """A fresh initialisation of the checkpoint's network from ``seed`` folded with ``level``.
+
+    Differs from the run's level-0 init (drawn from the first half of
+    ``split(PRNGKey(seed))``) and from level to level.
+    """
+    key = jax.random.fold_in(jax.random.PRNGKey(seed), level)
+    return jax.tree.map(np.asarray, task_of(meta).init_params(key))
 
 
 def run_prune(plan: PrunePlan, force: bool = False) -> tuple[Path, bool]:
@@ -344,15 +367,16 @@ def run_prune(plan: PrunePlan, force: bool = False) -> tuple[Path, bool]:
     keep = float((parent.meta.get("pruning") or {}).get("keep", 1.0)) * (1.0 - plan.rate)
     key = jax.random.fold_in(jax.random.PRNGKey(plan.seed), level)
     mean = parent.state["mean" if plan.source == "final" else "best"]
-    mask = pruning.prune(key, plan.criterion, mean, parent.state.get("std"), parent.state["mask"], keep, plan.exclude)
-    can_prune = pruning.prunable(mask)
     std = parent.state.get("std")
+    mask = pruning.prune(key, plan.criterion, mean, std, parent.state["mask"], keep, plan.exclude, parent.state["init"])
+    can_prune = pruning.prunable(mask)
+    init = reinit_params(parent.meta, plan.seed, level) if plan.reinit else parent.state["init"]
     meta = {
         "kind": "ticket",
         **{k: parent.meta[k] for k in ("task", "model", "trainer", "metric")},
         "seed": plan.seed,
         "level": level,
-        "arm": _arm(str(parent.meta.get("arm", "dense")), plan.criterion),
+        "arm": _arm(str(parent.meta.get("arm", "dense")), plan.label),
         "sparsity": pruning.sparsity(mask, can_prune),
         "pruning": {
             "criterion": plan.criterion,
@@ -361,6 +385,7 @@ def run_prune(plan: PrunePlan, force: bool = False) -> tuple[Path, bool]:
             "exclude": list(plan.exclude),
             "keep": keep,
             "seed": plan.seed,
+            "reinit": plan.reinit,
         },
         # |mean| vs SNR of the scored weights before pruning (Figure 7); None without a std.
         "snr_stats": None if std is None else pruning.snr_correlation(mean, std, parent.state["mask"]),
@@ -368,8 +393,19 @@ def run_prune(plan: PrunePlan, force: bool = False) -> tuple[Path, bool]:
         "lineage": _lineage(parent),
         "fingerprint": plan.fingerprint,
     }
-    existing_output(plan.out, plan.fingerprint, force)  # refuse early, before making a lock file
-    with checkpoint.lock(plan.out):
-        if existing_output(plan.out, plan.fingerprint, force):
-            return plan.out, False
-        return checkpoint.save(plan.out, {"init": parent.state["init"], "mask": mask}, meta, force=force), True
+    return write_once(plan.out, plan.fingerprint, {"init": init, "mask": mask}, meta, force)
+
+
+def write_once(
+    out: Path, fingerprint: dict[str, Any], state: dict[str, Any], meta: dict[str, Any], force: bool = False
+) -> tuple[Path, bool]:
+    """Write a derived checkpoint under its lock; returns its path and whether it was made now.
+
+    An output already made with the same ``fingerprint`` is kept as is; one made
+    otherwise is refused unless ``force`` (see :func:`existing_output`).
+    """
+    existing_output(out, fingerprint, force)  # refuse early, before making a lock file
+    with checkpoint.lock(out):
+        if existing_output(out, fingerprint, force):
+            return out, False
+        return checkpoint.save(out, state, meta, force=force), True

@@ -23,32 +23,53 @@ from eslt_cli.tasks.base import Params
 
 
 @dataclass(frozen=True)
-class Criterion:
-    """A pruning criterion; every entry takes (key, mean, std) and returns scores."""
+class Trained:
+    """What a criterion may score: the trained ES mean, its per-weight std (None for
+    isotropic strategies) and the initialisation the ES mean started from (None if unknown)."""
 
-    score: Callable[[np.ndarray, Params, Params | None], Params]
+    mean: Params
+    std: Params | None = None
+    init: Params | None = None
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """A pruning criterion; every entry takes (key, trained) and returns scores."""
+
+    score: Callable[[np.ndarray, Trained], Params]
     needs_std: bool
     help: str
 
 
-def magnitude_scores(key: np.ndarray, mean: Params, std: Params | None) -> Params:
+def magnitude_scores(key: np.ndarray, trained: Trained) -> Params:
     """|mean|: the classic IMP criterion applied to the ES mean."""
-    return jax.tree.map(lambda m: np.abs(np.asarray(m, np.float64)), mean)
+    return jax.tree.map(lambda m: np.abs(np.asarray(m, np.float64)), trained.mean)
 
 
-def snr_scores(key: np.ndarray, mean: Params, std: Params | None) -> Params:
+def snr_scores(key: np.ndarray, trained: Trained) -> Params:
     """|mean| / std: the paper's signal-to-noise criterion."""
-    if std is None:
+    if trained.std is None:
         raise BadInput("--snr needs a per-weight search std, which this checkpoint lacks")
     # Pruned weights have std 0; they are never candidates, so their score is moot.
     return jax.tree.map(
-        lambda m, s: np.abs(np.asarray(m, np.float64)) / np.maximum(np.asarray(s, np.float64), 1e-30), mean, std
+        lambda m, s: np.abs(np.asarray(m, np.float64)) / np.maximum(np.asarray(s, np.float64), 1e-30),
+        trained.mean,
+        trained.std,
     )
 
 
-def random_scores(key: np.ndarray, mean: Params, std: Params | None) -> Params:
+def movement_scores(key: np.ndarray, trained: Trained) -> Params:
+    """|mean - init|: how far training moved each weight from its initialisation."""
+    if trained.init is None:
+        raise BadInput("--movement needs the initialisation the ES started from, which was not given")
+    return jax.tree.map(
+        lambda m, i: np.abs(np.asarray(m, np.float64) - np.asarray(i, np.float64)), trained.mean, trained.init
+    )
+
+
+def random_scores(key: np.ndarray, trained: Trained) -> Params:
     """Uniform noise from ``key``: the sparsity-matched random baseline."""
-    leaves, treedef = jax.tree.flatten(mean)
+    leaves, treedef = jax.tree.flatten(trained.mean)
     keys = jax.random.split(key, len(leaves))
     return treedef.unflatten([np.asarray(jax.random.uniform(k, np.shape(x)), np.float64) for k, x in zip(keys, leaves)])
 
@@ -57,6 +78,7 @@ PRUNERS: dict[str, Criterion] = {
     "magnitude": Criterion(magnitude_scores, False, "|mean| of the trained ES mean"),
     "snr": Criterion(snr_scores, True, "|mean| / per-weight search std"),
     "random": Criterion(random_scores, False, "random, matched in sparsity"),
+    "movement": Criterion(movement_scores, False, "|mean - init|: movement from the initialisation"),
 }
 
 
@@ -158,16 +180,18 @@ def prune(
     mask: Params,
     keep: float,
     exclude: Sequence[str] = (),
+    init: Params | None = None,
 ) -> Params:
     """The next level's mask: keep ``round(keep * N0)`` prunable weights by ``criterion``.
 
     ``keep`` is the cumulative fraction of the level-0 prunable weights that
-    survive this level (``(1 - rate) ** level`` at a constant rate).
+    survive this level (``(1 - rate) ** level`` at a constant rate). ``init``
+    (the ticket's initialisation) is needed by ``movement`` only.
     """
     can_prune = prunable(mask, exclude)
     n_total = sum(np.size(m) for m, p in zip(jax.tree.leaves(mask), jax.tree.leaves(can_prune)) if p)
     n_live = sum(int(np.sum(m)) for m, p in zip(jax.tree.leaves(mask), jax.tree.leaves(can_prune)) if p)
     # A tiny network can round to "remove nothing"; always remove at least one weight.
     n_keep = min(int(round(keep * n_total)), n_live - 1) if n_live else 0
-    scores = get_pruner(criterion).score(key, mean, std)
+    scores = get_pruner(criterion).score(key, Trained(mean, std, init))
     return global_mask(scores, mask, can_prune, max(n_keep, 0))

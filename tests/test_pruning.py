@@ -126,3 +126,55 @@ def test_snr_correlation_on_live_kernels() -> None:
     stats = pruning.snr_correlation(mean, std, mask)  # live: |mean| = snr = 1, 2, 3
     assert stats["n"] == 3
     assert stats["pearson"] == pytest.approx(1.0) and stats["spearman"] == pytest.approx(1.0)
+
+
+def test_movement_scores_distance_from_init() -> None:
+    init, mean, mask = tree(0), tree(1), ones(tree())
+    new = pruning.prune(jax.random.PRNGKey(0), "movement", mean, None, mask, keep=0.8, init=init)
+    moved = jax.tree.map(lambda m, i: np.abs(m.astype(np.float64) - i), mean, init)
+    np.testing.assert_array_equal(flat_kernels(new), reference_keep(moved, mask, 24))
+    mag = pruning.prune(jax.random.PRNGKey(0), "magnitude", mean, None, mask, keep=0.8)
+    assert not np.array_equal(flat_kernels(new), flat_kernels(mag))
+    assert not pruning.get_pruner("movement").needs_std
+    with pytest.raises(BadInput, match="initialisation"):
+        pruning.prune(jax.random.PRNGKey(0), "movement", mean, None, mask, keep=0.8)
+
+
+def test_every_criterion_shares_one_signature() -> None:
+    trained = pruning.Trained(tree(1), jax.tree.map(lambda a: np.abs(a) + 0.1, tree(2)), tree(0))
+    for name, criterion in pruning.PRUNERS.items():
+        scores = criterion.score(jax.random.PRNGKey(0), trained)
+        assert jax.tree.structure(scores) == jax.tree.structure(trained.mean), name
+
+
+def test_prune_cli_movement_and_reinit(cli) -> None:
+    from conftest import TINY_CONTROL
+
+    from eslt_cli import checkpoint
+
+    code, dense, err = cli("train", "--task", "pendulum", "--seed", "0", *TINY_CONTROL)
+    assert code == 0, err
+    code, out, err = cli("prune", "--movement", dense.strip())
+    assert code == 0, err
+    moved = checkpoint.load(out.strip())
+    assert moved.meta["arm"] == "movement" and moved.meta["pruning"]["reinit"] is False
+    assert moved.path.name == "L01-movement"
+
+    code, out, err = cli("prune", "--random", "--reinit", "--seed", "3", dense.strip())
+    assert code == 0, err
+    ticket = checkpoint.load(out.strip())
+    assert ticket.path.name == "L01-random-reinit" and ticket.meta["arm"] == "random-reinit"
+    assert ticket.meta["pruning"]["reinit"] is True
+    parent = checkpoint.load(dense.strip())
+    assert jax.tree.structure(ticket.state["init"]) == jax.tree.structure(parent.state["init"])
+    pairs = zip(jax.tree.leaves(ticket.state["init"]), jax.tree.leaves(parent.state["init"]))
+    assert not any(np.array_equal(a, b) for a, b in pairs if np.any(b))  # fresh kernels (biases start at 0)
+    # The same mask as --random with the same seed; re-running is skipped.
+    code, plain, err = cli("prune", "--random", "--seed", "3", dense.strip())
+    plain_mask = checkpoint.load(plain.strip()).state["mask"]
+    for a, b in zip(jax.tree.leaves(plain_mask), jax.tree.leaves(ticket.state["mask"])):
+        np.testing.assert_array_equal(a, b)
+    code, again, err = cli("prune", "--random", "--reinit", "--seed", "3", dense.strip())
+    assert code == 0 and again == out and "up to date" in err
+    code, _, err = cli("prune", "--random", "--movement", dense.strip())
+    assert code == 2

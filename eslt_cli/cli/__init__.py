@@ -15,6 +15,8 @@ import typer
 
 from eslt_cli import __version__
 from eslt_cli.cli import common, lmc, plot, prune, sharpness, show, train
+from eslt_cli.cli import permute as permute_cmd
+from eslt_cli.cli import transfer as transfer_cmd
 from eslt_cli.errors import EsltError
 
 app = typer.Typer(
@@ -56,6 +58,8 @@ app.command("plot")(plot.plot)
 app.command("show")(show.show)
 app.command("lmc")(lmc.lmc)
 app.command("sharpness")(sharpness.sharpness)
+app.command("permute")(permute_cmd.permute)
+app.command("transfer")(transfer_cmd.transfer)
 
 
 def main() -> None:

@@ -71,6 +71,12 @@ def path_of(line: str) -> str:
     return record["path"]
 
 
+def finish(path: Path, made: bool, done: str, as_json: bool, summary: dict[str, Any]) -> None:
+    """Close a command that writes a checkpoint: ``done`` (or "up to date") for people, the data on stdout."""
+    say(done if made else f"{path} is up to date")
+    emit(path, as_json, {**summary, "made": made})
+
+
 def emit(path: Path, as_json: bool, summary: dict[str, Any]) -> None:
     """The command's data on stdout: the path, or with ``--json`` one JSON line with the numbers."""
     print(json.dumps({"path": str(path), **summary}) if as_json else path, file=DATA or sys.stdout, flush=True)

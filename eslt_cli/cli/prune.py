@@ -15,7 +15,11 @@ The ticket keeps the level-0 init (rewinding) and a mask that removes --rate of
 the surviving prunable weights, with one global threshold over all kernels;
 biases are never pruned. Choose exactly one criterion: --magnitude (|mean|),
 --snr (|mean| / per-weight search std; needs a diagonal ES such as snes, pgpe,
-sep_cma_es or des) or --random (sparsity-matched random mask).
+sep_cma_es or des), --random (sparsity-matched random mask) or --movement
+(|mean - init|: how far training moved each weight). --reinit keeps the new
+mask but draws a fresh initialisation from --seed and the level instead of
+rewinding (arm '<criterion>-reinit'; --random --reinit is the paper's
+random-reinit baseline).
 
 Example:
 
@@ -29,33 +33,37 @@ def prune(
     magnitude: Annotated[bool, typer.Option("--magnitude", help="Prune by |mean|.")] = False,
     snr: Annotated[bool, typer.Option("--snr", help="Prune by |mean| / search std.")] = False,
     random: Annotated[bool, typer.Option("--random", help="Prune at random, sparsity-matched.")] = False,
+    movement: Annotated[bool, typer.Option("--movement", help="Prune by |mean - init|.")] = False,
+    reinit: Annotated[
+        bool, typer.Option("--reinit", help="Fresh init from --seed instead of rewinding (any criterion).")
+    ] = False,
     rate: Annotated[float, typer.Option(help="Fraction of surviving prunable weights to remove.")] = 0.2,
     source: Annotated[str, typer.Option("--from", help="Which trained mean to score: final or best.")] = "final",
     exclude: Annotated[Optional[list[str]], typer.Option(help="Layer to leave dense (repeatable).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of --random (default: the run's seed).")] = None,
+    seed: Annotated[
+        Optional[int], typer.Option(help="Seed of --random and --reinit (default: the run's seed).")
+    ] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output ticket folder (default: beside the input).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON line (path, sparsity) instead of the path.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output.")] = False,
 ) -> None:
-    chosen = [name for name, on in (("magnitude", magnitude), ("snr", snr), ("random", random)) if on]
+    flags = (("magnitude", magnitude), ("snr", snr), ("random", random), ("movement", movement))
+    chosen = [name for name, on in flags if on]
     if len(chosen) != 1:
-        raise typer.BadParameter("choose exactly one of --magnitude, --snr, --random")
+        raise typer.BadParameter("choose exactly one of --magnitude, --snr, --random, --movement")
     common.setup_runtime()
     from eslt_cli import checkpoint as ckpt
     from eslt_cli import pipeline
 
     parent = ckpt.load(common.read_input(checkpoint))  # type: ignore[arg-type]
-    plan = pipeline.plan_prune(parent, chosen[0], rate, source, exclude or (), seed, out)
+    plan = pipeline.plan_prune(parent, chosen[0], rate, source, exclude or (), seed, out, reinit)
     path, made = pipeline.run_prune(plan, force=force)
     meta = ckpt.read_meta(path)
     sp = meta["sparsity"]
-    if made:
-        common.say(f"pruned by {chosen[0]}: level {meta['level']}, {sp['remaining']}/{sp['total']} "
-                   f"prunable weights left (sparsity {sp['global']:.1%})")  # fmt: skip
-    else:
-        common.say(f"{path} is up to date")
-    summary = {k: meta[k] for k in ("level", "arm", "pruning", "sparsity", "snr_stats")}
-    common.emit(path, as_json, {**summary, "made": made})
+    how = f"{chosen[0]}{' (reinitialised)' if reinit else ''}"
+    done = (f"pruned by {how}: level {meta['level']}, {sp['remaining']}/{sp['total']} "
+            f"prunable weights left (sparsity {sp['global']:.1%})")  # fmt: skip
+    common.finish(path, made, done, as_json, {k: meta[k] for k in ("level", "arm", "pruning", "sparsity", "snr_stats")})
 
 
 prune.__doc__ = HELP

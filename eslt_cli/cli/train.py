@@ -116,15 +116,12 @@ def train(
         return  # process 0 of a multi-host run reports and prints the path
     meta = ckpt.read_meta(path)
     final, best = meta["metrics"]["final"], meta["metrics"]["best"]
-    if made:
-        common.say(
-            f"{label} ({1 - meta['sparsity']['global']:.1%} of weights): test {metric} {final['metric']:.4g} "
-            f"(best {best['metric']:.4g} at gen {best['generation']}) in {meta['run']['seconds']:.0f} s"
-        )
-    else:
-        common.say(f"{path} is up to date")
+    done = (
+        f"{label} ({1 - meta['sparsity']['global']:.1%} of weights): test {metric} {final['metric']:.4g} "
+        f"(best {best['metric']:.4g} at gen {best['generation']}) in {meta['run']['seconds']:.0f} s"
+    )
     summary = {k: meta[k] for k in ("task", "trainer", "seed", "level", "arm", "metric", "metrics")}
-    common.emit(path, as_json, {**summary, "sparsity": meta["sparsity"]["global"], "made": made})
+    common.finish(path, made, done, as_json, {**summary, "sparsity": meta["sparsity"]["global"]})
 
 
 train.__doc__ = HELP

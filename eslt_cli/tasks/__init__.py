@@ -59,6 +59,8 @@ TASKS: dict[str, TaskEntry] = {
     "kmnist": _vision("kmnist"),
     "mnist_corrupted": _vision("mnist_corrupted"),
     "pendulum": _gymnax("Pendulum-v1"),
+    # A variant environment for `eslt transfer`: same observation/action spaces, 1.5x the mass.
+    "pendulum_heavy": _gymnax("Pendulum-v1", m=1.5),
     "cartpole": _gymnax("CartPole-v1"),
     "acrobot": _gymnax("Acrobot-v1"),
     "mountain_car_continuous": _gymnax("MountainCarContinuous-v0"),
@@ -68,7 +70,10 @@ TASKS: dict[str, TaskEntry] = {
     "seaquest": _gymnax("Seaquest-MinAtar"),
     "space_invaders": _gymnax("SpaceInvaders-MinAtar"),
 }
-ALIASES = {entry.source.lower(): name for name, entry in TASKS.items()} | {"fashion-mnist": "fashion_mnist"}
+# A library id names the plain task, never a variant with changed env params.
+ALIASES = {entry.source.lower(): name for name, entry in reversed(TASKS.items()) if not entry.env_params} | {
+    "fashion-mnist": "fashion_mnist"
+}
 
 
 def canonical_task(name: str) -> str:

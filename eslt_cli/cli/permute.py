@@ -1,0 +1,56 @@
+"""``eslt permute``: a ticket with its surviving weights or its mask permuted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from eslt_cli.cli import common
+
+HELP = """Permute a ticket and print the new ticket's path on stdout.
+
+Controls for what makes a ticket (Section 4). Choose exactly one: --weights
+shuffles, within each layer's kernel, the surviving init values over the
+surviving positions (the mask is unchanged); --mask draws, within each layer's
+kernel, a new mask with the same number of survivors at random positions and
+puts the layer's surviving init values on it in shuffled order (layerwise
+sparsity kept). Biases are untouched. The result is a ticket of the same level,
+arm '<arm>+perm-weights' or '<arm>+perm-mask', written beside the input as
+'<name>-perm-weights-s<seed>' unless --out.
+
+Example:
+
+\b
+  eslt prune --snr L00-trained | eslt permute --mask --seed 1 | eslt train
+"""
+
+
+def permute(
+    ticket: Annotated[Optional[str], typer.Argument(help="Ticket; '-' or absent: read stdin.")] = None,
+    weights: Annotated[bool, typer.Option("--weights", help="Shuffle surviving init values, same mask.")] = False,
+    mask: Annotated[bool, typer.Option("--mask", help="New random mask per layer, same counts.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the permutation.")] = 0,
+    out: Annotated[Optional[Path], typer.Option(help="Output ticket folder (default: beside the input).")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON line (path, sparsity) instead of the path.")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output.")] = False,
+) -> None:
+    chosen = [name for name, on in (("weights", weights), ("mask", mask)) if on]
+    if len(chosen) != 1:
+        raise typer.BadParameter("choose exactly one of --weights, --mask")
+    common.setup_runtime()
+    from eslt_cli import checkpoint as ckpt
+    from eslt_cli import permute as core
+
+    parent = ckpt.load(common.read_input(ticket))  # type: ignore[arg-type]
+    plan = core.plan_permute(parent, chosen[0], seed, out)
+    path, made = core.run_permute(plan, force=force)
+    meta = ckpt.read_meta(path)
+    done = f"permuted {chosen[0]} (seed {seed}): level {meta['level']}, arm {meta['arm']}"
+    common.finish(path, made, done, as_json, {k: meta[k] for k in ("level", "arm", "permutation", "sparsity")})
+
+
+permute.__doc__ = HELP

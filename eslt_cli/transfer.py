@@ -1,0 +1,117 @@
+"""Ticket transfer: retarget a ticket to another task or evolution strategy.
+
+A ticket found on one task or with one ES is trained on another (Section 4,
+"transfer"): ``task`` must have a network of the same parameter shapes (e.g.
+``pendulum`` -> ``pendulum_heavy``); ``strategy`` swaps the ES and resets its
+optimiser, learning rate and elite ratio to the new strategy's defaults. The
+transferred ticket keeps init, mask, seed and level; ``eslt train`` then
+trains it with the new settings recorded in its meta.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from eslt_cli import pruning, strategies
+from eslt_cli.checkpoint import Checkpoint
+from eslt_cli.errors import BadInput
+from eslt_cli.specs import ModelSpec, TrainerSpec, from_json, to_json
+from eslt_cli.tasks import build_task, canonical_task, get_entry
+
+
+@dataclass(frozen=True)
+class TransferPlan:
+    """A retargeting of one ticket and where its result goes."""
+
+    parent: Checkpoint
+    task: str | None
+    strategy: str | None
+    out: Path
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        parent = str(self.parent.path.resolve())
+        return {"op": "transfer", "parent": parent, "task": self.task, "strategy": self.strategy}
+
+
+def _shapes(tree: Any) -> list[tuple[str, tuple[int, ...]]]:
+    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return [(jax.tree_util.keystr(path), tuple(np.shape(leaf))) for path, leaf in flat]
+
+
+def plan_transfer(
+    parent: Checkpoint, task: str | None = None, strategy: str | None = None, out: Path | None = None
+) -> TransferPlan:
+    """Check a transfer request (exactly one of ``task``, ``strategy``) and settle the output path."""
+    if (task is None) == (strategy is None):
+        raise BadInput("choose exactly one of --task, --strategy")
+    if parent.kind != "ticket":
+        raise BadInput(
+            f"{parent.path}: is trained; transfer a ticket (`eslt prune --snr {parent.path} | eslt transfer`)"
+        )
+    meta = parent.meta
+    if task is not None:
+        task = canonical_task(task)
+        if task == meta["task"]["name"]:
+            raise BadInput(f"{parent.path}: is already a {task} ticket")
+        if get_entry(task).kind != get_entry(meta["task"]["name"]).kind:
+            raise BadInput(
+                f"cannot transfer a {meta['task']['name']} ticket ({get_entry(meta['task']['name']).kind}) "
+                f"to {task} ({get_entry(task).kind}): the networks differ"
+            )
+        target = build_task(get_entry(task).task_spec(task, "cpu"), from_json(ModelSpec, meta["model"]))
+        want = _shapes(jax.eval_shape(target.init_params, jax.random.PRNGKey(0)))
+        have = _shapes(parent.state["init"])
+        if want != have:
+            diff = [f"{p}: {a} vs {b}" for (p, a), (_, b) in zip(have, want) if a != b] or ["different layers"]
+            raise BadInput(
+                f"cannot transfer to {task}: its network has other parameter shapes "
+                f"(ticket vs {task}: {'; '.join(diff)})"
+            )
+        label = task
+    else:
+        strategy = strategies.canonical_strategy(strategy)  # type: ignore[arg-type]
+        strategies.get_strategy(strategy)
+        if strategy == meta["trainer"]["strategy"]:
+            raise BadInput(f"{parent.path}: is already trained with {strategy}")
+        label = strategy
+    out = Path(out) if out is not None else parent.path.parent / f"{parent.path.name}-to-{label.replace(':', '-')}"
+    return TransferPlan(parent, task, strategy, out.absolute())
+
+
+def run_transfer(plan: TransferPlan, force: bool = False) -> tuple[Path, bool]:
+    """Write the retargeted ticket; returns its path and whether it was made now."""
+    from eslt_cli.pipeline import _lineage, _trainer_spec, write_once
+
+    parent = plan.parent
+    meta = {k: v for k, v in parent.meta.items() if k not in ("schema", "eslt_version")}
+    old_task, old_trainer = parent.meta["task"], from_json(TrainerSpec, parent.meta["trainer"])
+    if plan.task is not None:
+        entry = get_entry(plan.task)
+        spec = entry.task_spec(plan.task, "cpu")
+        target = build_task(spec, from_json(ModelSpec, meta["model"]))
+        meta["task"] = to_json(spec)
+        meta["metric"] = target.metric
+        record: dict[str, Any] = {"from_task": old_task["name"], "to_task": plan.task}
+        if entry.env_params:
+            record["env_params"] = dict(entry.env_params)
+    else:
+        trainer = _trainer_spec(old_task["name"], "cpu", old_trainer, {"strategy": plan.strategy})
+        meta["trainer"] = to_json(trainer)
+        record = {"from_strategy": old_trainer.strategy, "to_strategy": plan.strategy}
+    meta |= {
+        "kind": "ticket",
+        "arm": f"{parent.meta.get('arm', 'dense')}+to-{plan.task or plan.strategy}",
+        "sparsity": parent.meta.get("sparsity") or pruning.sparsity(parent.state["mask"]),
+        "transfer": record,
+        "parent": str(parent.path.resolve()),
+        "lineage": _lineage(parent),
+        "fingerprint": plan.fingerprint,
+    }
+    state = {"init": parent.state["init"], "mask": parent.state["mask"]}
+    return write_once(plan.out, plan.fingerprint, state, meta, force)
