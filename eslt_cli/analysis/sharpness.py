@@ -250,10 +250,10 @@ def run_sharpness(
     params = trained_params(ckpt, which)
     if n_directions < 1:
         raise BadInput(f"--directions must be at least 1, got {n_directions}")
-    t = _axis(radius, points, 3, "--points")
-    out_path, axis = None, np.zeros(0)
+    _axis(radius, points, 3, "--points")  # check everything before any work
+    out_path = None
     if two_d:
-        axis = _axis(radius, grid, 2, "--grid")
+        _axis(radius, grid, 2, "--grid")
         out_path = Path(surface_out).absolute() if surface_out is not None else surface_path(ckpt.path, seed)
         check_writable(out_path, force)
     reference = params
@@ -263,21 +263,15 @@ def run_sharpness(
             raise BadInput(f"{directions_from.path}: is a {directions_from.meta['task']['name']} checkpoint, "
                            f"not {ckpt.meta['task']['name']}: take directions from the same task")  # fmt: skip
         check_same_architecture(params, reference, str(directions_from.path))
-    n_all = max(n_directions, 2 if two_d else 1)
-    dirs = directions(seed, n_all, reference, ckpt.state["mask"])
-    # 1D lines and the 2D lattice in one stack: one compiled evaluation for both.
-    line = line_coords(n_directions, t)
-    coords = np.pad(line, ((0, 0), (0, n_all - n_directions)))
-    if two_d:
-        lattice = grid_coords(axis, axis)
-        coords = np.concatenate([coords, np.pad(lattice, ((0, 0), (0, n_all - 2)))])
-    task = pipeline.task_of(ckpt.meta)
-    out = evaluate_points(task, shifted(params, dirs, coords), pipeline.eval_key(ckpt.meta))
-    n_line = len(line)
-    prof = profile_of(t, out["loss"][:n_line], out["metric"][:n_line])
+    dirs = directions(seed, max(n_directions, 2 if two_d else 1), reference, ckpt.state["mask"])
+    task, key = pipeline.task_of(ckpt.meta), pipeline.eval_key(ckpt.meta)
+
+    def evaluate(stacked: Params) -> dict[str, np.ndarray]:
+        return evaluate_points(task, stacked, key)
+
+    prof = profile_1d(evaluate, params, dirs[:n_directions], radius, points)
     if out_path is not None:
-        shape = (grid, grid)
-        surf = Surface(axis, axis.copy(), out["loss"][n_line:].reshape(shape), out["metric"][n_line:].reshape(shape))
+        surf = surface_2d(evaluate, params, dirs[0], dirs[1], radius, grid)
         save_surface(out_path, surf, checkpoint=str(ckpt.path.resolve()), seed=seed, radius=radius)
     meta = ckpt.meta
     return {
