@@ -38,7 +38,6 @@ class Criterion:
 
     score: Callable[[np.ndarray, Trained], Params]
     needs_std: bool
-    help: str
 
 
 def magnitude_scores(key: np.ndarray, trained: Trained) -> Params:
@@ -75,10 +74,10 @@ def random_scores(key: np.ndarray, trained: Trained) -> Params:
 
 
 PRUNERS: dict[str, Criterion] = {
-    "magnitude": Criterion(magnitude_scores, False, "|mean| of the trained ES mean"),
-    "snr": Criterion(snr_scores, True, "|mean| / per-weight search std"),
-    "random": Criterion(random_scores, False, "random, matched in sparsity"),
-    "movement": Criterion(movement_scores, False, "|mean - init|: movement from the initialisation"),
+    "magnitude": Criterion(magnitude_scores, False),
+    "snr": Criterion(snr_scores, True),
+    "random": Criterion(random_scores, False),
+    "movement": Criterion(movement_scores, False),
 }
 
 
