@@ -83,6 +83,23 @@ def is_checkpoint(path: Path) -> bool:
     return path.is_dir() and all((path / m).exists() for m in _MARKERS)
 
 
+def find(folder: Path) -> list[Path]:
+    """``folder`` if it is a checkpoint, else the checkpoints below it, sorted.
+
+    Hidden folders (in-progress writes, resume snapshots) are skipped, and a
+    checkpoint's own items are never searched.
+    """
+    found = []
+    for root, dirs, _ in os.walk(folder):
+        here = Path(root)
+        if is_checkpoint(here):
+            found.append(here)
+            dirs[:] = []
+            continue
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    return sorted(found)
+
+
 def read_meta(path: Path) -> dict[str, Any]:
     """The ``meta`` item of the checkpoint at ``path``, validated."""
     path = Path(path)

@@ -29,7 +29,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from eslt_cli.checkpoint import is_checkpoint, read_meta  # noqa: E402
+from eslt_cli.checkpoint import find, read_meta  # noqa: E402
 from eslt_cli.errors import BadInput, RunFailed  # noqa: E402
 
 SUFFIXES = (".png", ".svg", ".pdf")
@@ -64,24 +64,6 @@ class Inputs:
         return f"{len(self.checkpoints)} checkpoints, {recs}, {len(self.surfaces)} .npz surfaces"
 
 
-def find_checkpoints(folder: Path) -> list[Path]:
-    """Checkpoint folders under ``folder`` (itself included), skipping hidden folders, sorted."""
-    if is_checkpoint(folder):
-        return [folder]
-    found = []
-    for root, dirs, _ in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        here = Path(root)
-        keep = []
-        for d in dirs:
-            if is_checkpoint(here / d):
-                found.append(here / d)
-            else:
-                keep.append(d)
-        dirs[:] = keep  # never descend into a checkpoint's own items
-    return sorted(found)
-
-
 def _parse_records(path: Path) -> list[dict[str, Any]]:
     try:
         text = path.read_text()
@@ -113,7 +95,7 @@ def _add_path(inputs: Inputs, path: Path) -> None:
     if not path.exists():
         raise BadInput(f"{path}: no such file or folder (check the path)")
     if path.is_dir():
-        found = find_checkpoints(path)
+        found = find(path)
         if not found:
             raise BadInput(f"{path}: no eslt checkpoints in this folder or below; pass checkpoints or a runs root")
         inputs.checkpoints.extend(Ckpt(p, read_meta(p)) for p in found)

@@ -34,21 +34,12 @@ def find_checkpoints(path: Path) -> list[Path]:
 
     if not path.exists():
         raise BadInput(f"{path}: no such checkpoint or folder (check the path)")
-    if ckpt.is_checkpoint(path):
-        return [path]
     if not path.is_dir():
         raise BadInput(f"{path}: not an eslt checkpoint; pass a checkpoint folder or a folder of runs")
-    found: list[Path] = []
-    for root, dirs, _ in os.walk(path):
-        here = Path(root)
-        if ckpt.is_checkpoint(here):
-            found.append(here)
-            dirs[:] = []  # a checkpoint's own items hold no checkpoints
-            continue
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    found = ckpt.find(path)
     if not found:
         raise BadInput(f"{path}: holds no eslt checkpoints (folders with _CHECKPOINT_METADATA, meta and state)")
-    return sorted(found)
+    return found
 
 
 def lineage(path: Path, meta: dict[str, Any]) -> list[tuple[Path, dict[str, Any]]]:
