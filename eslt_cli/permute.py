@@ -91,7 +91,7 @@ def plan_permute(parent: Checkpoint, variant: str, seed: int = 0, out: Path | No
 
 def run_permute(plan: PermutePlan, force: bool = False) -> tuple[Path, bool]:
     """Write the permuted ticket; returns its path and whether it was made now."""
-    from eslt_cli.pipeline import _lineage, write_once
+    from eslt_cli.pipeline import write_ticket
 
     parent = plan.parent
     key = jax.random.fold_in(jax.random.PRNGKey(plan.seed), int(parent.meta["level"]))
@@ -107,10 +107,7 @@ def run_permute(plan: PermutePlan, force: bool = False) -> tuple[Path, bool]:
         "arm": f"{parent.meta.get('arm', 'dense')}+perm-{plan.variant}",
         "sparsity": pruning.sparsity(mask, pruning.prunable(mask, exclude)),
         "permutation": {"variant": plan.variant, "seed": plan.seed},
-        "parent": str(parent.path.resolve()),
-        "lineage": _lineage(parent),
-        "fingerprint": plan.fingerprint,
     }
     meta.pop("schema", None)
     meta.pop("eslt_version", None)
-    return write_once(plan.out, plan.fingerprint, {"init": init, "mask": mask}, meta, force)
+    return write_ticket(parent, plan.out, plan.fingerprint, {"init": init, "mask": mask}, meta, force)

@@ -389,21 +389,25 @@ def run_prune(plan: PrunePlan, force: bool = False) -> tuple[Path, bool]:
         },
         # |mean| vs SNR of the scored weights before pruning (Figure 7); None without a std.
         "snr_stats": None if std is None else pruning.snr_correlation(mean, std, parent.state["mask"]),
-        "parent": str(parent.path.resolve()),
-        "lineage": _lineage(parent),
-        "fingerprint": plan.fingerprint,
     }
-    return write_once(plan.out, plan.fingerprint, {"init": init, "mask": mask}, meta, force)
+    return write_ticket(parent, plan.out, plan.fingerprint, {"init": init, "mask": mask}, meta, force)
 
 
-def write_once(
-    out: Path, fingerprint: dict[str, Any], state: dict[str, Any], meta: dict[str, Any], force: bool = False
+def write_ticket(
+    parent: Checkpoint,
+    out: Path,
+    fingerprint: dict[str, Any],
+    state: dict[str, Any],
+    meta: dict[str, Any],
+    force: bool = False,
 ) -> tuple[Path, bool]:
-    """Write a derived checkpoint under its lock; returns its path and whether it was made now.
+    """Write a ticket derived from ``parent`` under its lock; returns its path and whether it was made now.
 
-    An output already made with the same ``fingerprint`` is kept as is; one made
-    otherwise is refused unless ``force`` (see :func:`existing_output`).
+    ``meta`` gains ``parent``, ``lineage`` and ``fingerprint``. An output already
+    made with the same ``fingerprint`` is kept as is; one made otherwise is
+    refused unless ``force`` (see :func:`existing_output`).
     """
+    meta = {**meta, "parent": str(parent.path.resolve()), "lineage": _lineage(parent), "fingerprint": fingerprint}
     existing_output(out, fingerprint, force)  # refuse early, before making a lock file
     with checkpoint.lock(out):
         if existing_output(out, fingerprint, force):

@@ -86,7 +86,7 @@ def plan_transfer(
 
 def run_transfer(plan: TransferPlan, force: bool = False) -> tuple[Path, bool]:
     """Write the retargeted ticket; returns its path and whether it was made now."""
-    from eslt_cli.pipeline import _lineage, _trainer_spec, write_once
+    from eslt_cli.pipeline import _trainer_spec, write_ticket
 
     parent = plan.parent
     meta = {k: v for k, v in parent.meta.items() if k not in ("schema", "eslt_version")}
@@ -109,9 +109,6 @@ def run_transfer(plan: TransferPlan, force: bool = False) -> tuple[Path, bool]:
         "arm": f"{parent.meta.get('arm', 'dense')}+to-{plan.task or plan.strategy}",
         "sparsity": parent.meta.get("sparsity") or pruning.sparsity(parent.state["mask"]),
         "transfer": record,
-        "parent": str(parent.path.resolve()),
-        "lineage": _lineage(parent),
-        "fingerprint": plan.fingerprint,
     }
     state = {"init": parent.state["init"], "mask": parent.state["mask"]}
-    return write_once(plan.out, plan.fingerprint, state, meta, force)
+    return write_ticket(parent, plan.out, plan.fingerprint, state, meta, force)
