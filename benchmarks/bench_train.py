@@ -158,7 +158,7 @@ def reference_evaluate(case: str, task: Any, plan: pipeline.TrainPlan, map_mode:
 
         @jax.jit
         def evaluate_control(population: Any, key: jax.Array) -> jax.Array:
-            return jax.vmap(lambda p: -task.returns(p, key, episodes).mean())(population)
+            return jax.vmap(lambda p: -task.returns(p, key, episodes, task.arrays)[0].mean())(population)
 
         return evaluate_control
 

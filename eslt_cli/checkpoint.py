@@ -4,7 +4,9 @@ Items (see README, "Checkpoint format"):
 
 - ``state`` (Orbax pytree): ``init`` (level-0 initialisation, never changed by
   pruning) and ``mask`` (uint8 0/1), both flax param dicts; once trained also
-  ``mean``, ``best`` and, for diagonal ES, ``std``.
+  ``mean``, ``best`` and, for diagonal ES, ``std``; control tasks with
+  observation normalisation add ``obs_norm`` and ``obs_norm_best`` (the
+  running ``count``/``mean``/``var`` the final and best means were tested with).
 - ``meta`` (Orbax JSON): ``schema``, ``kind`` (``ticket`` | ``trained``), specs,
   seed, level, sparsity, metrics, history, parent, lineage, eslt version.
 
@@ -35,7 +37,8 @@ from eslt_cli.tasks.base import Params
 
 SCHEMA = 1
 KINDS = ("ticket", "trained")
-STATE_KEYS = ("init", "mask", "mean", "best", "std")
+STATE_KEYS = ("init", "mask", "mean", "best", "std", "obs_norm", "obs_norm_best")
+NORM_KEYS = ("obs_norm", "obs_norm_best")  # observation normalisers: {count, mean, var}, not param trees
 _MARKERS = ("_CHECKPOINT_METADATA", "state", "meta")
 
 
@@ -145,7 +148,15 @@ def _validate(path: Path, state: dict[str, Params], meta: dict[str, Any]) -> Non
     if missing:
         raise BadInput(f"{path}: state lacks {', '.join(missing)}; the checkpoint is damaged, re-create it")
     structure = jax.tree.structure(state["init"])
+    for key in NORM_KEYS:
+        norm = state.get(key)
+        if norm is not None and (
+            not isinstance(norm, dict) or set(norm) != {"count", "mean", "var"} or np.shape(norm["mean"]) != np.shape(norm["var"])
+        ):
+            raise BadInput(f"{path}: state/{key} is not an observation normaliser; damaged checkpoint")
     for key, tree in state.items():
+        if key in NORM_KEYS:
+            continue
         if jax.tree.structure(tree) != structure or any(
             np.shape(a) != np.shape(b) for a, b in zip(jax.tree.leaves(tree), jax.tree.leaves(state["init"]))
         ):

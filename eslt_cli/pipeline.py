@@ -74,6 +74,14 @@ def task_of(meta: dict[str, Any]) -> Task:
     return build_task(from_json(TaskSpec, meta["task"]), from_json(ModelSpec, meta["model"]))
 
 
+def arrays_of(ckpt: Checkpoint, task: Task, which: str = "final") -> dict[str, Any]:
+    """The data to evaluate ``ckpt``'s ``final`` or ``best`` weights with: the task's
+    arrays and, for tasks with observation normalisation, the normaliser those
+    weights were tested with during training."""
+    norm = ckpt.state.get("obs_norm_best" if which == "best" else "obs_norm")
+    return task.arrays if norm is None else {**task.arrays, "obs_norm": norm}
+
+
 def run_folder(root: Path, task: str, strategy: str, seed: int) -> Path:
     """The folder that holds every level and arm of one IMP run."""
     return root / f"{task.replace(':', '-')}-{strategy}-seed{seed}"
@@ -266,7 +274,8 @@ def _train(
         "fingerprint": plan.fingerprint,
         "run": {"seconds": round(seconds, 3), "device": str(jax.devices()[0].platform), "devices": devices},
     }
-    state = {"init": init, "mask": mask, "mean": result.mean, "best": result.best, "std": result.std}
+    state = {"init": init, "mask": mask, "mean": result.mean, "best": result.best, "std": result.std,
+             "obs_norm": result.norm, "obs_norm_best": result.best_norm}  # fmt: skip
     return state, meta
 
 

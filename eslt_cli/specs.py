@@ -22,6 +22,9 @@ class TaskSpec:
     batch_size: int | None = None  # vision: images per fitness evaluation
     train_episodes: int | None = None  # control: episodes per fitness evaluation
     test_episodes: int | None = None  # control: episodes per test evaluation
+    obs_norm: bool | None = None  # control: running observation normalisation (default: on for brax)
+    backend: str | None = None  # brax: physics pipeline (generalized, positional, spring, mjx)
+    episode_length: int | None = None  # brax: steps per episode
 
 
 @dataclass(frozen=True)
@@ -36,18 +39,33 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class TrainerSpec:
-    """How it is optimised: an evosax strategy and its knobs."""
+    """How it is optimised: an evosax strategy (``es``) or a gradient trainer (``adam``, ``ppo``).
 
-    name: str  # "es"
-    strategy: str
-    population: int
-    generations: int
-    std_init: float
-    lr: float | None  # ES optimiser learning rate (None: no optimiser, e.g. Sep-CMA-ES)
-    optimizer: str | None  # "adam" | "sgd" | "clipup" (None: the strategy has none)
-    elite_ratio: float | None  # only for strategies with elite selection
-    mean_decay: float  # L2 penalty on the search mean (evosax add_weight_decay)
-    eval_every: int  # generations between test evaluations (one jitted chunk)
+    Fields that do not apply to a trainer stay None.
+    """
+
+    name: str  # "es" | "adam" | "ppo"
+    strategy: str | None = None  # es: evosax strategy
+    population: int | None = None  # es
+    generations: int | None = None  # es
+    std_init: float | None = None  # es: initial search std
+    lr: float | None = None  # es: ES optimiser learning rate (None: no optimiser); adam/ppo: Adam's
+    optimizer: str | None = None  # es: "adam" | "sgd" | "clipup" (None: the strategy has none)
+    elite_ratio: float | None = None  # es: only for strategies with elite selection
+    mean_decay: float = 0.0  # es: L2 penalty on the search mean (evosax add_weight_decay)
+    eval_every: int = 10  # test evaluations every eval_every generations (es), epochs (adam), updates (ppo)
+    epochs: int | None = None  # adam: passes over the training set
+    timesteps: int | None = None  # ppo: environment steps in all
+    num_envs: int | None = None  # ppo: parallel environments
+    rollout_steps: int | None = None  # ppo: steps per environment per update
+    update_epochs: int | None = None  # ppo: epochs over each rollout
+    minibatches: int | None = None  # ppo: minibatches per epoch
+    gamma: float | None = None  # ppo: discount
+    gae_lambda: float | None = None  # ppo: GAE lambda
+    clip_eps: float | None = None  # ppo: ratio clip
+    ent_coef: float | None = None  # ppo: entropy bonus
+    vf_coef: float | None = None  # ppo: value loss weight
+    max_grad_norm: float | None = None  # ppo: gradient clipping
 
 
 def to_json(spec: Any) -> dict[str, Any]:

@@ -90,13 +90,14 @@ def _jitted_points(task: Task) -> Callable[..., dict[str, jax.Array]]:
     return jax.jit(run)
 
 
-def evaluate_points(task: Task, stacked: Params, key: jax.Array) -> dict[str, np.ndarray]:
+def evaluate_points(task: Task, stacked: Params, key: jax.Array, arrays: Arrays | None = None) -> dict[str, np.ndarray]:
     """Test metric and loss of every network in ``stacked`` (leading axis), in one jitted call.
 
     All networks share ``key`` (the same episodes for control tasks), and the
-    data is passed as an argument, not baked into the program.
+    data (``arrays``, default the task's) is passed as an argument, not baked
+    into the program.
     """
-    out = _jitted_points(task)(task.arrays, stacked, key)
+    out = _jitted_points(task)(task.arrays if arrays is None else arrays, stacked, key)
     return {k: np.asarray(v, np.float64) for k, v in out.items()}
 
 
@@ -120,12 +121,12 @@ class LmcResult:
         }
 
 
-def lmc(task: Task, a: Params, b: Params, key: jax.Array, points: int = 11) -> LmcResult:
+def lmc(task: Task, a: Params, b: Params, key: jax.Array, points: int = 11, arrays: Arrays | None = None) -> LmcResult:
     """Evaluate the straight line from ``a`` to ``b`` at ``points`` α values and its barrier."""
     if points < 2:
         raise BadInput(f"--points must be at least 2 (the two endpoints), got {points}")
     alpha = np.linspace(0.0, 1.0, points)
-    out = evaluate_points(task, interpolate(a, b, alpha), key)
+    out = evaluate_points(task, interpolate(a, b, alpha), key, arrays)
     error = to_error(out["metric"], task.metric)
     return LmcResult(alpha, out["metric"], out["loss"], error, error_of(task.metric), barrier(alpha, error))
 
@@ -133,8 +134,9 @@ def lmc(task: Task, a: Params, b: Params, key: jax.Array, points: int = 11) -> L
 def run_lmc(a: Checkpoint, b: Checkpoint, which: str = "final", points: int = 11) -> dict[str, Any]:
     """LMC of two trained checkpoints of one task and architecture, as the JSON record.
 
-    Evaluated with A's task settings and A's evaluation key, so the α = 0 end
-    reproduces A's recorded test metric.
+    Evaluated with A's task settings, A's evaluation key and A's observation
+    normaliser (control tasks that have one), so the α = 0 end reproduces A's
+    recorded test metric.
     """
     from eslt_cli import pipeline
 
@@ -142,7 +144,8 @@ def run_lmc(a: Checkpoint, b: Checkpoint, which: str = "final", points: int = 11
     check_compatible(a, b)
     if points < 2:
         raise BadInput(f"--points must be at least 2 (the two endpoints), got {points}")
-    result = lmc(pipeline.task_of(a.meta), pa, pb, pipeline.eval_key(a.meta), points)
+    task = pipeline.task_of(a.meta)
+    result = lmc(task, pa, pb, pipeline.eval_key(a.meta), points, pipeline.arrays_of(a, task, which))
     metas = (a.meta, b.meta)
     return {
         "kind": "lmc",

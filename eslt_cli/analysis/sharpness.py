@@ -265,9 +265,10 @@ def run_sharpness(
         check_same_architecture(params, reference, str(directions_from.path))
     dirs = directions(seed, max(n_directions, 2 if two_d else 1), reference, ckpt.state["mask"])
     task, key = pipeline.task_of(ckpt.meta), pipeline.eval_key(ckpt.meta)
+    arrays = pipeline.arrays_of(ckpt, task, which)
 
     def evaluate(stacked: Params) -> dict[str, np.ndarray]:
-        return evaluate_points(task, stacked, key)
+        return evaluate_points(task, stacked, key, arrays)
 
     prof = profile_1d(evaluate, params, dirs[:n_directions], radius, points)
     if out_path is not None:

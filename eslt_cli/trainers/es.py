@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from eslt_cli import strategies
+from eslt_cli import obsnorm, strategies
 from eslt_cli.errors import BadInput, Interrupted, RunFailed
 from eslt_cli.sparse import SparseView
 from eslt_cli.specs import TrainerSpec
@@ -48,6 +49,8 @@ class TrainResult:
     best: Params
     std: Params | None
     final: dict[str, float]
+    norm: dict[str, np.ndarray] | None  # observation normaliser at the end (None: the task has none)
+    best_norm: dict[str, np.ndarray] | None  # ... and when the best mean was scored
     best_metrics: dict[str, float]
     history: dict[str, list[Any]]
 
@@ -72,10 +75,18 @@ def _programs(task: Task, spec: TrainerSpec, view: SparseView, devices: int = 1)
     if spec.population % devices:
         raise BadInput(f"--population {spec.population} must be a multiple of --devices {devices}")
     es, es_params = strategies.build(spec, jnp.zeros(view.nnz, jnp.float32))
-    batch = min(task.member_batch or spec.population, spec.population // devices)
+    local = spec.population // devices
+    batch = math.gcd(min(task.member_batch or local, local), local)
     mesh = mesh_of(devices)
+    normalizes = "obs_norm" in task.arrays
+    group_fitness = getattr(task, "group_fitness", None)
 
-    def population_fitness(population: jax.Array, arrays: Arrays, idx: jax.Array, key: jax.Array) -> jax.Array:
+    def population_fitness(population: jax.Array, arrays: Arrays, idx: jax.Array, key: jax.Array) -> Any:
+        if group_fitness is not None:  # the task evaluates ``batch`` members at once itself
+            fit = group_fitness(arrays, key)
+            groups = population.reshape(-1, batch, population.shape[-1])
+            out = jax.lax.map(lambda xs: fit(jax.vmap(lambda x: view.decode(x, idx))(xs)), groups)
+            return jax.tree.map(lambda o: o.reshape(-1, *o.shape[2:]), out)
         member = task.member_fitness(arrays, key)
         return jax.lax.map(lambda x: member(view.decode(x, idx)), population, batch_size=batch)
 
@@ -87,15 +98,21 @@ def _programs(task: Task, spec: TrainerSpec, view: SparseView, devices: int = 1)
         )
 
     @jax.jit
-    def chunk(state: Any, idx: jax.Array, keys: jax.Array, arrays: Arrays) -> tuple[Any, jax.Array]:
-        def generation(state: Any, key: jax.Array) -> tuple[Any, jax.Array]:
+    def chunk(carry: tuple[Any, Any], idx: jax.Array, keys: jax.Array, arrays: Arrays) -> tuple[tuple[Any, Any], jax.Array]:
+        """``len(keys)`` generations from ``carry`` = (ES state, observation normaliser or None)."""
+
+        def generation(carry: tuple[Any, Any], key: jax.Array) -> tuple[tuple[Any, Any], jax.Array]:
+            state, norm = carry
             k_ask, k_fit, k_tell = jax.random.split(key, 3)
             population, state = es.ask(k_ask, state, es_params)
-            fitness = population_fitness(population, arrays, idx, k_fit)
+            out = population_fitness(population, arrays | ({"obs_norm": norm} if normalizes else {}), idx, k_fit)
+            fitness = out[0] if normalizes else out
+            if normalizes:  # the next generation sees this one's observations
+                norm = obsnorm.update(norm, jax.tree.map(lambda s: s.sum(0), out[1]))
             state, _ = es.tell(k_tell, population, fitness, state, es_params)
-            return state, jnp.stack([fitness.mean(), fitness.min()])
+            return (state, norm), jnp.stack([fitness.mean(), fitness.min()])
 
-        return jax.lax.scan(generation, state, keys)
+        return jax.lax.scan(generation, carry, keys)
 
     @jax.jit
     def evaluate(x: jax.Array, idx: jax.Array, key: jax.Array, arrays: Arrays) -> dict[str, jax.Array]:
@@ -167,6 +184,8 @@ def train(
     stats: list[np.ndarray] = []
     evals: dict[str, list[float]] = {"generation": [], "metric": [], "loss": []}
     best_x, best = x0, {"metric": -np.inf, "loss": np.inf, "generation": 0}
+    norm = task.arrays.get("obs_norm")
+    best_norm = norm
     done = 0
     leaves, treedef = jax.tree.flatten(state)
     snapshot = store.latest() if store is not None else None
@@ -174,21 +193,25 @@ def train(
         saved, info = snapshot
         state = treedef.unflatten([saved["es"][f"{i:05d}"] for i in range(len(leaves))])
         best_x, stats = saved["best_x"], [saved["stats"]]
+        norm, best_norm = saved.get("norm"), saved.get("best_norm")
         best, evals, done = info["best"], info["evals"], int(info["generation"])
     last_save = done
 
     def save() -> None:
         es_leaves = {f"{i:05d}": host(leaf) for i, leaf in enumerate(jax.tree.leaves(state))}
         snapshot = {"es": es_leaves, "best_x": host(best_x), "stats": np.concatenate(stats)}
+        if norm is not None:
+            snapshot |= {"norm": jax.tree.map(host, norm), "best_norm": jax.tree.map(host, best_norm)}
         store.save(done, snapshot, {"generation": done, "best": best, "evals": evals})  # type: ignore[union-attr]
 
-    state = put(state)
+    state, norm = put(state), put(norm)
     while done < spec.generations:
         n = min(spec.eval_every, spec.generations - done)
         keys = jax.random.split(jax.random.fold_in(k_train, done), n)
         start = time.perf_counter()
-        state, chunk_stats = chunk(state, idx, put(keys), arrays)
-        metrics = {k: float(host(v)) for k, v in evaluate(state.mean, idx, put(k_eval), arrays).items()}
+        (state, norm), chunk_stats = chunk((state, norm), idx, put(keys), arrays)
+        test_arrays = arrays if norm is None else arrays | {"obs_norm": norm}
+        metrics = {k: float(host(v)) for k, v in evaluate(state.mean, idx, put(k_eval), test_arrays).items()}
         chunk_stats = host(chunk_stats)
         elapsed = time.perf_counter() - start
         done += n
@@ -202,7 +225,7 @@ def train(
             evals[k].append(metrics[k])
         evals["generation"].append(done)
         if metrics["metric"] > best["metric"]:
-            best_x, best = state.mean, {**metrics, "generation": done}
+            best_x, best, best_norm = state.mean, {**metrics, "generation": done}, norm
         if on_progress is not None:
             on_progress(Progress(done, spec.generations, float(chunk_stats[-1, 0]), metrics["metric"], n / elapsed))
         signum = stop() if stop is not None else 0
@@ -223,6 +246,8 @@ def train(
         best=view.decode(host(best_x)),
         std=None if search_std is None else view.decode(host(search_std(state))),
         final={"metric": evals["metric"][-1], "loss": evals["loss"][-1], "generation": done},
+        norm=None if norm is None else jax.tree.map(host, norm),
+        best_norm=None if best_norm is None else jax.tree.map(host, best_norm),
         best_metrics=best,
         history={
             "fitness_mean": all_stats[:, 0].tolist(),
