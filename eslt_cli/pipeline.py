@@ -22,6 +22,7 @@ import numpy as np
 from eslt_cli import checkpoint, pruning, strategies
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput
+from eslt_cli.presets import ADAM_CPU, ADAM_PAPER, PPO_CPU, PPO_PAPER
 from eslt_cli.specs import ModelSpec, TaskSpec, TrainerSpec, from_json, to_json
 from eslt_cli.tasks import Task, build_task, canonical_task, get_entry
 
@@ -82,21 +83,75 @@ def arrays_of(ckpt: Checkpoint, task: Task, which: str = "final") -> dict[str, A
     return task.arrays if norm is None else {**task.arrays, "obs_norm": norm}
 
 
-def run_folder(root: Path, task: str, strategy: str, seed: int) -> Path:
-    """The folder that holds every level and arm of one IMP run."""
-    return root / f"{task.replace(':', '-')}-{strategy}-seed{seed}"
+def run_folder(root: Path, task: str, optimiser: str, seed: int) -> Path:
+    """The folder that holds every level and arm of one IMP run (``optimiser``: the ES or gradient trainer)."""
+    return root / f"{task.replace(':', '-')}-{optimiser}-seed{seed}"
+
+
+# Which TrainerSpec fields each trainer uses; the kind of task it trains; its presets.
+ES_FIELDS = ("strategy", "population", "generations", "std_init", "lr", "optimizer", "elite_ratio", "mean_decay",
+             "eval_every")  # fmt: skip
+PPO_FIELDS = ("lr", "eval_every", "timesteps", "num_envs", "rollout_steps", "update_epochs", "minibatches", "gamma",
+              "gae_lambda", "clip_eps", "ent_coef", "vf_coef", "max_grad_norm")  # fmt: skip
+TRAINERS: dict[str, dict[str, Any]] = {
+    "es": {"fields": ES_FIELDS, "kind": None},
+    "adam": {"fields": ("lr", "epochs", "eval_every"), "kind": "vision", "cpu": ADAM_CPU, "paper": ADAM_PAPER},
+    "ppo": {"fields": PPO_FIELDS, "kind": "control", "cpu": PPO_CPU, "paper": PPO_PAPER},
+}
+
+
+def schedule(spec: TrainerSpec) -> tuple[int, str]:
+    """How many steps a run of ``spec`` has and what one is: generations, epochs or PPO updates."""
+    if spec.name == "adam":
+        return int(spec.epochs or 0), "epoch"
+    if spec.name == "ppo":
+        return int(spec.timesteps or 0) // max(int(spec.num_envs or 1) * int(spec.rollout_steps or 1), 1), "update"
+    return int(spec.generations or 0), "gen"
+
+
+def trainer_name(base: TrainerSpec | None, overrides: dict[str, Any]) -> str:
+    """The trainer of a run: ``--trainer``, else the ticket's, else ``es``."""
+    name = overrides.get("trainer") or (base.name if base is not None else "es")
+    if name not in TRAINERS:
+        raise BadInput(f"unknown trainer {name!r}: choose one of {', '.join(TRAINERS)}")
+    return name
+
+
+def trainer_defaults(task_name: str, name: str, preset: str) -> dict[str, Any]:
+    """The preset settings (trainer and task fields) of trainer ``name`` on ``task_name``."""
+    entry = get_entry(task_name)
+    if name == "es":
+        return {**entry.cpu, **(entry.paper if preset == "paper" else {})}
+    info = TRAINERS[name]
+    if entry.kind != info["kind"]:
+        raise BadInput(f"--trainer {name} needs a {info['kind']} task; {task_name} is a {entry.kind} task")
+    return {**info["cpu"], **(info["paper"] if preset == "paper" else {})}
 
 
 def _trainer_spec(task_name: str, preset: str, base: TrainerSpec | None, overrides: dict[str, Any]) -> TrainerSpec:
-    entry = get_entry(task_name)
+    name = trainer_name(base, overrides)
+    fields = TRAINERS[name]["fields"]
+    given = {k: v for k, v in overrides.items() if k in TRAINER_FIELDS and v is not None}
+    wrong = sorted(set(given) - set(fields))
+    if wrong:
+        options = ", ".join(f"--{k.replace('_', '-')}" for k in wrong)
+        raise BadInput(f"{options} {'does' if len(wrong) == 1 else 'do'} not apply to --trainer {name}")
+    if base is not None and base.name != name:
+        base = None  # a new trainer starts from its own defaults
+    defaults = trainer_defaults(task_name, name, preset)
+    if name != "es":
+        values = to_json(base) if base is not None else {k: v for k, v in defaults.items() if k in fields}
+        if base is not None and preset == "paper":
+            values |= {k: v for k, v in TRAINERS[name]["paper"].items() if k in fields}
+        return _check_gradient(from_json(TrainerSpec, {**values, **given, "name": name}))
     values: dict[str, Any] = (
         to_json(base) if base is not None else {"mean_decay": 0.0, "lr": None, "optimizer": None, "elite_ratio": None}
     )
     if base is None:
-        values |= {k: v for k, v in entry.cpu.items() if k in TRAINER_FIELDS}
+        values |= {k: v for k, v in get_entry(task_name).cpu.items() if k in TRAINER_FIELDS}
     if preset == "paper":
-        values |= {k: v for k, v in entry.paper.items() if k in TRAINER_FIELDS}
-    values |= {k: v for k, v in overrides.items() if k in TRAINER_FIELDS and v is not None}
+        values |= {k: v for k, v in get_entry(task_name).paper.items() if k in TRAINER_FIELDS}
+    values |= given
     values["strategy"] = strategies.canonical_strategy(values["strategy"])
     strategy = strategies.get_strategy(values["strategy"])
     if base is not None and values["strategy"] != base.strategy:
@@ -109,8 +164,22 @@ def _trainer_spec(task_name: str, preset: str, base: TrainerSpec | None, overrid
     else:
         values["optimizer"] = values.get("optimizer") or strategy.default_optimizer
         values["lr"] = strategy.default_lr if values.get("lr") is None else values["lr"]
-    spec = from_json(TrainerSpec, {"name": "es", **values})
+    spec = from_json(TrainerSpec, {**values, "name": "es"})
     strategies.check_spec(spec)
+    return spec
+
+
+def _check_gradient(spec: TrainerSpec) -> TrainerSpec:
+    """Refuse non-positive sizes and rates of a gradient trainer's settings."""
+    for k in ("lr", "epochs", "eval_every", "timesteps", "num_envs", "rollout_steps", "update_epochs", "minibatches",
+              "clip_eps", "max_grad_norm"):  # fmt: skip
+        v = getattr(spec, k)
+        if v is not None and not v > 0:
+            raise BadInput(f"--{k.replace('_', '-')} must be positive, got {v}")
+    for k in ("gamma", "gae_lambda"):
+        v = getattr(spec, k)
+        if v is not None and not 0.0 <= v <= 1.0:
+            raise BadInput(f"--{k.replace('_', '-')} must be in [0, 1], got {v}")
     return spec
 
 
@@ -157,8 +226,10 @@ def plan_train(
         seed = int(overrides["seed"])
 
     task_values = to_json(base_task)
-    if preset == "paper":
-        task_values |= {k: v for k, v in get_entry(task_name).paper.items() if k in TASK_FIELDS}
+    name = trainer_name(base_trainer, overrides)
+    if preset == "paper" or (name != "es" and (base_trainer is None or base_trainer.name != name)):
+        # The trainer's preset task settings (e.g. Adam's batch 128) apply to a new trainer.
+        task_values |= {k: v for k, v in trainer_defaults(task_name, name, preset).items() if k in TASK_FIELDS}
     task_values |= {k: v for k, v in overrides.items() if k in TASK_FIELDS and v is not None}
     if task_values.get("data_dir"):
         task_values["data_dir"] = str(Path(task_values["data_dir"]).absolute())
@@ -170,7 +241,7 @@ def plan_train(
     trainer = _trainer_spec(task_name, preset, base_trainer, overrides)
     if out is None:
         if parent is None:
-            out = run_folder(root, task_name, trainer.strategy, seed) / "L00-trained"
+            out = run_folder(root, task_name, trainer.strategy or trainer.name, seed) / "L00-trained"
         else:
             out = parent.path.parent / f"{parent.path.name}-trained"
     return TrainPlan(task, model, trainer, seed, level, arm, parent, Path(out).absolute())
@@ -242,7 +313,7 @@ def _train(
     devices: int,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run the training of ``plan``: the checkpoint's state and meta."""
-    from eslt_cli.trainers import es
+    from eslt_cli import trainers
 
     task = build_task(plan.task, plan.model)
     init_key, train_key = run_keys(plan.seed, plan.level)
@@ -254,7 +325,8 @@ def _train(
         if jax.tree.structure(init) != jax.tree.structure(jax.eval_shape(task.init_params, init_key)):
             raise BadInput(f"{plan.parent.path}: its network does not fit task {plan.task.name}")
     start = time.perf_counter()
-    result = es.train(task, plan.trainer, init, mask, train_key, on_progress, store, save_every, stop, devices)
+    train = trainers.get(plan.trainer.name)
+    result = train(task, plan.trainer, init, mask, train_key, on_progress, store, save_every, stop, devices)
     seconds = time.perf_counter() - start
     meta = {
         "kind": "trained",

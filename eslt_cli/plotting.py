@@ -31,6 +31,7 @@ import numpy as np  # noqa: E402
 
 from eslt_cli.checkpoint import find, read_meta  # noqa: E402
 from eslt_cli.errors import BadInput, RunFailed  # noqa: E402
+from eslt_cli.specs import optimiser_of  # noqa: E402
 
 SUFFIXES = (".png", ".svg", ".pdf")
 WHICH = ("final", "best")
@@ -188,15 +189,6 @@ def _task(meta: dict[str, Any]) -> str:
     return str(task.get("name") if isinstance(task, dict) else task)
 
 
-def _method(meta: dict[str, Any]) -> str:
-    """The optimiser: the ES strategy for ``es`` trainers, else the trainer's name (e.g. ``gd``)."""
-    trainer = meta.get("trainer") or {}
-    if isinstance(trainer, str):
-        return str(meta.get("strategy") or trainer) if trainer == "es" else trainer
-    name = trainer.get("name", "es")
-    return str(trainer.get("strategy") or name) if name == "es" else str(name)
-
-
 def _remaining_pct(meta: dict[str, Any]) -> float:
     sp = meta.get("sparsity")
     if isinstance(sp, dict):
@@ -282,7 +274,7 @@ def plot_sparsity(inputs: Inputs, out: Path, which: str = "final", dpi: int = 10
     fig, axes = _axes(len(tasks))
     for ax, task in zip(axes, tasks):
         here = [c for c in trained if _task(c.meta) == task]
-        methods = sorted({_method(c.meta) for c in here})
+        methods = sorted({optimiser_of(c.meta) for c in here})
         # (method, arm) -> level -> [(remaining %, metric)]
         points: dict[tuple[str, str], dict[int, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
         dense: dict[str, list[tuple[float, float]]] = defaultdict(list)
@@ -292,9 +284,9 @@ def plot_sparsity(inputs: Inputs, out: Path, which: str = "final", dpi: int = 10
                 continue
             pt = (_remaining_pct(c.meta), float(value))
             if int(c.meta.get("level", 0)) == 0:
-                dense[_method(c.meta)].append(pt)
+                dense[optimiser_of(c.meta)].append(pt)
             else:
-                points[(_method(c.meta), str(c.meta.get("arm")))][int(c.meta["level"])].append(pt)
+                points[(optimiser_of(c.meta), str(c.meta.get("arm")))][int(c.meta["level"])].append(pt)
         for m in methods:  # level-0 dense runs start every arm's curve; alone, they are the "dense" curve
             if dense.get(m) and not any(k[0] == m for k in points):
                 points[(m, "dense")][0] = dense[m]
@@ -555,7 +547,7 @@ def plot_surface(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100
 def _group_label(meta: dict[str, Any], many_tasks: bool, many_methods: bool) -> str:
     parts = [_task(meta)] if many_tasks else []
     if many_methods:
-        parts.append(_method(meta))
+        parts.append(optimiser_of(meta))
     return " ".join(parts)
 
 
@@ -565,7 +557,7 @@ def plot_layers(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100)
     if not cks:
         raise _need("layers", "checkpoints (tickets or trained) whose meta holds sparsity.layers", inputs)
     many_tasks = len({_task(c.meta) for c in cks}) > 1
-    many_methods = len({_method(c.meta) for c in cks}) > 1
+    many_methods = len({optimiser_of(c.meta) for c in cks}) > 1
     # (group, arm) -> layer -> level -> {seed: remaining %}; tickets and trained of one level share a mask
     data: dict[tuple[str, str], dict[str, dict[int, dict[Any, float]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(dict))
@@ -613,7 +605,7 @@ def plot_snr(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100) ->
             "snr", "tickets made by `eslt prune` from a diagonal-ES checkpoint (their meta holds snr_stats)", inputs
         )
     many_tasks = len({_task(c.meta) for c in cks}) > 1
-    many_methods = len({_method(c.meta) for c in cks}) > 1
+    many_methods = len({optimiser_of(c.meta) for c in cks}) > 1
     fig, axes = _axes(2)
     for ax, stat, name in zip(axes, ("pearson", "spearman"), ("Pearson", "Spearman")):
         groups: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -644,7 +636,7 @@ def plot_curves(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100)
         raise _need("curves", "trained checkpoints (from `eslt train`) with a training history", inputs)
     cks.sort(key=lambda c: (_task(c.meta), str(c.meta.get("arm")), int(c.meta.get("level", 0)), c.meta.get("seed", 0)))
     many_tasks = len({_task(c.meta) for c in cks}) > 1
-    many_methods = len({_method(c.meta) for c in cks}) > 1
+    many_methods = len({optimiser_of(c.meta) for c in cks}) > 1
     metrics = {str(c.meta.get("metric")) for c in cks}
     levels = sorted({int(c.meta.get("level", 0)) for c in cks})
     arms = sorted({str(c.meta.get("arm")) for c in cks})

@@ -12,3 +12,18 @@ VISION_PAPER = {"population": 128, "generations": 4000, "optimizer": "adam", "lr
                 "batch_size": 1024}  # fmt: skip
 CONTROL_PAPER = {"population": 256, "generations": 3000, "optimizer": "adam", "lr": 0.01, "eval_every": 100,
                  "test_episodes": 164}  # fmt: skip
+
+# Gradient trainers (``--trainer adam|ppo``): trainer and task settings per preset.
+# Adam: the paper's GD baseline (Section 3: lr 3e-4, batch 128, 20 epochs).
+ADAM_CPU = {"lr": 3e-4, "epochs": 2, "eval_every": 1, "batch_size": 128}
+ADAM_PAPER = {"epochs": 20}
+# PPO: settings under which CartPole learns within a minute on a 2-core CPU.
+PPO_CPU = {"lr": 3e-4, "timesteps": 100_000, "num_envs": 8, "rollout_steps": 128, "update_epochs": 4,
+           "minibatches": 4, "gamma": 0.99, "gae_lambda": 0.95, "clip_eps": 0.2, "ent_coef": 0.01,
+           "vf_coef": 0.5, "max_grad_norm": 0.5, "eval_every": 10}  # fmt: skip
+PPO_PAPER = {"timesteps": 10_000_000, "num_envs": 64, "eval_every": 50}
+# Brax: a smaller population on CPU (episodes cost far more than a gymnax step);
+# appendix C.1 on GPU hosts, with 1000-step episodes (brax's usual length).
+BRAX_CPU = {"strategy": "snes", "population": 32, "generations": 100, "std_init": 0.3, "eval_every": 10}
+BRAX_PAPER = {"population": 256, "generations": 3000, "optimizer": "adam", "lr": 0.01, "eval_every": 100,
+              "train_episodes": 8, "test_episodes": 164, "episode_length": 1000}  # fmt: skip

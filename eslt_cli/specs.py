@@ -78,3 +78,12 @@ def from_json(cls: type[T], data: dict[str, Any]) -> T:
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names}
     return cls(**values)
+
+
+def optimiser_of(meta: dict[str, Any]) -> str:
+    """What trained (or will train) a checkpoint: its ES strategy, or the gradient trainer's name."""
+    trainer = meta.get("trainer") or {}
+    if isinstance(trainer, str):  # analysis records store the trainer name and the strategy apart
+        return str(meta.get("strategy") or trainer) if trainer == "es" else trainer
+    name = trainer.get("name", "es")
+    return str(trainer.get("strategy") or name) if name == "es" else str(name)

@@ -132,8 +132,8 @@ class Reporter:
 
     PLAIN_EVERY_S = 10.0
 
-    def __init__(self, label: str, total: int, metric: str):
-        self.label, self.total, self.metric = label, total, metric
+    def __init__(self, label: str, total: int, metric: str, unit: str = "gen"):
+        self.label, self.total, self.metric, self.unit = label, total, metric, unit
         self.bar: Progress | None = None
         self.last_line = 0.0
 
@@ -143,7 +143,7 @@ class Reporter:
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("gen  fitness {task.fields[fitness]}  test {task.fields[test]}  {task.fields[speed]}"),
+                TextColumn(f"{unit}  fitness {{task.fields[fitness]}}  test {{task.fields[test]}}  {{task.fields[speed]}}"),
                 TimeElapsedColumn(),
                 console=console,
             )
@@ -154,7 +154,7 @@ class Reporter:
     def __call__(self, p: Any) -> None:
         if QUIET:
             return
-        fields = {"fitness": f"{p.fitness:.4g}", "test": f"{p.metric:.4g}", "speed": f"{p.gens_per_s:.2f} gen/s"}
+        fields = {"fitness": f"{p.fitness:.4g}", "test": f"{p.metric:.4g}", "speed": f"{p.gens_per_s:.2f} {self.unit}/s"}
         if self.bar is not None:
             self.bar.update(self.task_id, completed=p.generation, **fields)
             return
@@ -163,7 +163,7 @@ class Reporter:
             self.last_line = now
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             console.print(
-                f"{stamp} {self.label} gen {p.generation}/{p.generations} fitness {fields['fitness']} "
+                f"{stamp} {self.label} {self.unit} {p.generation}/{p.generations} fitness {fields['fitness']} "
                 f"test {self.metric} {fields['test']} {fields['speed']}",
                 highlight=False,
             )

@@ -12,6 +12,7 @@ import typer
 
 from eslt_cli.cli import common
 from eslt_cli.errors import BadInput
+from eslt_cli.specs import optimiser_of
 
 HELP = """Show checkpoints: a table on stderr, their paths (or --json records) on stdout.
 
@@ -94,7 +95,7 @@ def _row(path: Path, meta: dict[str, Any], base: Path | None) -> list[str]:
         _short(path, base),
         str(meta.get("kind", "?")),
         str((meta.get("task") or {}).get("name", "?")),
-        str((meta.get("trainer") or {}).get("strategy", "?")),
+        optimiser_of(meta),
         str(meta.get("seed", "?")),
         str(meta.get("level", "?")),
         str(meta.get("arm", "?")),
@@ -140,7 +141,7 @@ def show(
 
         base = _common_base([p for p, _ in rows])
         table = Table(title=None if base is None else f"under {_short(base, None)}", title_justify="left")
-        for col in ("path", "kind", "task", "strategy", "seed", "level", "arm", "sparsity", "final", "best", "parent"):
+        for col in ("path", "kind", "task", "optimiser", "seed", "level", "arm", "sparsity", "final", "best", "parent"):
             table.add_column(col, justify="right" if col in ("seed", "level", "sparsity", "final", "best") else "left")
         for p, m in rows:
             table.add_row(*_row(p, m, base))

@@ -16,12 +16,17 @@ def _describe(preset: dict) -> str:
             f"{preset['generations']} generations, std {preset['std_init']}")  # fmt: skip
 
 
-HELP = f"""Train with an evolution strategy and print the checkpoint path on stdout.
+HELP = f"""Train with an evolution strategy (or a gradient baseline) and print the checkpoint path on stdout.
 
 Without an input checkpoint (no argument, nothing piped) a fresh dense network
 is drawn from --seed (level 0). With a ticket (argument or stdin) the ES mean
 starts at the ticket's masked init and searches only its surviving weights,
 with the settings recorded in the ticket unless an option overrides them.
+
+--trainer adam (vision: cross-entropy, Adam lr 3e-4, batch 128; --epochs) and
+--trainer ppo (control: masked PPO; --timesteps) train the same masked
+network by gradient descent: the paper's GD baselines. Pruned weights stay at
+exactly zero; the checkpoint has no search std, so prune it with --magnitude.
 
 CPU defaults (train within a minute or two on 2 cores): vision tasks
 {_describe(VISION_CPU)}, batch 256; control tasks {_describe(CONTROL_CPU)},
@@ -61,36 +66,57 @@ def _hidden(value: Optional[str]) -> Optional[tuple[int, ...]]:
     return units
 
 
+ES, GRAD, TASK, RUN = "Evolution strategy (--trainer es)", "Gradient trainers (adam, ppo)", "Task", "Run"
+
+
 def train(
     checkpoint: Annotated[Optional[str], typer.Argument(help="Ticket to train; '-' or absent: read stdin.")] = None,
-    task: Annotated[Optional[str], typer.Option(help="Task for a fresh run (default fashion_mnist).")] = None,
-    strategy: Annotated[Optional[str], typer.Option(help="pgpe, snes, sep_cma_es, des, open_es, ars.")] = None,
-    generations: Annotated[Int, typer.Option(help="ES generations.")] = None,
-    population: Annotated[Int, typer.Option(help="ES population size.")] = None,
+    task: Annotated[Optional[str], typer.Option(help="Task for a fresh run (default fashion_mnist).", rich_help_panel=TASK)] = None,
+    trainer: Annotated[Optional[str], typer.Option(help="es (default), adam (vision) or ppo (control).")] = None,
+    strategy: Annotated[Optional[str], typer.Option(help="pgpe, snes, sep_cma_es, des, open_es, ars.", rich_help_panel=ES)] = None,
+    generations: Annotated[Int, typer.Option(help="ES generations.", rich_help_panel=ES)] = None,
+    population: Annotated[Int, typer.Option(help="ES population size.", rich_help_panel=ES)] = None,
     seed: Annotated[Int, typer.Option(help="Seed of the init and the search (default 0 / the ticket's).")] = None,
-    eval_every: Annotated[Int, typer.Option(help="Generations between test evaluations.")] = None,
-    std_init: Annotated[Float, typer.Option(help="Initial search std.")] = None,
-    lr: Annotated[Float, typer.Option(help="Learning rate of the ES optimiser (mean update).")] = None,
-    optimizer: Annotated[Optional[str], typer.Option(help="ES optimiser: adam, sgd, clipup.")] = None,
-    elite_ratio: Annotated[Float, typer.Option(help="Elite ratio (sep_cma_es, ars).")] = None,
-    mean_decay: Annotated[Float, typer.Option(help="L2 decay of the search mean.")] = None,
-    batch_size: Annotated[Int, typer.Option(help="Vision: training images per generation.")] = None,
-    train_episodes: Annotated[Int, typer.Option(help="Control: episodes per fitness evaluation.")] = None,
-    test_episodes: Annotated[Int, typer.Option(help="Control: episodes per test evaluation.")] = None,
-    hidden: Annotated[Optional[str], typer.Option(help="Control: MLP hidden widths, e.g. 32,32.")] = None,
+    eval_every: Annotated[Int, typer.Option(help="Generations (es), epochs (adam) or updates (ppo) between test evaluations.")] = None,
+    std_init: Annotated[Float, typer.Option(help="Initial search std.", rich_help_panel=ES)] = None,
+    lr: Annotated[Float, typer.Option(help="Learning rate: of the ES optimiser (mean update), or Adam's (adam, ppo).")] = None,
+    optimizer: Annotated[Optional[str], typer.Option(help="ES optimiser: adam, sgd, clipup.", rich_help_panel=ES)] = None,
+    elite_ratio: Annotated[Float, typer.Option(help="Elite ratio (sep_cma_es, ars).", rich_help_panel=ES)] = None,
+    mean_decay: Annotated[Float, typer.Option(help="L2 decay of the search mean.", rich_help_panel=ES)] = None,
+    epochs: Annotated[Int, typer.Option(help="adam: passes over the training set.", rich_help_panel=GRAD)] = None,
+    timesteps: Annotated[Int, typer.Option(help="ppo: environment steps in all.", rich_help_panel=GRAD)] = None,
+    num_envs: Annotated[Int, typer.Option(help="ppo: parallel environments.", rich_help_panel=GRAD)] = None,
+    rollout_steps: Annotated[Int, typer.Option(help="ppo: steps per environment per update.", rich_help_panel=GRAD)] = None,
+    update_epochs: Annotated[Int, typer.Option(help="ppo: epochs over each rollout.", rich_help_panel=GRAD)] = None,
+    minibatches: Annotated[Int, typer.Option(help="ppo: minibatches per epoch.", rich_help_panel=GRAD)] = None,
+    gamma: Annotated[Float, typer.Option(help="ppo: discount.", rich_help_panel=GRAD)] = None,
+    gae_lambda: Annotated[Float, typer.Option(help="ppo: GAE lambda.", rich_help_panel=GRAD)] = None,
+    clip_eps: Annotated[Float, typer.Option(help="ppo: probability-ratio clip.", rich_help_panel=GRAD)] = None,
+    ent_coef: Annotated[Float, typer.Option(help="ppo: entropy bonus.", rich_help_panel=GRAD)] = None,
+    vf_coef: Annotated[Float, typer.Option(help="ppo: value-loss weight.", rich_help_panel=GRAD)] = None,
+    max_grad_norm: Annotated[Float, typer.Option(help="ppo: gradient clipping norm.", rich_help_panel=GRAD)] = None,
+    batch_size: Annotated[Int, typer.Option(help="Vision: training images per generation (es) or step (adam).", rich_help_panel=TASK)] = None,
+    train_episodes: Annotated[Int, typer.Option(help="Control: episodes per fitness evaluation.", rich_help_panel=TASK)] = None,
+    test_episodes: Annotated[Int, typer.Option(help="Control: episodes per test evaluation.", rich_help_panel=TASK)] = None,
+    hidden: Annotated[Optional[str], typer.Option(help="Control: MLP hidden widths, e.g. 32,32.", rich_help_panel=TASK)] = None,
+    obs_norm: Annotated[
+        Optional[bool], typer.Option("--obs-norm/--no-obs-norm", help="Control: running observation normalisation [on for brax].", rich_help_panel=TASK)
+    ] = None,
+    backend: Annotated[Optional[str], typer.Option(help="Brax: physics pipeline (generalized, positional, spring, mjx).", rich_help_panel=TASK)] = None,
+    episode_length: Annotated[Int, typer.Option(help="Brax: steps per episode.", rich_help_panel=TASK)] = None,
     data_dir: Annotated[
-        Optional[Path], typer.Option(help="Vision: folder with the four IDX files, or a tfds data dir.")
+        Optional[Path], typer.Option(help="Vision: folder with the four IDX files, or a tfds data dir.", rich_help_panel=TASK)
     ] = None,
     preset: Annotated[Optional[str], typer.Option(help="cpu (default) or paper (appendix C).")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Output checkpoint folder (default: derived).")] = None,
-    root: Annotated[Optional[Path], typer.Option(help="Root of derived outputs [$ESLT_HOME or ./eslt-runs].")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON line (path, metrics) instead of the path.")] = False,
-    devices: Annotated[Int, typer.Option(help="Devices to split the population over [all].")] = None,
-    coordinator: Annotated[Optional[str], typer.Option(help="Multi-host: HOST:PORT of process 0.")] = None,
-    num_processes: Annotated[Int, typer.Option(help="Multi-host: number of processes.")] = None,
-    process_id: Annotated[Int, typer.Option(help="Multi-host: this process's index.")] = None,
-    save_every: Annotated[int, typer.Option(help="Generations between resume snapshots.")] = 100,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing output.")] = False,
+    out: Annotated[Optional[Path], typer.Option(help="Output checkpoint folder (default: derived).", rich_help_panel=RUN)] = None,
+    root: Annotated[Optional[Path], typer.Option(help="Root of derived outputs [$ESLT_HOME or ./eslt-runs].", rich_help_panel=RUN)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON line (path, metrics) instead of the path.", rich_help_panel=RUN)] = False,
+    devices: Annotated[Int, typer.Option(help="Devices to split the population over [all].", rich_help_panel=RUN)] = None,
+    coordinator: Annotated[Optional[str], typer.Option(help="Multi-host: HOST:PORT of process 0.", rich_help_panel=RUN)] = None,
+    num_processes: Annotated[Int, typer.Option(help="Multi-host: number of processes.", rich_help_panel=RUN)] = None,
+    process_id: Annotated[Int, typer.Option(help="Multi-host: this process's index.", rich_help_panel=RUN)] = None,
+    save_every: Annotated[int, typer.Option(help="Generations/epochs/updates between resume snapshots.", rich_help_panel=RUN)] = 100,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output.", rich_help_panel=RUN)] = False,
 ) -> None:
     common.setup_runtime()
     common.init_distributed(coordinator, num_processes, process_id)
@@ -105,12 +131,17 @@ def train(
         "eval_every": eval_every, "std_init": std_init, "lr": lr, "optimizer": optimizer,
         "elite_ratio": elite_ratio, "mean_decay": mean_decay, "batch_size": batch_size,
         "train_episodes": train_episodes, "test_episodes": test_episodes, "hidden": _hidden(hidden),
+        "trainer": trainer, "epochs": epochs, "timesteps": timesteps, "num_envs": num_envs,
+        "rollout_steps": rollout_steps, "update_epochs": update_epochs, "minibatches": minibatches, "gamma": gamma,
+        "gae_lambda": gae_lambda, "clip_eps": clip_eps, "ent_coef": ent_coef, "vf_coef": vf_coef,
+        "max_grad_norm": max_grad_norm, "obs_norm": obs_norm, "backend": backend, "episode_length": episode_length,
         "data_dir": str(data_dir) if data_dir is not None else None,
     }  # fmt: skip
     plan = pipeline.plan_train(parent, overrides, preset, out, root or common.default_root())
-    label = f"{plan.task.name} {plan.trainer.strategy} L{plan.level:02d}"
+    label = f"{plan.task.name} {plan.trainer.strategy or plan.trainer.name} L{plan.level:02d}"
     metric = "accuracy" if plan.model.kind == "cnn" else "return"
-    with common.Reporter(label, plan.trainer.generations, metric) as reporter, common.StopOnSignal() as stop:
+    total, unit = pipeline.schedule(plan.trainer)
+    with common.Reporter(label, total, metric, unit) as reporter, common.StopOnSignal() as stop:
         path, made = pipeline.run_train(plan, force, reporter, save_every, stop, devices)
     if not ckpt.is_writer():
         return  # process 0 of a multi-host run reports and prints the path

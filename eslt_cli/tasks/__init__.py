@@ -2,8 +2,9 @@
 
 Names are lower_snake_case; the libraries' own ids (``Pendulum-v1``,
 ``Asterix-MinAtar``, tfds names) are accepted as aliases, and any tfds image
-classification dataset works as ``tfds:NAME``. Brax tasks register here too
-(a separate issue).
+classification dataset works as ``tfds:NAME``. Brax tasks are named as in
+``brax.envs`` (``ant``, ``halfcheetah``, ...) and run on a physics backend chosen
+per task (``--backend``).
 """
 
 from __future__ import annotations
@@ -14,22 +15,26 @@ from pathlib import Path
 from typing import Any
 
 from eslt_cli.errors import BadInput
-from eslt_cli.presets import CONTROL_CPU, CONTROL_PAPER, VISION_CPU, VISION_PAPER
+from eslt_cli.presets import BRAX_CPU, BRAX_PAPER, CONTROL_CPU, CONTROL_PAPER, VISION_CPU, VISION_PAPER
 from eslt_cli.specs import ModelSpec, TaskSpec
 from eslt_cli.tasks.base import Params, Task
 
-__all__ = ["TASKS", "Params", "Task", "TaskEntry", "build_task", "canonical_task", "get_entry"]
+__all__ = ["TASKS", "Params", "Task", "TaskEntry", "build_task", "canonical_task", "check_task_spec", "get_entry"]
+
 
 @dataclass(frozen=True)
 class TaskEntry:
     """One registered task; all entries share this shape."""
 
     kind: str  # "vision" | "control"
-    source: str  # tfds dataset name or gymnax environment id
+    source: str  # tfds dataset name, gymnax environment id or brax environment name
     cpu: dict[str, Any]
     paper: dict[str, Any]
     env_params: dict[str, Any] = field(default_factory=dict)
     default_data: Path | None = None  # IDX folder used when present and no --data-dir
+    library: str | None = None  # control: "gymnax" | "brax"
+    backends: tuple[str, ...] = ()  # brax: physics backends the environment runs on, the default first
+    episode_length: int | None = None  # brax: steps per episode on the CPU preset (paper: 1000)
 
     @property
     def model(self) -> ModelSpec:
@@ -42,6 +47,11 @@ class TaskEntry:
         paper = preset == "paper"
         if self.kind == "vision":
             return TaskSpec(name, batch_size=1024 if paper else 256)
+        if self.library == "brax":
+            # Observation normalisation on (appendix C.1); brax episodes differ only in
+            # their reset noise, so fewer training episodes do on a CPU.
+            return TaskSpec(name, train_episodes=8 if paper else 2, test_episodes=164 if paper else 16, obs_norm=True,
+                            backend=self.backends[0], episode_length=1000 if paper else self.episode_length)  # fmt: skip
         return TaskSpec(name, train_episodes=8, test_episodes=164 if paper else 16)
 
 
@@ -50,7 +60,18 @@ def _vision(source: str, default_data: Path | None = None) -> TaskEntry:
 
 
 def _gymnax(env_id: str, **env_params: Any) -> TaskEntry:
-    return TaskEntry("control", env_id, CONTROL_CPU, CONTROL_PAPER, env_params)
+    return TaskEntry("control", env_id, CONTROL_CPU, CONTROL_PAPER, env_params, library="gymnax")
+
+
+BRAX_BACKENDS = ("generalized", "positional", "spring", "mjx")
+
+
+def _brax(env: str, default: str, episode_length: int, supported: tuple[str, ...] = BRAX_BACKENDS,
+          **env_params: Any) -> TaskEntry:  # fmt: skip
+    """A brax environment: ``default`` backend first, then the others it runs on."""
+    backends = (default, *(b for b in supported if b != default))
+    return TaskEntry("control", env, BRAX_CPU, BRAX_PAPER, env_params, library="brax", backends=backends,
+                     episode_length=episode_length)  # fmt: skip
 
 
 TASKS: dict[str, TaskEntry] = {
@@ -69,6 +90,21 @@ TASKS: dict[str, TaskEntry] = {
     "freeway": _gymnax("Freeway-MinAtar"),
     "seaquest": _gymnax("Seaquest-MinAtar"),
     "space_invaders": _gymnax("SpaceInvaders-MinAtar"),
+    # Brax locomotion (CPU episode lengths: long enough to tell a good policy from a bad one).
+    "ant": _brax("ant", "positional", 200),
+    # Variants for `eslt transfer` (paper Table 1: Ant torso mass 10 -> 15): same spaces, heavier torso.
+    "ant_heavy": _brax("ant", "positional", 200, mass_scale={"torso": 1.5}),
+    "halfcheetah": _brax("halfcheetah", "positional", 200),
+    "halfcheetah_heavy": _brax("halfcheetah", "positional", 200, mass_scale={"torso": 1.5}),
+    "hopper": _brax("hopper", "generalized", 200),
+    "humanoid": _brax("humanoid", "positional", 200),
+    "humanoidstandup": _brax("humanoidstandup", "positional", 200),
+    "inverted_pendulum": _brax("inverted_pendulum", "generalized", 200),
+    "inverted_double_pendulum": _brax("inverted_double_pendulum", "generalized", 200),
+    "pusher": _brax("pusher", "generalized", 200),
+    "reacher": _brax("reacher", "generalized", 50),
+    "swimmer": _brax("swimmer", "generalized", 200, supported=("generalized",)),  # brax refuses the others
+    "walker2d": _brax("walker2d", "generalized", 200),
 }
 # A library id names the plain task, never a variant with changed env params.
 ALIASES = {entry.source.lower(): name for name, entry in reversed(TASKS.items()) if not entry.env_params} | {
@@ -93,16 +129,37 @@ def get_entry(name: str) -> TaskEntry:
     return TASKS[key] if key in TASKS else _vision(key[len("tfds:"):])
 
 
+def check_task_spec(spec: TaskSpec) -> None:
+    """Refuse settings that do not apply to ``spec``'s task (:class:`BadInput`, one line)."""
+    entry = get_entry(spec.name)
+    if entry.kind == "vision" and spec.obs_norm:
+        raise BadInput(f"--obs-norm applies to control tasks only, not {spec.name}")
+    if entry.library != "brax":
+        for option, value in (("--backend", spec.backend), ("--episode-length", spec.episode_length)):
+            if value is not None:
+                raise BadInput(f"{option} applies to brax tasks only, not {spec.name}")
+        return
+    if spec.backend not in entry.backends:
+        raise BadInput(f"--backend {spec.backend} does not run {spec.name}: choose one of {', '.join(entry.backends)}")
+    if spec.episode_length is None or spec.episode_length < 1:
+        raise BadInput(f"--episode-length must be positive, got {spec.episode_length}")
+
+
 @functools.lru_cache(maxsize=8)
 def build_task(spec: TaskSpec, model: ModelSpec) -> Task:
     """The task for ``spec``; cached so one process reuses data and compiled functions."""
     entry = get_entry(spec.name)
+    check_task_spec(spec)
     if entry.kind == "vision":
         from eslt_cli.tasks.data import load_images
         from eslt_cli.tasks.vision import VisionTask
 
         data_dir = Path(spec.data_dir) if spec.data_dir else None
         return VisionTask(spec, model, load_images(entry.source, data_dir, entry.default_data))
+    if entry.library == "brax":
+        from eslt_cli.tasks.brax import BraxTask
+
+        return BraxTask(spec, model, entry.source, entry.env_params)
     from eslt_cli.tasks.control import GymnaxTask
 
     return GymnaxTask(spec, model, entry.source, entry.env_params)
