@@ -1,9 +1,11 @@
-"""Ticket transfer: retarget a ticket to another task or evolution strategy.
+"""Ticket transfer: retarget a ticket to another task, evolution strategy or trainer.
 
 A ticket found on one task or with one ES is trained on another (Section 4,
 "transfer"): ``task`` must have a network of the same parameter shapes (e.g.
 ``pendulum`` -> ``pendulum_heavy``); ``strategy`` swaps the ES and resets its
-optimiser, learning rate and elite ratio to the new strategy's defaults. The
+optimiser, learning rate and elite ratio to the new strategy's defaults;
+``trainer`` hands the ticket to a gradient trainer (``adam``, ``ppo``) or back
+to ``es``, with that trainer's default settings. The
 transferred ticket keeps init, mask, seed and level; ``eslt train`` then
 trains it with the new settings recorded in its meta.
 """
@@ -32,11 +34,13 @@ class TransferPlan:
     task: str | None
     strategy: str | None
     out: Path
+    trainer: str | None = None
 
     @property
     def fingerprint(self) -> dict[str, Any]:
         parent = str(self.parent.path.resolve())
-        return {"op": "transfer", "parent": parent, "task": self.task, "strategy": self.strategy}
+        extra = {"trainer": self.trainer} if self.trainer else {}  # absent when unused: older outputs still match
+        return {"op": "transfer", "parent": parent, "task": self.task, "strategy": self.strategy} | extra
 
 
 def _shapes(tree: Any) -> list[tuple[str, tuple[int, ...]]]:
@@ -45,11 +49,15 @@ def _shapes(tree: Any) -> list[tuple[str, tuple[int, ...]]]:
 
 
 def plan_transfer(
-    parent: Checkpoint, task: str | None = None, strategy: str | None = None, out: Path | None = None
+    parent: Checkpoint,
+    task: str | None = None,
+    strategy: str | None = None,
+    out: Path | None = None,
+    trainer: str | None = None,
 ) -> TransferPlan:
-    """Check a transfer request (exactly one of ``task``, ``strategy``) and settle the output path."""
-    if (task is None) == (strategy is None):
-        raise BadInput("choose exactly one of --task, --strategy")
+    """Check a transfer request (exactly one of ``task``, ``strategy``, ``trainer``) and settle the output path."""
+    if sum(x is not None for x in (task, strategy, trainer)) != 1:
+        raise BadInput("choose exactly one of --task, --strategy, --trainer")
     if parent.kind != "ticket":
         raise BadInput(
             f"{parent.path}: is trained; transfer a ticket (`eslt prune --snr {parent.path} | eslt transfer`)"
@@ -74,6 +82,13 @@ def plan_transfer(
                 f"(ticket vs {task}: {'; '.join(diff)})"
             )
         label = task
+    elif trainer is not None:
+        from eslt_cli.pipeline import trainer_defaults, trainer_name
+
+        trainer_defaults(meta["task"]["name"], trainer_name(None, {"trainer": trainer}), "cpu")  # checks name and task kind
+        if trainer == meta["trainer"].get("name", "es"):
+            raise BadInput(f"{parent.path}: is already trained with --trainer {trainer}")
+        label = trainer
     else:
         strategy = strategies.canonical_strategy(strategy)  # type: ignore[arg-type]
         strategies.get_strategy(strategy)
@@ -81,12 +96,12 @@ def plan_transfer(
             raise BadInput(f"{parent.path}: is already trained with {strategy}")
         label = strategy
     out = Path(out) if out is not None else parent.path.parent / f"{parent.path.name}-to-{label.replace(':', '-')}"
-    return TransferPlan(parent, task, strategy, out.absolute())
+    return TransferPlan(parent, task, strategy, out.absolute(), trainer)
 
 
 def run_transfer(plan: TransferPlan, force: bool = False) -> tuple[Path, bool]:
     """Write the retargeted ticket; returns its path and whether it was made now."""
-    from eslt_cli.pipeline import _trainer_spec, write_ticket
+    from eslt_cli.pipeline import TASK_FIELDS, _trainer_spec, trainer_defaults, write_ticket
 
     parent = plan.parent
     meta = {k: v for k, v in parent.meta.items() if k not in ("schema", "eslt_version")}
@@ -100,13 +115,19 @@ def run_transfer(plan: TransferPlan, force: bool = False) -> tuple[Path, bool]:
         record: dict[str, Any] = {"from_task": old_task["name"], "to_task": plan.task}
         if entry.env_params:
             record["env_params"] = dict(entry.env_params)
+    elif plan.trainer is not None:
+        meta["trainer"] = to_json(_trainer_spec(old_task["name"], "cpu", old_trainer, {"trainer": plan.trainer}))
+        # The new trainer's task settings (e.g. Adam's batch 128) replace the old trainer's.
+        defaults = trainer_defaults(old_task["name"], plan.trainer, "cpu")
+        meta["task"] = {**old_task, **{k: v for k, v in defaults.items() if k in TASK_FIELDS}}
+        record = {"from_trainer": old_trainer.name, "to_trainer": plan.trainer}
     else:
         trainer = _trainer_spec(old_task["name"], "cpu", old_trainer, {"strategy": plan.strategy})
         meta["trainer"] = to_json(trainer)
         record = {"from_strategy": old_trainer.strategy, "to_strategy": plan.strategy}
     meta |= {
         "kind": "ticket",
-        "arm": f"{parent.meta.get('arm', 'dense')}+to-{plan.task or plan.strategy}",
+        "arm": f"{parent.meta.get('arm', 'dense')}+to-{plan.task or plan.strategy or plan.trainer}",
         "sparsity": parent.meta.get("sparsity") or pruning.sparsity(parent.state["mask"]),
         "transfer": record,
     }

@@ -1,4 +1,4 @@
-"""``eslt transfer``: retarget a ticket to another task or evolution strategy."""
+"""``eslt transfer``: retarget a ticket to another task, evolution strategy or trainer."""
 
 from __future__ import annotations
 
@@ -14,16 +14,18 @@ HELP = """Retarget a ticket and print the new ticket's path on stdout.
 Choose exactly one: --task T moves the ticket to a task whose network has the
 same parameter shapes (e.g. pendulum -> pendulum_heavy; other shapes are
 refused, naming them); --strategy S trains it with another ES, with that
-strategy's default optimiser, learning rate and elite ratio. Init, mask, seed
-and level are kept; the arm becomes '<arm>+to-<task|strategy>' and the ticket
-is written beside the input as '<name>-to-<task|strategy>' unless --out.
-`eslt train` then trains it with the new settings. Transfer to gradient
-trainers (--trainer adam|ppo) is not supported.
+strategy's default optimiser, learning rate and elite ratio; --trainer adam|ppo
+hands an ES ticket to a gradient trainer (adam: vision, ppo: control) with its
+default settings (and --trainer es hands it back). Init, mask, seed and level
+are kept; the arm becomes '<arm>+to-<target>' and the ticket is written beside
+the input as '<name>-to-<target>' unless --out. `eslt train` then trains it
+with the new settings.
 
 Example:
 
 \b
   eslt prune --snr L00-trained | eslt transfer --task pendulum_heavy | eslt train
+  eslt prune --snr L00-trained | eslt transfer --trainer adam | eslt train
 """
 
 
@@ -31,23 +33,24 @@ def transfer(
     ticket: Annotated[Optional[str], typer.Argument(help="Ticket; '-' or absent: read stdin.")] = None,
     task: Annotated[Optional[str], typer.Option(help="Target task (same network shapes).")] = None,
     strategy: Annotated[Optional[str], typer.Option(help="Target evolution strategy.")] = None,
+    trainer: Annotated[Optional[str], typer.Option(help="Target trainer: adam (vision), ppo (control) or es.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output ticket folder (default: beside the input).")] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print a JSON line (path, transfer) instead of the path.")
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output.")] = False,
 ) -> None:
-    if (task is None) == (strategy is None):
-        raise typer.BadParameter("choose exactly one of --task, --strategy")
+    if sum(x is not None for x in (task, strategy, trainer)) != 1:
+        raise typer.BadParameter("choose exactly one of --task, --strategy, --trainer")
     common.setup_runtime()
     from eslt_cli import checkpoint as ckpt
     from eslt_cli import transfer as core
 
     parent = ckpt.load(common.read_input(ticket))  # type: ignore[arg-type]
-    plan = core.plan_transfer(parent, task, strategy, out)
+    plan = core.plan_transfer(parent, task, strategy, out, trainer)
     path, made = core.run_transfer(plan, force=force)
     meta = ckpt.read_meta(path)
-    done = f"transferred to {task or strategy}: level {meta['level']}, arm {meta['arm']}"
+    done = f"transferred to {task or strategy or trainer}: level {meta['level']}, arm {meta['arm']}"
     common.finish(path, made, done, as_json, {k: meta[k] for k in ("level", "arm", "transfer", "sparsity")})
 
 
