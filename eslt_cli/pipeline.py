@@ -23,7 +23,7 @@ from eslt_cli import checkpoint, pruning, strategies
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput
 from eslt_cli.presets import ADAM_CPU, ADAM_PAPER, PPO_CPU, PPO_PAPER
-from eslt_cli.specs import ModelSpec, TaskSpec, TrainerSpec, from_json, to_json
+from eslt_cli.specs import ModelSpec, TaskSpec, TrainerSpec, check_ranges, from_json, to_json
 from eslt_cli.tasks import Task, build_task, canonical_task, get_entry
 
 PRESETS = ("cpu", "paper")
@@ -143,7 +143,7 @@ def _trainer_spec(task_name: str, preset: str, base: TrainerSpec | None, overrid
         values = to_json(base) if base is not None else {k: v for k, v in defaults.items() if k in fields}
         if base is not None and preset == "paper":
             values |= {k: v for k, v in TRAINERS[name]["paper"].items() if k in fields}
-        return _check_gradient(from_json(TrainerSpec, {**values, **given, "name": name}))
+        return check_ranges(from_json(TrainerSpec, {**values, **given, "name": name}))
     values: dict[str, Any] = (
         to_json(base) if base is not None else {"mean_decay": 0.0, "lr": None, "optimizer": None, "elite_ratio": None}
     )
@@ -166,20 +166,6 @@ def _trainer_spec(task_name: str, preset: str, base: TrainerSpec | None, overrid
         values["lr"] = strategy.default_lr if values.get("lr") is None else values["lr"]
     spec = from_json(TrainerSpec, {**values, "name": "es"})
     strategies.check_spec(spec)
-    return spec
-
-
-def _check_gradient(spec: TrainerSpec) -> TrainerSpec:
-    """Refuse non-positive sizes and rates of a gradient trainer's settings."""
-    for k in ("lr", "epochs", "eval_every", "timesteps", "num_envs", "rollout_steps", "update_epochs", "minibatches",
-              "clip_eps", "max_grad_norm"):  # fmt: skip
-        v = getattr(spec, k)
-        if v is not None and not v > 0:
-            raise BadInput(f"--{k.replace('_', '-')} must be positive, got {v}")
-    for k in ("gamma", "gae_lambda"):
-        v = getattr(spec, k)
-        if v is not None and not 0.0 <= v <= 1.0:
-            raise BadInput(f"--{k.replace('_', '-')} must be in [0, 1], got {v}")
     return spec
 
 

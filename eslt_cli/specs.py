@@ -68,6 +68,26 @@ class TrainerSpec:
     max_grad_norm: float | None = None  # ppo: gradient clipping
 
 
+def check_ranges(spec: TrainerSpec) -> TrainerSpec:
+    """``spec`` if its gradient-trainer settings are in range, else a one-line :class:`BadInput`."""
+    from eslt_cli.errors import BadInput
+
+    def bad(k: str, v: Any, what: str) -> BadInput:
+        return BadInput(f"--{k.replace('_', '-')} must be {what}, got {v}")
+
+    for k in ("lr", "epochs", "eval_every", "timesteps", "num_envs", "rollout_steps", "update_epochs", "minibatches",
+              "clip_eps", "max_grad_norm"):  # fmt: skip
+        if getattr(spec, k) is not None and not getattr(spec, k) > 0:
+            raise bad(k, getattr(spec, k), "positive")
+    for k in ("ent_coef", "vf_coef"):
+        if getattr(spec, k) is not None and not getattr(spec, k) >= 0:
+            raise bad(k, getattr(spec, k), "non-negative")
+    for k in ("gamma", "gae_lambda"):
+        if getattr(spec, k) is not None and not 0.0 <= getattr(spec, k) <= 1.0:
+            raise bad(k, getattr(spec, k), "in [0, 1]")
+    return spec
+
+
 def to_json(spec: Any) -> dict[str, Any]:
     """A spec as a JSON-ready dict (tuples become lists)."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(spec).items()}

@@ -15,7 +15,9 @@ from eslt_cli.trainers import ppo
 from eslt_cli.trainers.es import split_key
 
 MLP = ModelSpec("mlp", hidden=(32, 32))
-# 6 updates of 4 x 16 steps, tested every 2: three chunks, compiled once per task.
+# 10 updates of the defaults' rollout size (8 x 128 steps), tested every 5.
+SHORT = TrainerSpec("ppo", timesteps=10 * 8 * 128, eval_every=5)
+# 6 updates of 4 x 16 steps, tested every 2: three chunks.
 TINY = TrainerSpec("ppo", timesteps=384, num_envs=4, rollout_steps=16, update_epochs=2, minibatches=2, eval_every=2)
 
 
@@ -37,8 +39,7 @@ def test_learns_cartpole_far_beyond_its_initialisation() -> None:
     init, mask = dense(task)
     key = jax.random.PRNGKey(1)
     before = evaluate(task, init, split_key(key)[2])["metric"]  # the untrained policy, on the same test episodes
-    spec = TrainerSpec("ppo", timesteps=10 * 8 * 128, eval_every=5)  # 10 updates of the defaults' rollout size
-    result = ppo.train(task, spec, init, mask, key)
+    result = ppo.train(task, SHORT, init, mask, key)
     assert before < 60 and result.best_metrics["metric"] > 100
     assert result.best_metrics["metric"] == max(result.history["eval"]["metric"])
     assert result.history["eval"]["generation"] == [5, 10] and len(result.history["fitness_mean"]) == 10
@@ -50,9 +51,11 @@ def test_pruned_weights_stay_exactly_zero() -> None:
     init, _ = dense(task)
     rng = np.random.default_rng(0)
     # Half the kernel weights pruned at random; biases are never pruned.
-    mask = {layer: {"kernel": (rng.random(p["kernel"].shape) < 0.5).astype(np.uint8), "bias": np.ones_like(p["bias"], np.uint8)}
-            for layer, p in init.items()}  # fmt: skip
-    result = ppo.train(task, TINY, init, mask, jax.random.PRNGKey(2))
+    def half(kernel: np.ndarray) -> np.ndarray:
+        return (rng.random(kernel.shape) < 0.5).astype(np.uint8)
+
+    mask = {name: {"kernel": half(p["kernel"]), "bias": np.ones_like(p["bias"], np.uint8)} for name, p in init.items()}
+    result = ppo.train(task, SHORT, init, mask, jax.random.PRNGKey(2))  # compiled by the test above
     for layer, m in mask.items():
         kept = m["kernel"] == 1
         for tree in (result.mean, result.best):

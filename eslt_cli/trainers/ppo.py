@@ -48,51 +48,25 @@ import optax
 from eslt_cli import obsnorm
 from eslt_cli.errors import BadInput, Interrupted, RunFailed
 from eslt_cli.models import MLP
-from eslt_cli.specs import TrainerSpec
+from eslt_cli.presets import PPO_CPU
+from eslt_cli.specs import TrainerSpec, check_ranges
 from eslt_cli.tasks.base import Arrays, Params, Task
 from eslt_cli.tasks.control import ControlTask
 from eslt_cli.trainers.es import Progress, SnapshotStore, TrainResult, host, mesh_of, split_key
 
-# CPU defaults: CartPole reaches a test return of 500 within about 100k steps.
-DEFAULTS: dict[str, Any] = {
-    "lr": 3e-4,
-    "timesteps": 200_000,
-    "num_envs": 8,
-    "rollout_steps": 128,
-    "update_epochs": 4,
-    "minibatches": 4,
-    "gamma": 0.99,
-    "gae_lambda": 0.95,
-    "clip_eps": 0.2,
-    "ent_coef": 0.01,
-    "vf_coef": 0.5,
-    "max_grad_norm": 0.5,
-    "eval_every": 10,
-}
 LOG_STD_INIT = -0.5  # continuous actions: initial log std of the Gaussian (policy space, [-1, 1])
 
 
 def with_defaults(spec: TrainerSpec) -> TrainerSpec:
-    """``spec`` with its unset PPO fields taken from :data:`DEFAULTS`."""
-    return dataclasses.replace(spec, **{k: v for k, v in DEFAULTS.items() if getattr(spec, k) is None})
+    """``spec`` with its unset PPO fields taken from the CPU preset (:data:`eslt_cli.presets.PPO_CPU`)."""
+    return dataclasses.replace(spec, **{k: v for k, v in PPO_CPU.items() if getattr(spec, k, 0) is None})
 
 
 def check(task: Task, spec: TrainerSpec) -> int:
     """Validate ``task`` and a :func:`with_defaults` ``spec``; the number of updates."""
     if not isinstance(task, ControlTask):
         raise BadInput(f"--trainer ppo needs a control task, got {task.spec.name}")
-    for k in ("timesteps", "num_envs", "rollout_steps", "update_epochs", "minibatches", "eval_every"):
-        if getattr(spec, k) < 1:
-            raise BadInput(f"--{k.replace('_', '-')} must be positive, got {getattr(spec, k)}")
-    for k in ("lr", "clip_eps", "max_grad_norm"):
-        if not getattr(spec, k) > 0:
-            raise BadInput(f"--{k.replace('_', '-')} must be positive, got {getattr(spec, k)}")
-    for k in ("ent_coef", "vf_coef"):
-        if not getattr(spec, k) >= 0:
-            raise BadInput(f"--{k.replace('_', '-')} must not be negative, got {getattr(spec, k)}")
-    for k in ("gamma", "gae_lambda"):
-        if not 0 <= getattr(spec, k) <= 1:
-            raise BadInput(f"--{k.replace('_', '-')} must be in [0, 1], got {getattr(spec, k)}")
+    check_ranges(spec)
     batch = spec.num_envs * spec.rollout_steps
     if spec.timesteps < batch:
         raise BadInput(
@@ -105,7 +79,7 @@ def check(task: Task, spec: TrainerSpec) -> int:
 
 @functools.lru_cache(maxsize=16)
 def _programs(task: ControlTask, spec: TrainerSpec) -> tuple[Callable, Callable, Callable]:
-    """Jitted state initialiser, chunk and evaluation functions; cached per (task, settings)."""
+    """State initialiser, jitted chunk and evaluation functions; cached per (task, settings)."""
     normalizes = "obs_norm" in task.arrays
     value_net = MLP(1, task.model_spec.hidden or (32, 32), tanh_output=False)
     optimizer = optax.chain(optax.clip_by_global_norm(spec.max_grad_norm), optax.adam(spec.lr, eps=1e-5))
@@ -174,7 +148,7 @@ def _programs(task: ControlTask, spec: TrainerSpec) -> tuple[Callable, Callable,
             truncated = t >= task.max_steps
             ended = (done > 0) | truncated
             # Bootstrap truncated episodes from the value of their last observation.
-            target_reward = reward + spec.gamma * truncated * jax.lax.stop_gradient(value(net, next_obs, norm))
+            target_reward = reward + spec.gamma * truncated * value(net, next_obs, norm)
             ret = state["ret"] + reward
             # Reset only when some environment ended (a real branch: resets can be costly, e.g. brax).
             reset_obs, reset_env = jax.lax.cond(
@@ -221,9 +195,10 @@ def _programs(task: ControlTask, spec: TrainerSpec) -> tuple[Callable, Callable,
         values = value(net, tr["obs"].reshape(-1, *tr["obs"].shape[2:]), norm).reshape(steps, envs)
         last_value = value(net, state["obs"], norm)
 
-        def gae(carry: tuple[jax.Array, jax.Array], x: tuple[jax.Array, ...]) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
+        def gae(carry: tuple[jax.Array, jax.Array], step: tuple[jax.Array, ...]) -> tuple[tuple[Any, ...], jax.Array]:
+            """Generalised advantage estimation, one step back in time."""
             adv, next_value = carry
-            reward, v, ended = x
+            reward, v, ended = step
             alive = 1.0 - ended
             adv = reward + spec.gamma * next_value * alive - v + spec.gamma * spec.gae_lambda * alive * adv
             return (adv, v), adv
@@ -257,16 +232,18 @@ def _programs(task: ControlTask, spec: TrainerSpec) -> tuple[Callable, Callable,
         completed = tr["ended"].sum()
         returns = jnp.where(tr["ended"], tr["episode_return"], 0.0)
         best = jnp.where(tr["ended"], tr["episode_return"], -jnp.inf).max()
-        fitness = jnp.where(completed > 0, -jnp.stack([returns.sum() / jnp.maximum(completed, 1), best]), state["fitness"])
+        fitness = -jnp.stack([returns.sum() / jnp.maximum(completed, 1), best])
+        fitness = jnp.where(completed > 0, fitness, state["fitness"])  # no episode ended: keep the last values
         return state | {"fitness": fitness}, fitness
 
     @jax.jit
     def chunk(
         state: dict[str, Any], mask: Params, arrays: Arrays, key: jax.Array, first: jax.Array, end: jax.Array
     ) -> tuple[dict[str, Any], jax.Array]:
-        """Updates ``first``, ... (``eval_every`` of them, those from ``end`` on skipped); [fitness_mean, fitness_best] of each.
+        """Updates ``first``, ``first + 1``, ... before ``end``; [fitness_mean, fitness_best] of each.
 
-        Always ``eval_every`` long, so that a last, shorter chunk does not compile again.
+        Always ``eval_every`` long (updates from ``end`` on are skipped), so
+        that a last, shorter chunk does not compile again.
         """
 
         def one(state: dict[str, Any], u: jax.Array) -> tuple[dict[str, Any], jax.Array]:
@@ -281,7 +258,7 @@ def _programs(task: ControlTask, spec: TrainerSpec) -> tuple[Callable, Callable,
     def evaluate(params: Params, key: jax.Array, arrays: Arrays) -> dict[str, jax.Array]:
         return task.evaluate(arrays, params, key)
 
-    return jax.jit(initial_state), chunk, evaluate
+    return initial_state, chunk, evaluate
 
 
 def train(
@@ -314,7 +291,7 @@ def train(
     mask = jax.tree.map(lambda m: jnp.asarray(m, jnp.float32), mask)
     params = jax.tree.map(lambda a, m: jnp.asarray(a, jnp.float32) * m, init, mask)
     state = init_state(params, k_init)
-    normalizes = "obs_norm" in state
+    normalizes = "norm" in state
 
     stats: list[np.ndarray] = []
     evals: dict[str, list[float]] = {"generation": [], "metric": [], "loss": []}
