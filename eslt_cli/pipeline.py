@@ -356,6 +356,7 @@ class PrunePlan:
     seed: int
     out: Path
     reinit: bool = False
+    batches: int | None = None  # snip/grasp: training batches scored on
 
     @property
     def label(self) -> str:
@@ -365,6 +366,8 @@ class PrunePlan:
     @property
     def fingerprint(self) -> dict[str, Any]:
         extra = {"reinit": True} if self.reinit else {}  # absent when off: older outputs still match
+        if self.batches is not None:
+            extra["batches"] = self.batches
         return extra | {
             "op": "prune",
             "parent": str(self.parent.path.resolve()),
@@ -385,12 +388,14 @@ def plan_prune(
     seed: int | None = None,
     out: Path | None = None,
     reinit: bool = False,
+    batches: int | None = None,
 ) -> PrunePlan:
     """Check a pruning request against its parent and settle the output path.
 
     ``reinit``: keep the new mask but give the ticket a fresh initialisation
     drawn from ``seed`` and the level (the paper code's ``random-reinit`` arm
     with the random criterion) instead of rewinding to the level-0 init.
+    ``batches``: training batches that ``snip`` and ``grasp`` score on (default 1).
     """
     pruner = pruning.get_pruner(criterion)
     if parent.kind != "trained":
@@ -400,17 +405,26 @@ def plan_prune(
     if source not in ("final", "best"):
         raise BadInput(f"--from must be final or best, got {source!r}")
     if pruner.needs_std and "std" not in parent.state:
-        strategy = parent.meta.get("trainer", {}).get("strategy", "?")
-        raise BadInput(
-            f"{parent.path}: has no per-weight search std ({strategy} is isotropic or not an ES), "
-            "so SNR would equal magnitude: use --magnitude"
-        )
+        trainer = parent.meta.get("trainer", {})
+        name = trainer.get("name", "es")
+        why = (f"{trainer.get('strategy', '?')} is isotropic, so SNR would equal magnitude" if name == "es"
+               else f"it was trained by {name}, not by an ES with a per-weight search std")  # fmt: skip
+        raise BadInput(f"{parent.path}: has no per-weight search std ({why}): use --magnitude")
+    if pruner.needs_data:
+        if get_entry(parent.meta["task"]["name"]).kind != "vision":
+            raise BadInput(f"--{criterion} needs a vision task (a loss on training batches); "
+                           f"{parent.meta['task']['name']} is not one")  # fmt: skip
+        batches = 1 if batches is None else batches
+        if batches < 1:
+            raise BadInput(f"--batches must be positive, got {batches}")
+    elif batches is not None:
+        raise BadInput("--batches applies to --snip and --grasp only")
     pruning.prunable(parent.state["mask"], exclude)  # validates layer names
     level = int(parent.meta["level"]) + 1
     arm = _arm(str(parent.meta.get("arm", "dense")), f"{criterion}-reinit" if reinit else criterion)
     out = Path(out) if out is not None else parent.path.parent / f"L{level:02d}-{arm}"
     seed = int(parent.meta["seed"]) if seed is None else seed
-    return PrunePlan(parent, criterion, rate, source, tuple(exclude), seed, out.absolute(), reinit)
+    return PrunePlan(parent, criterion, rate, source, tuple(exclude), seed, out.absolute(), reinit, batches)
 
 
 def reinit_params(meta: dict[str, Any], seed: int, level: int) -> Any:
@@ -435,7 +449,10 @@ def run_prune(plan: PrunePlan, force: bool = False) -> tuple[Path, bool]:
     key = jax.random.fold_in(jax.random.PRNGKey(plan.seed), level)
     mean = parent.state["mean" if plan.source == "final" else "best"]
     std = parent.state.get("std")
-    mask = pruning.prune(key, plan.criterion, mean, std, parent.state["mask"], keep, plan.exclude, parent.state["init"])
+    data = None if plan.batches is None else pruning.training_batches(task_of(parent.meta), key, plan.batches)
+    mask = pruning.prune(
+        key, plan.criterion, mean, std, parent.state["mask"], keep, plan.exclude, parent.state["init"], data
+    )
     can_prune = pruning.prunable(mask)
     init = reinit_params(parent.meta, plan.seed, level) if plan.reinit else parent.state["init"]
     meta = {
@@ -453,6 +470,7 @@ def run_prune(plan: PrunePlan, force: bool = False) -> tuple[Path, bool]:
             "keep": keep,
             "seed": plan.seed,
             "reinit": plan.reinit,
+            **({} if plan.batches is None else {"batches": plan.batches}),
         },
         # |mean| vs SNR of the scored weights before pruning (Figure 7); None without a std.
         "snr_stats": None if std is None else pruning.snr_correlation(mean, std, parent.state["mask"]),

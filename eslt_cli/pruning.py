@@ -6,30 +6,49 @@ prunable weights, where ``keep`` is the product of ``1 - rate`` over levels, so
 after k levels at rate 0.2 the sparsity is 1 - 0.8^k to within one weight, and
 each level removes ``rate`` of the surviving weights to within one weight.
 Scores tie-break on position (lower flat index pruned first), so masks are
-deterministic. Everything here is numpy on the host: pruning is cheap.
+deterministic. Scores are numpy on the host: pruning is cheap. The
+data-driven criteria (``snip``, ``grasp``) score the level's initialisation on
+a few training batches with one jitted JAX computation.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from eslt_cli.errors import BadInput
-from eslt_cli.tasks.base import Params
+from eslt_cli.tasks.base import Params, Task
+
+Loss = Callable[[Params, jax.Array, jax.Array], jax.Array]  # (params, images, labels) -> mean loss
+
+
+@dataclass(frozen=True)
+class Batches:
+    """Training minibatches and the task's loss, for the data-driven criteria (snip, grasp)."""
+
+    loss: Loss
+    images: jax.Array  # (batches, batch, H, W, C), as the task stores them
+    labels: jax.Array  # (batches, batch)
 
 
 @dataclass(frozen=True)
 class Trained:
-    """What a criterion may score: the trained ES mean, its per-weight std (None for
-    isotropic strategies) and the initialisation the ES mean started from (None if unknown)."""
+    """What a criterion may score: the trained mean, its per-weight std (None for
+    isotropic strategies and gradient training), the initialisation training
+    started from (None if unknown), the mask it was trained under and training
+    batches (None unless a criterion needs them)."""
 
     mean: Params
     std: Params | None = None
     init: Params | None = None
+    mask: Params | None = None
+    data: Batches | None = None
 
 
 @dataclass(frozen=True)
@@ -38,6 +57,7 @@ class Criterion:
 
     score: Callable[[np.ndarray, Trained], Params]
     needs_std: bool
+    needs_data: bool = False  # scores the init on training batches (see :func:`training_batches`)
 
 
 def magnitude_scores(key: np.ndarray, trained: Trained) -> Params:
@@ -73,11 +93,102 @@ def random_scores(key: np.ndarray, trained: Trained) -> Params:
     return treedef.unflatten([np.asarray(jax.random.uniform(k, np.shape(x)), np.float64) for k, x in zip(keys, leaves)])
 
 
+@functools.lru_cache(maxsize=8)
+def _vision_loss(task: Task) -> Loss:
+    """The mean cross-entropy of ``task``'s CNN on a batch; one function per task, so compiled code is reused."""
+    import optax
+
+    def loss(params: Params, images: jax.Array, labels: jax.Array) -> jax.Array:
+        logits = task.logits(params, images)  # type: ignore[attr-defined]
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+    return loss
+
+
+def training_batches(task: Task, key: jax.Array, batches: int) -> Batches:
+    """``batches`` disjoint training minibatches of the task's batch size, drawn with ``key``.
+
+    Vision tasks only: the criteria differentiate the cross-entropy of a batch.
+    """
+    from eslt_cli.tasks.vision import VisionTask
+
+    if not isinstance(task, VisionTask):
+        raise BadInput(
+            f"--snip and --grasp need a vision task (a loss on training batches); {task.spec.name} is not one"
+        )
+    size = task.spec.batch_size or 128
+    n_train = int(task.arrays["x_train"].shape[0])
+    if not 1 <= batches * size <= n_train:
+        raise BadInput(f"--batches must be between 1 and {n_train // size} ({size} images each), got {batches}")
+    idx = jax.random.permutation(key, n_train)[: batches * size].reshape(batches, size)
+    return Batches(_vision_loss(task), task.arrays["x_train"][idx], task.arrays["y_train"][idx])
+
+
+@functools.lru_cache(maxsize=8)
+def _saliency_program(loss: Loss) -> Callable[..., tuple[Params, Params, Params]]:
+    """The jitted (w, g, Hg) computation for ``loss``; data and weights are arguments, so it compiles once per shape."""
+
+    @jax.jit
+    def compute(
+        init: Params, mask: Params, kernels: Params, images: jax.Array, labels: jax.Array
+    ) -> tuple[Params, Params, Params]:
+        w = jax.tree.map(jnp.multiply, init, mask)
+
+        def total(p: Params) -> jax.Array:
+            masked = jax.tree.map(jnp.multiply, p, mask)
+            return jax.lax.map(lambda b: loss(masked, *b), (images, labels)).mean()
+
+        grad = jax.grad(total)
+        g = grad(w)
+        _, hg = jax.jvp(grad, (w,), (jax.tree.map(jnp.multiply, g, kernels),))
+        return w, g, hg
+
+    return compute
+
+
+def _init_saliency(trained: Trained, criterion: str) -> tuple[Params, Params, Params]:
+    """w = init * mask, g = grad L(w) and H g for the mean loss L over ``trained.data``.
+
+    L is a function of the live weights only (evaluated at ``p * mask``), so g
+    and H g vanish on pruned weights. The Hessian-vector product is
+    forward-over-reverse (``jvp`` of ``grad``) along g restricted to kernels:
+    GraSP's gradient flow is that of the prunable weights, biases held fixed.
+    """
+    if trained.init is None or trained.mask is None or trained.data is None:
+        raise BadInput(f"--{criterion} needs the initialisation, the mask and training batches, which were not given")
+    data = trained.data
+    as_f32 = lambda tree: jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), tree)  # noqa: E731
+    kernels = jax.tree.map(lambda m, p: jnp.full(np.shape(m), p, jnp.float32), trained.mask, prunable(trained.mask))
+    out = _saliency_program(data.loss)(as_f32(trained.init), as_f32(trained.mask), kernels, data.images, data.labels)
+    return jax.tree.map(lambda a: np.asarray(a, np.float64), out)
+
+
+def snip_scores(key: np.ndarray, trained: Trained) -> Params:
+    """|g * w| at w = init * mask (SNIP, Lee et al. 2019): the loss's sensitivity to each connection."""
+    w, g, _ = _init_saliency(trained, "snip")
+    return jax.tree.map(lambda a, b: np.abs(a * b), w, g)
+
+
+def grasp_scores(key: np.ndarray, trained: Trained) -> Params:
+    """w * Hg at w = init * mask (GraSP, Wang et al. 2020).
+
+    GraSP's score is S = -w * Hg and it removes the weights with the highest S
+    (those whose removal reduces the gradient flow g^T g least, or raises it);
+    here higher scores are kept, hence -S. As in the reference code, S is not
+    taken in absolute value. Unlike it, logits are not divided by a
+    temperature (it uses 200): the loss is the task's plain cross-entropy.
+    """
+    w, _, hg = _init_saliency(trained, "grasp")
+    return jax.tree.map(np.multiply, w, hg)
+
+
 PRUNERS: dict[str, Criterion] = {
     "magnitude": Criterion(magnitude_scores, False),
     "snr": Criterion(snr_scores, True),
     "random": Criterion(random_scores, False),
     "movement": Criterion(movement_scores, False),
+    "snip": Criterion(snip_scores, False, needs_data=True),
+    "grasp": Criterion(grasp_scores, False, needs_data=True),
 }
 
 
@@ -180,17 +291,19 @@ def prune(
     keep: float,
     exclude: Sequence[str] = (),
     init: Params | None = None,
+    data: Batches | None = None,
 ) -> Params:
     """The next level's mask: keep ``round(keep * N0)`` prunable weights by ``criterion``.
 
     ``keep`` is the cumulative fraction of the level-0 prunable weights that
     survive this level (``(1 - rate) ** level`` at a constant rate). ``init``
-    (the ticket's initialisation) is needed by ``movement`` only.
+    (the ticket's initialisation) is needed by ``movement``, ``snip`` and
+    ``grasp``; ``data`` (see :func:`training_batches`) by ``snip`` and ``grasp``.
     """
     can_prune = prunable(mask, exclude)
     n_total = sum(np.size(m) for m, p in zip(jax.tree.leaves(mask), jax.tree.leaves(can_prune)) if p)
     n_live = sum(int(np.sum(m)) for m, p in zip(jax.tree.leaves(mask), jax.tree.leaves(can_prune)) if p)
     # A tiny network can round to "remove nothing"; always remove at least one weight.
     n_keep = min(int(round(keep * n_total)), n_live - 1) if n_live else 0
-    scores = get_pruner(criterion).score(key, Trained(mean, std, init))
+    scores = get_pruner(criterion).score(key, Trained(mean, std, init, mask, data))
     return global_mask(scores, mask, can_prune, max(n_keep, 0))

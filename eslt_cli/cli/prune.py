@@ -15,8 +15,11 @@ The ticket keeps the level-0 init (rewinding) and a mask that removes --rate of
 the surviving prunable weights, with one global threshold over all kernels;
 biases are never pruned. Choose exactly one criterion: --magnitude (|mean|),
 --snr (|mean| / per-weight search std; needs a diagonal ES such as snes, pgpe,
-sep_cma_es or des), --random (sparsity-matched random mask) or --movement
-(|mean - init|: how far training moved each weight). --reinit keeps the new
+sep_cma_es or des), --random (sparsity-matched random mask), --movement
+(|mean - init|: how far training moved each weight), or the pruning-at-init
+scores of the level's masked initialisation on --batches training batches
+(vision tasks): --snip (|grad * w|) or --grasp (GraSP: keeps the highest
+w * Hg, i.e. removes the highest -w * Hg). --reinit keeps the new
 mask but draws a fresh initialisation from --seed and the level instead of
 rewinding (arm '<criterion>-reinit'; --random --reinit is the paper's
 random-reinit baseline).
@@ -34,6 +37,11 @@ def prune(
     snr: Annotated[bool, typer.Option("--snr", help="Prune by |mean| / search std.")] = False,
     random: Annotated[bool, typer.Option("--random", help="Prune at random, sparsity-matched.")] = False,
     movement: Annotated[bool, typer.Option("--movement", help="Prune by |mean - init|.")] = False,
+    snip: Annotated[bool, typer.Option("--snip", help="Prune by SNIP, |grad * w| at the masked init.")] = False,
+    grasp: Annotated[bool, typer.Option("--grasp", help="Prune by GraSP, w * Hg at the masked init.")] = False,
+    batches: Annotated[
+        Optional[int], typer.Option(help="--snip/--grasp: training batches to score on (task batch size) [default: 1].")
+    ] = None,
     reinit: Annotated[
         bool, typer.Option("--reinit", help="Fresh init from --seed instead of rewinding (any criterion).")
     ] = False,
@@ -41,22 +49,26 @@ def prune(
     source: Annotated[str, typer.Option("--from", help="Which trained mean to score: final or best.")] = "final",
     exclude: Annotated[Optional[list[str]], typer.Option(help="Layer to leave dense (repeatable).")] = None,
     seed: Annotated[
-        Optional[int], typer.Option(help="Seed of --random and --reinit (default: the run's seed).")
+        Optional[int],
+        typer.Option(help="Seed of --random, --reinit and the --snip/--grasp batches (default: the run's seed)."),
     ] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output ticket folder (default: beside the input).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON line (path, sparsity) instead of the path.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON line (path, sparsity) instead of the path.")
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output.")] = False,
 ) -> None:
-    flags = (("magnitude", magnitude), ("snr", snr), ("random", random), ("movement", movement))
+    flags = (("magnitude", magnitude), ("snr", snr), ("random", random), ("movement", movement), ("snip", snip),
+             ("grasp", grasp))  # fmt: skip
     chosen = [name for name, on in flags if on]
     if len(chosen) != 1:
-        raise typer.BadParameter("choose exactly one of --magnitude, --snr, --random, --movement")
+        raise typer.BadParameter("choose exactly one of --magnitude, --snr, --random, --movement, --snip, --grasp")
     common.setup_runtime()
     from eslt_cli import checkpoint as ckpt
     from eslt_cli import pipeline
 
     parent = ckpt.load(common.read_input(checkpoint))  # type: ignore[arg-type]
-    plan = pipeline.plan_prune(parent, chosen[0], rate, source, exclude or (), seed, out, reinit)
+    plan = pipeline.plan_prune(parent, chosen[0], rate, source, exclude or (), seed, out, reinit, batches)
     path, made = pipeline.run_prune(plan, force=force)
     meta = ckpt.read_meta(path)
     sp = meta["sparsity"]

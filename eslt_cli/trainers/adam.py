@@ -30,11 +30,6 @@ from eslt_cli.tasks.vision import VisionTask
 from eslt_cli.trainers.es import Progress, SnapshotStore, TrainResult, mesh_of, split_key
 
 
-def batch_size(task: VisionTask) -> int:
-    """Images per Adam step: the task's batch size (128, as in the paper, when unset)."""
-    return task.spec.batch_size or 128
-
-
 def _host(tree: Params) -> Params:
     return jax.tree.map(np.asarray, tree)
 
@@ -99,7 +94,7 @@ def train(
     if spec.eval_every < 1:
         raise BadInput(f"--eval-every must be positive, got {spec.eval_every}")
     mesh_of(devices)
-    n_train, size = int(task.arrays["x_train"].shape[0]), batch_size(task)
+    n_train, size = int(task.arrays["x_train"].shape[0]), task.spec.batch_size or 128  # the paper's batch
     steps = n_train // size
     if steps < 1:
         raise BadInput(f"--batch-size {size} exceeds the {n_train} training images")
