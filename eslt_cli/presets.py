@@ -22,6 +22,7 @@ PPO_CPU = {"lr": 3e-4, "timesteps": 200_000, "num_envs": 8, "rollout_steps": 128
            "minibatches": 4, "gamma": 0.99, "gae_lambda": 0.95, "clip_eps": 0.2, "ent_coef": 0.01,
            "vf_coef": 0.5, "max_grad_norm": 0.5, "eval_every": 10}  # fmt: skip
 PPO_PAPER = {"timesteps": 10_000_000, "num_envs": 64, "eval_every": 50}
+
 # Brax: a smaller population on CPU (episodes cost far more than a gymnax step);
 # appendix C.1 on GPU hosts, with 1000-step episodes (brax's usual length).
 BRAX_CPU = {"strategy": "snes", "population": 32, "generations": 100, "std_init": 0.3, "eval_every": 10}

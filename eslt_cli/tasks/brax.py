@@ -14,8 +14,11 @@ environment.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -29,17 +32,22 @@ _MASS_FIELDS = ("body_mass", "body_subtreemass", "body_inertia", "body_invweight
                 "tendon_invweight0", "stat")  # fmt: skip
 
 
-def _quiet_import() -> Any:
-    """``brax.envs``, without the messages its import and model loading print."""
-    import contextlib
-    import io
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence what importing brax and loading its models print (stdout is for data)."""
+    import mujoco
 
-    # mujoco.mjx prints "Failed to import warp" (an optional GPU backend) on import.
-    with contextlib.redirect_stdout(io.StringIO()):
-        from brax import envs
-    # brax.io.mjcf warns on every load that brax's own pipelines are unmaintained.
-    warnings.filterwarnings("ignore", message="Brax System", category=UserWarning)
-    return envs
+    previous = mujoco.get_mju_user_warning()
+    # mujoco.mjx prints "Failed to import warp" (an optional GPU backend) on stdout;
+    # halfcheetah's XML uses a deprecated compiler attribute; brax warns on every
+    # model load that its own pipelines are unmaintained.
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Brax System", category=UserWarning)
+        mujoco.set_mju_user_warning(lambda _: None)
+        try:
+            yield
+        finally:
+            mujoco.set_mju_user_warning(previous)
 
 
 def scale_masses(sys: Any, scales: dict[str, float]) -> Any:
@@ -68,15 +76,18 @@ class BraxTask(ControlTask):
     """An MLP policy in a brax environment; actions in [-1, 1], ``spec.episode_length`` steps."""
 
     def __init__(self, spec: TaskSpec, model_spec: ModelSpec, env_name: str, env_params: dict[str, Any] | None = None):
-        envs = _quiet_import()
-        self.env = envs.get_environment(env_name, backend=spec.backend)
-        if env_params and env_params.get("mass_scale"):
-            self.env.sys = scale_masses(self.env.sys, env_params["mass_scale"])
-        self.obs_size = int(self.env.observation_size)
+        with _quiet():
+            from brax import envs
+
+            self.env = envs.get_environment(env_name, backend=spec.backend)
+            if env_params and env_params.get("mass_scale"):
+                self.env.sys = scale_masses(self.env.sys, env_params["mass_scale"])
+        # Not env.observation_size: that runs a reset op by op (seconds).
+        self.obs_size = int(jax.eval_shape(self.env.reset, jax.random.PRNGKey(0)).obs.shape[-1])
         self.num_actions = int(self.env.action_size)
         self.discrete = False
         self.low, self.high = -jnp.ones(self.num_actions), jnp.ones(self.num_actions)
-        self.max_steps = int(spec.episode_length or 1000)
+        self.max_steps = int(spec.episode_length)  # set for every brax task (check_task_spec)
         self._setup(spec, model_spec)
 
     def reset(self, key: jax.Array) -> tuple[jax.Array, Any]:
