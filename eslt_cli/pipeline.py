@@ -24,7 +24,7 @@ from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput
 from eslt_cli.presets import ADAM_CPU, ADAM_PAPER, PPO_CPU, PPO_PAPER
 from eslt_cli.specs import ModelSpec, TaskSpec, TrainerSpec, check_ranges, from_json, to_json
-from eslt_cli.tasks import Task, build_task, canonical_task, get_entry
+from eslt_cli.tasks import Task, build_task, canonical_task, check_task_spec, get_entry
 
 PRESETS = ("cpu", "paper")
 TASK_FIELDS = {f.name for f in dataclasses.fields(TaskSpec)} - {"name"}
@@ -223,6 +223,7 @@ def plan_train(
     for k in ("batch_size", "train_episodes", "test_episodes"):
         if getattr(task, k) is not None and getattr(task, k) < 1:
             raise BadInput(f"--{k.replace('_', '-')} must be positive, got {getattr(task, k)}")
+    check_task_spec(task)
 
     trainer = _trainer_spec(task_name, preset, base_trainer, overrides)
     if out is None:

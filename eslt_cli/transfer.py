@@ -22,7 +22,7 @@ import numpy as np
 from eslt_cli import pruning, strategies
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput
-from eslt_cli.specs import ModelSpec, TrainerSpec, from_json, to_json
+from eslt_cli.specs import ModelSpec, TaskSpec, TrainerSpec, from_json, to_json
 from eslt_cli.tasks import build_task, canonical_task, get_entry
 
 
@@ -109,6 +109,10 @@ def run_transfer(plan: TransferPlan, force: bool = False) -> tuple[Path, bool]:
     if plan.task is not None:
         entry = get_entry(plan.task)
         spec = entry.task_spec(plan.task, "cpu")
+        if entry.library == get_entry(old_task["name"]).library:
+            # Same kind of environment: keep the ticket's episode settings (e.g. a paper preset's 164 test episodes).
+            kept = ("train_episodes", "test_episodes", "obs_norm", "episode_length", "backend", "batch_size")
+            spec = from_json(TaskSpec, {**to_json(spec), **{k: old_task[k] for k in kept if old_task.get(k) is not None}, "name": plan.task})
         target = build_task(spec, from_json(ModelSpec, meta["model"]))
         meta["task"] = to_json(spec)
         meta["metric"] = target.metric

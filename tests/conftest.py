@@ -66,11 +66,12 @@ def cli() -> Callable[..., tuple[int, str, str]]:
     return run_cli
 
 
-def eslt(*args: str, stdin: str = "", check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run the installed ``eslt`` console script in a real subprocess."""
+def eslt(*args: str, stdin: str = "", check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``eslt`` console script in a real subprocess (``env``: extra variables)."""
     # The console script beside this interpreter: works without an activated venv.
     script = Path(sys.executable).parent / "eslt"
-    proc = subprocess.run([str(script), *args], input=stdin, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([str(script), *args], input=stdin, capture_output=True, text=True, timeout=600,
+                          env=None if env is None else {**os.environ, **env})  # fmt: skip
     if check and proc.returncode != 0:
         raise AssertionError(f"eslt {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
     return proc
