@@ -149,7 +149,7 @@ def train(
     final, best = meta["metrics"]["final"], meta["metrics"]["best"]
     done = (
         f"{label} ({1 - meta['sparsity']['global']:.1%} of weights): test {metric} {final['metric']:.4g} "
-        f"(best {best['metric']:.4g} at gen {best['generation']}) in {meta['run']['seconds']:.0f} s"
+        f"(best {best['metric']:.4g} at {unit} {best['generation']}) in {meta['run']['seconds']:.0f} s"
     )
     summary = {k: meta[k] for k in ("task", "trainer", "seed", "level", "arm", "metric", "metrics")}
     common.finish(path, made, done, as_json, {**summary, "sparsity": meta["sparsity"]["global"]})
