@@ -86,8 +86,14 @@ def run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
         t0 = time.perf_counter()
         state, _ = jax.block_until_ready(chunk(state, idx, put(warm_keys), arrays))
         log(f"{case}: {devices} device(s): warm-up took {time.perf_counter() - t0:.1f} s")
-        sides[devices] = {"chunk": chunk, "idx": idx, "arrays": arrays, "start": state, "keys": put(time_keys),
-                          "times": []}
+        sides[devices] = {
+            "chunk": chunk,
+            "idx": idx,
+            "arrays": arrays,
+            "start": state,
+            "keys": put(time_keys),
+            "times": [],
+        }
 
     for r in range(args.repeats):
         for devices, s in sides.items():
@@ -102,13 +108,27 @@ def run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
     diff = float(np.max(np.abs(sides[1]["mean"] - sides[2]["mean"])))
     agree = bool(np.allclose(sides[1]["mean"], sides[2]["mean"], rtol=1e-4, atol=1e-5))
     shape = f"batch {size}" if case == "cnn" else f"eps {size}x{task.max_steps}"
-    print(f"{case}  pop {population}  {shape}  gens {generations}  1 device {gps[1]:.3g} gen/s  "
-          f"2 devices {gps[2]:.3g} gen/s  ratio {ratio:.2f}x  final means allclose {agree} "
-          f"(max |diff| {diff:.2e})", flush=True)
-    return {"case": case, "population": population, ("batch" if case == "cnn" else "episodes"): size,
-            "generations": generations, "gens_per_s_1": gps[1], "gens_per_s_2": gps[2], "ratio": ratio,
-            "seconds_1": sides[1]["times"], "seconds_2": sides[2]["times"], "means_allclose": agree,
-            "max_abs_diff": diff, "fitness_stats_1": sides[1]["stats"].tolist(), "fitness_stats_2": sides[2]["stats"].tolist()}
+    print(
+        f"{case}  pop {population}  {shape}  gens {generations}  1 device {gps[1]:.3g} gen/s  "
+        f"2 devices {gps[2]:.3g} gen/s  ratio {ratio:.2f}x  final means allclose {agree} "
+        f"(max |diff| {diff:.2e})",
+        flush=True,
+    )
+    return {
+        "case": case,
+        "population": population,
+        ("batch" if case == "cnn" else "episodes"): size,
+        "generations": generations,
+        "gens_per_s_1": gps[1],
+        "gens_per_s_2": gps[2],
+        "ratio": ratio,
+        "seconds_1": sides[1]["times"],
+        "seconds_2": sides[2]["times"],
+        "means_allclose": agree,
+        "max_abs_diff": diff,
+        "fitness_stats_1": sides[1]["stats"].tolist(),
+        "fitness_stats_2": sides[2]["stats"].tolist(),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,8 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    log(f"jax {jax.__version__}: {jax.device_count()} devices {[d.platform for d in jax.devices()]}, "
-        f"{os.cpu_count()} CPUs")
+    log(
+        f"jax {jax.__version__}: {jax.device_count()} devices {[d.platform for d in jax.devices()]}, "
+        f"{os.cpu_count()} CPUs"
+    )
     if jax.device_count() < 2:
         raise SystemExit("need 2 devices: XLA_FLAGS did not take effect")
     cases = list(CASES) if args.case == "all" else [args.case]

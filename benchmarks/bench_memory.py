@@ -52,8 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--generations", type=int, default=2)
     p.add_argument("--eval-every", type=int, default=1)
     p.add_argument("--target-gib", type=float, default=4.0)
-    p.add_argument("--user-jax-cache", action="store_true",
-                   help="use the normal JAX compilation cache instead of a cold one in the temp folder")
+    p.add_argument(
+        "--user-jax-cache",
+        action="store_true",
+        help="use the normal JAX compilation cache instead of a cold one in the temp folder",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (its path is printed)")
     p.add_argument("--json", action="store_true", help="also print the numbers as one JSON line")
     p.add_argument("extra", nargs="*", help="more `eslt train` options (after --)")
@@ -63,12 +66,28 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ, ESLT_HOME=str(tmp / "home"))
     if not args.user_jax_cache:
         env["ESLT_JAX_CACHE"] = str(tmp / "jax-cache")
-    cmd = [*eslt_command(), "train", "--task", args.task, "--population", str(args.population),
-           "--batch-size", str(args.batch_size), "--generations", str(args.generations),
-           "--eval-every", str(args.eval_every), "--out", str(tmp / "x"), *args.extra]
+    cmd = [
+        *eslt_command(),
+        "train",
+        "--task",
+        args.task,
+        "--population",
+        str(args.population),
+        "--batch-size",
+        str(args.batch_size),
+        "--generations",
+        str(args.generations),
+        "--eval-every",
+        str(args.eval_every),
+        "--out",
+        str(tmp / "x"),
+        *args.extra,
+    ]
     log("running: " + " ".join(cmd))
-    log(f"ESLT_HOME={env['ESLT_HOME']}" + (f" ESLT_JAX_CACHE={env['ESLT_JAX_CACHE']}" if "ESLT_JAX_CACHE" in env
-                                           and not args.user_jax_cache else ""))
+    log(
+        f"ESLT_HOME={env['ESLT_HOME']}"
+        + (f" ESLT_JAX_CACHE={env['ESLT_JAX_CACHE']}" if "ESLT_JAX_CACHE" in env and not args.user_jax_cache else "")
+    )
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, env=env)
@@ -84,14 +103,28 @@ def main(argv: list[str] | None = None) -> int:
         log(f"eslt train exited with {proc.returncode}" + (" (killed: out of memory?)" if proc.returncode < 0 else ""))
     elif proc.stdout.strip():
         log(f"checkpoint: {proc.stdout.strip()}" + ("" if args.keep else " (removed)"))
-    print(f"memory  eslt train {args.task}  pop {args.population}  batch {args.batch_size}  gens {args.generations}  "
-          f"peak RSS {peak:.2f} GiB  target {args.target_gib:.2f} GiB  ratio {ratio:.2f}x  "
-          f"(wall {wall:.0f} s, exit {proc.returncode})", flush=True)
+    print(
+        f"memory  eslt train {args.task}  pop {args.population}  batch {args.batch_size}  gens {args.generations}  "
+        f"peak RSS {peak:.2f} GiB  target {args.target_gib:.2f} GiB  ratio {ratio:.2f}x  "
+        f"(wall {wall:.0f} s, exit {proc.returncode})",
+        flush=True,
+    )
     if args.keep:
         print(f"  kept: {tmp}", flush=True)
     if args.json:
-        print(json.dumps({"command": cmd, "peak_rss_gib": peak, "target_gib": args.target_gib, "ratio": ratio,
-                          "wall_s": wall, "returncode": proc.returncode}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "command": cmd,
+                    "peak_rss_gib": peak,
+                    "target_gib": args.target_gib,
+                    "ratio": ratio,
+                    "wall_s": wall,
+                    "returncode": proc.returncode,
+                }
+            ),
+            flush=True,
+        )
     return 0 if proc.returncode == 0 else 1
 
 

@@ -50,8 +50,18 @@ def state_bytes(state: Any) -> int:
 
 def measure(strategy: str, population: int, nnz: int, repeats: int, seed: int) -> dict[str, Any]:
     optimizer, lr = STRATEGIES[strategy]
-    spec = TrainerSpec(name="es", strategy=strategy, population=population, generations=1, std_init=0.02, lr=lr,
-                       optimizer=optimizer, elite_ratio=None, mean_decay=0.0, eval_every=1)
+    spec = TrainerSpec(
+        name="es",
+        strategy=strategy,
+        population=population,
+        generations=1,
+        std_init=0.02,
+        lr=lr,
+        optimizer=optimizer,
+        elite_ratio=None,
+        mean_decay=0.0,
+        eval_every=1,
+    )
     es, params = strategies.build(spec, jnp.zeros(nnz, jnp.float32))
     key = jax.random.PRNGKey(seed)
     state = es.init(key, jnp.zeros(nnz, jnp.float32), params)
@@ -98,8 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         if level == 0:
             masks[level] = dense_mask
         else:
-            masks[level] = pruning.prune(jax.random.PRNGKey(args.seed + level), "random", init, None, dense_mask,
-                                         keep=0.8 ** level)
+            masks[level] = pruning.prune(
+                jax.random.PRNGKey(args.seed + level), "random", init, None, dense_mask, keep=0.8**level
+            )
     results = []
     for strategy in args.strategies:
         base = None
@@ -108,17 +119,27 @@ def main(argv: list[str] | None = None) -> int:
             sp = pruning.sparsity(masks[level])
             log(f"{strategy} level {level}: nnz {view.nnz}")
             m = measure(strategy, args.population, view.nnz, args.repeats, args.seed)
-            row = {"strategy": strategy, "level": level, "keep": 0.8 ** level, "kernel_sparsity": sp["global"],
-                   "nnz": view.nnz, "dense": dense, **m}
+            row = {
+                "strategy": strategy,
+                "level": level,
+                "keep": 0.8**level,
+                "kernel_sparsity": sp["global"],
+                "nnz": view.nnz,
+                "dense": dense,
+                **m,
+            }
             base = base or row
             row["nnz_ratio"] = row["nnz"] / base["nnz"]
             row["bytes_ratio"] = row["state_bytes"] / base["state_bytes"]
             row["time_ratio"] = row["step_s"] / base["step_s"]
             results.append(row)
-            print(f"{strategy:10s}  level {level:2d}  kernel sparsity {sp['global']:.3f}  nnz {view.nnz:6d} / {dense}  "
-                  f"state {row['state_bytes'] / 1024:8.1f} KiB  ask+tell {row['step_s'] * 1e3:7.3f} ms  "
-                  f"vs level 0: nnz {row['nnz_ratio']:.3f}  bytes {row['bytes_ratio']:.3f}  "
-                  f"time {row['time_ratio']:.3f}", flush=True)
+            print(
+                f"{strategy:10s}  level {level:2d}  kernel sparsity {sp['global']:.3f}  nnz {view.nnz:6d} / {dense}  "
+                f"state {row['state_bytes'] / 1024:8.1f} KiB  ask+tell {row['step_s'] * 1e3:7.3f} ms  "
+                f"vs level 0: nnz {row['nnz_ratio']:.3f}  bytes {row['bytes_ratio']:.3f}  "
+                f"time {row['time_ratio']:.3f}",
+                flush=True,
+            )
     if args.json:
         print(json.dumps({"jax": jax.__version__, "population": args.population, "results": results}), flush=True)
     return 0

@@ -95,8 +95,12 @@ def strong(tree: Any) -> Any:
 def plan_case(case: str, population: int, size: int, generations: int) -> pipeline.TrainPlan:
     """The settings ``eslt train`` would use (CPU preset) with our overrides."""
     task_name = CASES[case][0]
-    overrides: dict[str, Any] = {"task": task_name, "population": population, "generations": generations,
-                                 "eval_every": generations}
+    overrides: dict[str, Any] = {
+        "task": task_name,
+        "population": population,
+        "generations": generations,
+        "eval_every": generations,
+    }
     if case == "cnn":
         overrides["batch_size"] = size
     else:
@@ -182,8 +186,17 @@ def reference_evaluate(case: str, task: Any, plan: pipeline.TrainPlan, map_mode:
     return lambda population, key: evaluate_vision(population, key, task.arrays["x_train"], task.arrays["y_train"])
 
 
-def prepare_reference(case: str, task: Any, plan: pipeline.TrainPlan, init: Any, key: jax.Array, generations: int,
-                      warmup: int, map_mode: str, map_batch: int):
+def prepare_reference(
+    case: str,
+    task: Any,
+    plan: pipeline.TrainPlan,
+    init: Any,
+    key: jax.Array,
+    generations: int,
+    warmup: int,
+    map_mode: str,
+    map_batch: int,
+):
     """Compile and warm the Python ask / evaluate / tell loop; returns (warm-up seconds, timed run)."""
     spec = plan.trainer
     optimizer = REF_OPTIMIZERS[spec.optimizer](spec.lr)
@@ -268,8 +281,10 @@ def run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
     size = (args.batch if case == "cnn" else args.episodes) or size_default
     generations = args.generations or gen_default
     plan = plan_case(case, population, size, generations)
-    log(f"{case}: task {plan.task.name}, {plan.trainer.strategy} pop {population}, std_init {plan.trainer.std_init}, "
-        f"{plan.trainer.optimizer} lr {plan.trainer.lr}, {generations} timed generations")
+    log(
+        f"{case}: task {plan.task.name}, {plan.trainer.strategy} pop {population}, std_init {plan.trainer.std_init}, "
+        f"{plan.trainer.optimizer} lr {plan.trainer.lr}, {generations} timed generations"
+    )
 
     t0 = time.perf_counter()
     task = build_task(plan.task, plan.model)
@@ -284,15 +299,18 @@ def run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
         if map_mode == "auto":
             map_mode = "lax" if population * size > VMAP_SAFE_MEMBER_IMAGES else "vmap"
             if map_mode == "lax":
-                note = (f"reference uses lax.map over members (batch_size {args.reference_map_batch}): "
-                        f"vmap over pop {population} x batch {size} does not fit in this host's memory; "
-                        f"--reference-map vmap forces it")
+                note = (
+                    f"reference uses lax.map over members (batch_size {args.reference_map_batch}): "
+                    f"vmap over pop {population} x batch {size} does not fit in this host's memory; "
+                    f"--reference-map vmap forces it"
+                )
         if note:
             log(note)
 
     eslt_warm, eslt_timed = prepare_eslt(task, plan, init, train_key, generations)
-    ref_warm, ref_timed = prepare_reference(case, task, plan, init, train_key, generations, args.warmup, map_mode,
-                                            args.reference_map_batch)
+    ref_warm, ref_timed = prepare_reference(
+        case, task, plan, init, train_key, generations, args.warmup, map_mode, args.reference_map_batch
+    )
     # Alternate the two sides so that load from other work on the host hits both alike;
     # each side's speed is its best (fastest) repeat.
     # The cnn case also measures the matmul peak in every repeat, under the same load.
@@ -308,17 +326,25 @@ def run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
 
     def summary(runs: list[dict[str, float]], warm_s: float) -> dict[str, Any]:
         best = min(run["seconds"] for run in runs)
-        return {"gens_per_s": generations / best, "seconds": best, "seconds_all": [run["seconds"] for run in runs],
-                "warmup_s": warm_s, "compiles_in_timed": sum(run["compiles_in_timed"] for run in runs),
-                "last_fitness": runs[-1]["last_fitness"]}
+        return {
+            "gens_per_s": generations / best,
+            "seconds": best,
+            "seconds_all": [run["seconds"] for run in runs],
+            "warmup_s": warm_s,
+            "compiles_in_timed": sum(run["compiles_in_timed"] for run in runs),
+            "last_fitness": runs[-1]["last_fitness"],
+        }
 
     eslt, ref = summary(eslt_runs, eslt_warm), summary(ref_runs, ref_warm)
     ratio = eslt["gens_per_s"] / ref["gens_per_s"]
 
     shape = f"batch {size}" if case == "cnn" else f"eps {size}x{task.max_steps}"
     ref_label = "reference" if case != "cnn" else f"reference[{'vmap' if map_mode == 'vmap' else 'lax.map'}]"
-    print(f"{case}  pop {population}  {shape}  eslt {eslt['gens_per_s']:.3g} gen/s  "
-          f"{ref_label} {ref['gens_per_s']:.3g} gen/s  ratio {ratio:.2f}x", flush=True)
+    print(
+        f"{case}  pop {population}  {shape}  eslt {eslt['gens_per_s']:.3g} gen/s  "
+        f"{ref_label} {ref['gens_per_s']:.3g} gen/s  ratio {ratio:.2f}x",
+        flush=True,
+    )
     if note:
         print(f"  note: {note}", flush=True)
     flops: dict[str, Any] = {}
@@ -328,22 +354,40 @@ def run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
         peak = max(peaks)  # the best repeat of each side is compared with the best peak
         achieved = eslt["gens_per_s"] * per_gen
         ref_achieved = ref["gens_per_s"] * per_gen
-        flops = {"flops_per_image": per_image, "flops_per_generation": per_gen, "matmul_peak_flops": peak,
-                 "matmul_peak_flops_all": peaks,
-                 "eslt_flops": achieved, "eslt_fraction_of_peak": achieved / peak,
-                 "reference_flops": ref_achieved, "reference_fraction_of_peak": ref_achieved / peak}
-        print(f"  eslt forward: {per_image / 1e6:.2f} MFLOP/image x pop {population} x batch {size}: "
-              f"achieved {achieved / 1e9:.2f} GFLOP/s = {100 * achieved / peak:.1f}% of matmul peak "
-              f"{peak / 1e9:.1f} GFLOP/s  (reference {ref_achieved / 1e9:.2f} GFLOP/s = "
-              f"{100 * ref_achieved / peak:.1f}%)", flush=True)
+        flops = {
+            "flops_per_image": per_image,
+            "flops_per_generation": per_gen,
+            "matmul_peak_flops": peak,
+            "matmul_peak_flops_all": peaks,
+            "eslt_flops": achieved,
+            "eslt_fraction_of_peak": achieved / peak,
+            "reference_flops": ref_achieved,
+            "reference_fraction_of_peak": ref_achieved / peak,
+        }
+        print(
+            f"  eslt forward: {per_image / 1e6:.2f} MFLOP/image x pop {population} x batch {size}: "
+            f"achieved {achieved / 1e9:.2f} GFLOP/s = {100 * achieved / peak:.1f}% of matmul peak "
+            f"{peak / 1e9:.1f} GFLOP/s  (reference {ref_achieved / 1e9:.2f} GFLOP/s = "
+            f"{100 * ref_achieved / peak:.1f}%)",
+            flush=True,
+        )
     return {
-        "case": case, "task": plan.task.name, "population": population,
+        "case": case,
+        "task": plan.task.name,
+        "population": population,
         ("batch" if case == "cnn" else "episodes"): size,
         **({"steps": task.max_steps} if case != "cnn" else {}),
-        "params": n_params, "generations": generations, "repeats": args.repeats, "strategy": plan.trainer.strategy,
-        "std_init": plan.trainer.std_init, "reference_map": map_mode,
+        "params": n_params,
+        "generations": generations,
+        "repeats": args.repeats,
+        "strategy": plan.trainer.strategy,
+        "std_init": plan.trainer.std_init,
+        "reference_map": map_mode,
         **({"reference_map_batch": args.reference_map_batch} if map_mode == "lax" else {}),
-        "eslt": eslt, "reference": ref, "ratio": ratio, **flops,
+        "eslt": eslt,
+        "reference": ref,
+        "ratio": ratio,
+        **flops,
     }
 
 
@@ -354,16 +398,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, help="cnn: images per generation (default 1024)")
     p.add_argument("--episodes", type=int, help="pendulum: episodes per member (default 8)")
     p.add_argument("--generations", type=int, help="timed generations (default: pendulum 20, cnn 5)")
-    p.add_argument("--warmup", type=int, default=2,
-                   help="reference warm-up generations (default 2: evosax's init state is weakly typed, "
-                        "so ask recompiles once on the second generation)")
-    p.add_argument("--reference-map", choices=["auto", "vmap", "lax"], default="auto",
-                   help="cnn reference: vmap or lax.map over the population (auto: lax.map when "
-                        f"population x batch > {VMAP_SAFE_MEMBER_IMAGES}, e.g. 128 x 1024)")
-    p.add_argument("--reference-map-batch", type=int, default=1,
-                   help="members per lax.map step in the cnn reference (default 1)")
-    p.add_argument("--repeats", type=int, default=1,
-                   help="timed runs per side, alternating eslt / reference; the fastest counts (default 1)")
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=2,
+        help="reference warm-up generations (default 2: evosax's init state is weakly typed, "
+        "so ask recompiles once on the second generation)",
+    )
+    p.add_argument(
+        "--reference-map",
+        choices=["auto", "vmap", "lax"],
+        default="auto",
+        help="cnn reference: vmap or lax.map over the population (auto: lax.map when "
+        f"population x batch > {VMAP_SAFE_MEMBER_IMAGES}, e.g. 128 x 1024)",
+    )
+    p.add_argument(
+        "--reference-map-batch", type=int, default=1, help="members per lax.map step in the cnn reference (default 1)"
+    )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="timed runs per side, alternating eslt / reference; the fastest counts (default 1)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="also print all numbers as one JSON line at the end")
     args = p.parse_args(argv)
@@ -372,8 +429,17 @@ def main(argv: list[str] | None = None) -> int:
     log(f"jax {jax.__version__} on {jax.devices()[0].platform} ({os.cpu_count()} CPUs, {platform.node()})")
     results = [run_case(case, args) for case in cases]
     if args.json:
-        print(json.dumps({"jax": jax.__version__, "device": jax.devices()[0].platform, "cpus": os.cpu_count(),
-                          "results": results}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "jax": jax.__version__,
+                    "device": jax.devices()[0].platform,
+                    "cpus": os.cpu_count(),
+                    "results": results,
+                }
+            ),
+            flush=True,
+        )
     return 0
 
 

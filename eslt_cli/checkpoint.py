@@ -116,7 +116,9 @@ def read_meta(path: Path) -> dict[str, Any]:
         # reading it directly is the same parse without starting Orbax's machinery.
         meta = json.loads(meta_file.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadInput(f"{path}: unreadable meta ({type(exc).__name__}); the checkpoint is damaged, re-create it") from None
+        raise BadInput(
+            f"{path}: unreadable meta ({type(exc).__name__}); the checkpoint is damaged, re-create it"
+        ) from None
     if not isinstance(meta, dict) or not isinstance(meta.get("schema"), int) or meta.get("kind") not in KINDS:
         raise BadInput(f"{path}: meta lacks a valid schema/kind; not an eslt checkpoint")
     if meta["schema"] > SCHEMA:
@@ -135,7 +137,9 @@ def load(path: Path | str) -> Checkpoint:
     try:
         restored = _checkpointer().restore(path.resolve(), ocp.args.Composite(state=ocp.args.StandardRestore()))
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
-        raise BadInput(f"{path}: unreadable state ({type(exc).__name__}); the checkpoint is damaged, re-create it") from None
+        raise BadInput(
+            f"{path}: unreadable state ({type(exc).__name__}); the checkpoint is damaged, re-create it"
+        ) from None
     state = {k: jax.tree.map(np.asarray, v) for k, v in dict(restored["state"]).items()}
     _validate(path, state, meta)
     return Checkpoint(path, state, meta)
@@ -151,7 +155,9 @@ def _validate(path: Path, state: dict[str, Params], meta: dict[str, Any]) -> Non
     for key in NORM_KEYS:
         norm = state.get(key)
         if norm is not None and (
-            not isinstance(norm, dict) or set(norm) != {"count", "mean", "var"} or np.shape(norm["mean"]) != np.shape(norm["var"])
+            not isinstance(norm, dict)
+            or set(norm) != {"count", "mean", "var"}
+            or np.shape(norm["mean"]) != np.shape(norm["var"])
         ):
             raise BadInput(f"{path}: state/{key} is not an observation normaliser; damaged checkpoint")
     for key, tree in state.items():
@@ -219,7 +225,9 @@ def lock(path: Path | str) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise Busy(f"another eslt process is writing {path}: wait for it to finish, or use --out elsewhere") from None
+            raise Busy(
+                f"another eslt process is writing {path}: wait for it to finish, or use --out elsewhere"
+            ) from None
         yield
 
 

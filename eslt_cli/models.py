@@ -35,7 +35,9 @@ class ShiftedConv(nn.Module):
         xp = jnp.pad(x, ((0, 0), (lo, k - 1 - lo), (lo, k - 1 - lo), (0, 0)))
         h, w = x.shape[1:3]
         out = sum(
-            jnp.einsum("bhwc,cf->bhwf", xp[:, i : i + h, j : j + w, :], kernel[i, j]) for i in range(k) for j in range(k)
+            jnp.einsum("bhwc,cf->bhwf", xp[:, i : i + h, j : j + w, :], kernel[i, j])
+            for i in range(k)
+            for j in range(k)
         )
         return out + bias
 

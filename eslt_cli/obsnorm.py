@@ -26,7 +26,11 @@ CLIP = 5.0  # normalised observations are clipped to [-CLIP, CLIP]
 
 def init(obs_size: int) -> Norm:
     """Statistics that have seen nothing: the identity normaliser."""
-    return {"count": jnp.zeros((), jnp.float32), "mean": jnp.zeros(obs_size, jnp.float32), "var": jnp.ones(obs_size, jnp.float32)}
+    return {
+        "count": jnp.zeros((), jnp.float32),
+        "mean": jnp.zeros(obs_size, jnp.float32),
+        "var": jnp.ones(obs_size, jnp.float32),
+    }
 
 
 def empty_stats(obs_size: int) -> Stats:
@@ -38,7 +42,11 @@ def empty_stats(obs_size: int) -> Stats:
 def add(stats: Stats, obs: jax.Array, weight: jax.Array) -> Stats:
     """``stats`` with one observation added with ``weight`` (0 after an episode ended)."""
     obs = obs.reshape(-1).astype(jnp.float32)
-    return {"count": stats["count"] + weight, "sum": stats["sum"] + weight * obs, "sumsq": stats["sumsq"] + weight * obs**2}
+    return {
+        "count": stats["count"] + weight,
+        "sum": stats["sum"] + weight * obs,
+        "sumsq": stats["sumsq"] + weight * obs**2,
+    }
 
 
 def update(norm: Norm, stats: Stats) -> Norm:

@@ -192,7 +192,9 @@ def plan_train(
         task_name = meta["task"]["name"]
         given = overrides.get("task")
         if given is not None and canonical_task(given) != task_name:
-            raise BadInput(f"{parent.path}: is a {task_name} ticket; retargeting it to {given} is `eslt transfer`'s job")
+            raise BadInput(
+                f"{parent.path}: is a {task_name} ticket; retargeting it to {given} is `eslt transfer`'s job"
+            )
         base_task = from_json(TaskSpec, meta["task"])
         model = from_json(ModelSpec, meta["model"])
         base_trainer: TrainerSpec | None = from_json(TrainerSpec, meta["trainer"])

@@ -210,8 +210,7 @@ def prunable(params: Params, exclude: Sequence[str] = ()) -> Params:
     if unknown:
         raise BadInput(f"--exclude names unknown layers {unknown}: layers are {', '.join(layer_names(params))}")
     return {
-        layer: {name: name == "kernel" and layer not in exclude for name in leaves}
-        for layer, leaves in params.items()
+        layer: {name: name == "kernel" and layer not in exclude for name in leaves} for layer, leaves in params.items()
     }
 
 
@@ -235,14 +234,14 @@ def global_mask(scores: Params, mask: Params, can_prune: Params, n_keep: int) ->
     # lexsort sorts by the last key first: score ascending, then position ascending.
     order = live[np.lexsort((live, score[live]))]
     new_alive = np.zeros_like(alive)
-    new_alive[order[live.size - n_keep:]] = True
+    new_alive[order[live.size - n_keep :]] = True
 
     out, offset = [], 0
     leaves, treedef = jax.tree.flatten(mask)
     for m, p in zip(leaves, jax.tree.leaves(can_prune)):
         if p:
             size = np.size(m)
-            out.append(new_alive[offset:offset + size].reshape(np.shape(m)).astype(np.uint8))
+            out.append(new_alive[offset : offset + size].reshape(np.shape(m)).astype(np.uint8))
             offset += size
         else:
             out.append(np.asarray(m, np.uint8))

@@ -85,7 +85,9 @@ def plan_transfer(
     elif trainer is not None:
         from eslt_cli.pipeline import trainer_defaults, trainer_name
 
-        trainer_defaults(meta["task"]["name"], trainer_name(None, {"trainer": trainer}), "cpu")  # checks name and task kind
+        trainer_defaults(
+            meta["task"]["name"], trainer_name(None, {"trainer": trainer}), "cpu"
+        )  # checks name and task kind
         if trainer == meta["trainer"].get("name", "es"):
             raise BadInput(f"{parent.path}: is already trained with --trainer {trainer}")
         label = trainer
@@ -112,7 +114,10 @@ def run_transfer(plan: TransferPlan, force: bool = False) -> tuple[Path, bool]:
         if entry.library == get_entry(old_task["name"]).library:
             # Same kind of environment: keep the ticket's episode settings (e.g. a paper preset's 164 test episodes).
             kept = ("train_episodes", "test_episodes", "obs_norm", "episode_length", "backend", "batch_size")
-            spec = from_json(TaskSpec, {**to_json(spec), **{k: old_task[k] for k in kept if old_task.get(k) is not None}, "name": plan.task})
+            spec = from_json(
+                TaskSpec,
+                {**to_json(spec), **{k: old_task[k] for k in kept if old_task.get(k) is not None}, "name": plan.task},
+            )
         target = build_task(spec, from_json(ModelSpec, meta["model"]))
         meta["task"] = to_json(spec)
         meta["metric"] = target.metric

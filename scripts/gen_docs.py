@@ -92,7 +92,7 @@ def italic(text: str) -> str:
 
 def quoted(text: str) -> str:
     """A macro argument."""
-    return '"' + esc(text).replace('"', '\\(dq') + '"'
+    return '"' + esc(text).replace('"', "\\(dq") + '"'
 
 
 # --------------------------------------------------------------------------- help text
@@ -251,8 +251,7 @@ def man_page(cmd: Any, ctx: Any, siblings: list[str]) -> str:
             parent = ctx.parent.command_path
             out += [
                 ".PP",
-                f"Options of {bold(parent)} itself (see {bold(page_name(ctx.parent))}(1)) "
-                f"go before the command name.",
+                f"Options of {bold(parent)} itself (see {bold(page_name(ctx.parent))}(1)) go before the command name.",
             ]
 
     children = visible_commands(cmd, ctx) if is_group(cmd) else []

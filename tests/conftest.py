@@ -66,7 +66,9 @@ def cli() -> Callable[..., tuple[int, str, str]]:
     return run_cli
 
 
-def eslt(*args: str, stdin: str = "", check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def eslt(
+    *args: str, stdin: str = "", check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the installed ``eslt`` console script in a real subprocess (``env``: extra variables)."""
     # The console script beside this interpreter: works without an activated venv.
     script = Path(sys.executable).parent / "eslt"

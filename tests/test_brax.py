@@ -33,8 +33,11 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"root": tmp_path_factory.mktemp("brax")}
 
 
-FAST_COMPILE = {"XLA_FLAGS": (os.environ.get("XLA_FLAGS", "") +
-                              " --xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true").strip()}
+FAST_COMPILE = {
+    "XLA_FLAGS": (
+        os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+    ).strip()
+}
 
 
 def train(trained: dict[str, Path], name: str) -> checkpoint.Checkpoint:
@@ -128,7 +131,11 @@ def test_heavy_variant_and_transfer(cli, trained: dict[str, Path]) -> None:
     assert code == 0, err
     moved = checkpoint.load(out.strip())
     assert moved.meta["task"]["name"] == "ant_heavy" and moved.meta["task"]["backend"] == "generalized"
-    assert moved.meta["transfer"] == {"from_task": "ant", "to_task": "ant_heavy", "env_params": {"mass_scale": {"torso": 1.5}}}
+    assert moved.meta["transfer"] == {
+        "from_task": "ant",
+        "to_task": "ant_heavy",
+        "env_params": {"mass_scale": {"torso": 1.5}},
+    }
     assert pipeline.plan_train(moved, {}).task.name == "ant_heavy"
     code, _, err = cli("transfer", "--task", "halfcheetah", ticket.strip())
     assert code == 2 and "parameter shapes" in err

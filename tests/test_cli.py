@@ -39,7 +39,9 @@ def check_lineage(dense: Path, ticket: Path, trained: Path) -> None:
 
 def test_pipe_pendulum(tmp_path: Path) -> None:
     paths = pipe(["--task", "pendulum", "--strategy", "snes", "--seed", "0", *TINY_CONTROL])
-    assert paths[0] == Path.cwd() / "eslt-runs" / "pendulum-snes-seed0" / "L00-trained" or paths[0].name == "L00-trained"
+    assert (
+        paths[0] == Path.cwd() / "eslt-runs" / "pendulum-snes-seed0" / "L00-trained" or paths[0].name == "L00-trained"
+    )
     check_lineage(*paths)
     assert paths[1].name == "L01-snr" and paths[2].name == "L01-snr-trained"
     trained = checkpoint.load(paths[2])
@@ -86,8 +88,14 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name, damage in (
         ("badmeta", lambda p: (p / "meta" / "metadata").write_text('{"schema": 1, "ki')),
         ("newer", lambda p: (p / "meta" / "metadata").write_text('{"schema": 999, "kind": "trained"}')),
-        ("truncated", lambda p: [f.write_bytes(f.read_bytes()[:7]) for f in (p / "state").rglob("*") if f.is_file()
-                                 and f.parent.name == "d"]),  # fmt: skip
+        (
+            "truncated",
+            lambda p: [
+                f.write_bytes(f.read_bytes()[:7])
+                for f in (p / "state").rglob("*")
+                if f.is_file() and f.parent.name == "d"
+            ],
+        ),  # fmt: skip
     ):
         shutil.copytree(out["snes"], root / name)
         damage(root / name)

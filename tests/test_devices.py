@@ -42,9 +42,24 @@ def test_two_processes_through_jax_distributed(tmp_path: Path) -> None:
     script = str(Path(sys.executable).parent / "eslt")
     out = tmp_path / "multi"
     procs = [
-        subprocess.Popen([script, *ARGS, "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
-                          "--process-id", str(i), "--out", str(out)], stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        subprocess.Popen(
+            [
+                script,
+                *ARGS,
+                "--coordinator",
+                f"127.0.0.1:{port}",
+                "--num-processes",
+                "2",
+                "--process-id",
+                str(i),
+                "--out",
+                str(out),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
         for i in range(2)
     ]
     results = [p.communicate(timeout=600) for p in procs]

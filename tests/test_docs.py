@@ -55,9 +55,7 @@ def test_every_subcommand_has_a_man_page() -> None:
 @pytest.mark.parametrize("page", MAN_PAGES, ids=lambda p: p.name)
 def test_man_page_renders(page: Path) -> None:
     env = {**os.environ, "MANWIDTH": "80", "MANPAGER": "cat", "PAGER": "cat", "LC_ALL": "C.UTF-8"}
-    result = subprocess.run(
-        ["man", "--warnings", "-l", str(page)], capture_output=True, text=True, env=env, timeout=30
-    )
+    result = subprocess.run(["man", "--warnings", "-l", str(page)], capture_output=True, text=True, env=env, timeout=30)
     assert result.returncode == 0, result.stderr
     troff_messages = [line for line in result.stderr.splitlines() if "troff" in line]
     assert not troff_messages, "\n".join(troff_messages)

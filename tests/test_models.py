@@ -62,8 +62,14 @@ def test_group_logits_equal_vmapped_cnn(classes: int, features: tuple, k: int, s
 
 def test_group_fitness_equals_member_fitness() -> None:
     rng = np.random.default_rng(0)
-    data = ImageData(rng.integers(0, 256, (32, 28, 28, 1), dtype=np.uint8), rng.integers(0, 10, 32, dtype=np.int32),
-                     rng.integers(0, 256, (4, 28, 28, 1), dtype=np.uint8), np.zeros(4, np.int32), 10, "synthetic")
+    data = ImageData(
+        rng.integers(0, 256, (32, 28, 28, 1), dtype=np.uint8),
+        rng.integers(0, 10, 32, dtype=np.int32),
+        rng.integers(0, 256, (4, 28, 28, 1), dtype=np.uint8),
+        np.zeros(4, np.int32),
+        10,
+        "synthetic",
+    )
     task = VisionTask(TaskSpec("synthetic", batch_size=8), ModelSpec("cnn", features=(8, 16), kernel_size=5), data)
     assert task.member_batch == 16
     members = _members(jax.jit(task.init_params)(jax.random.PRNGKey(0)), 4, seed=1)

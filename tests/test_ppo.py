@@ -50,6 +50,7 @@ def test_pruned_weights_stay_exactly_zero() -> None:
     task = cartpole()
     init, _ = dense(task)
     rng = np.random.default_rng(0)
+
     # Half the kernel weights pruned at random; biases are never pruned.
     def half(kernel: np.ndarray) -> np.ndarray:
         return (rng.random(kernel.shape) < 0.5).astype(np.uint8)

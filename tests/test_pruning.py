@@ -11,7 +11,10 @@ from eslt_cli.errors import BadInput
 def tree(seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     return {
-        "conv0": {"kernel": rng.normal(size=(3, 3, 1, 2)).astype(np.float32), "bias": rng.normal(size=2).astype(np.float32)},
+        "conv0": {
+            "kernel": rng.normal(size=(3, 3, 1, 2)).astype(np.float32),
+            "bias": rng.normal(size=2).astype(np.float32),
+        },
         "dense": {"kernel": rng.normal(size=(4, 3)).astype(np.float32), "bias": rng.normal(size=3).astype(np.float32)},
     }
 
@@ -27,7 +30,7 @@ def reference_keep(scores: dict, mask: dict, n_keep: int) -> np.ndarray:
     live = [i for i in range(flat_s.size) if flat_m[i]]
     ranked = sorted(live, key=lambda i: (flat_s[i], i))
     keep = np.zeros(flat_s.size, bool)
-    keep[ranked[len(ranked) - n_keep:]] = True
+    keep[ranked[len(ranked) - n_keep :]] = True
     return keep
 
 

@@ -96,7 +96,7 @@ def reference_keep(scores: dict, mask: dict, n_keep: int) -> np.ndarray:
     flat_s, alive = kernel_scores(scores), kernel_scores(mask).astype(bool)
     ranked = sorted(np.flatnonzero(alive), key=lambda i: (flat_s[i], i))
     keep = np.zeros(flat_s.size, bool)
-    keep[ranked[len(ranked) - n_keep:]] = True
+    keep[ranked[len(ranked) - n_keep :]] = True
     return keep
 
 

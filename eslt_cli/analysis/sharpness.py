@@ -137,7 +137,7 @@ def line_coords(n: int, t: np.ndarray) -> np.ndarray:
     """Coordinates (rows: networks, columns: directions) of t along each of ``n`` directions in turn."""
     coords = np.zeros((n * len(t), n), np.float64)
     for k in range(n):
-        coords[k * len(t):(k + 1) * len(t), k] = t
+        coords[k * len(t) : (k + 1) * len(t), k] = t
     return coords
 
 

@@ -67,7 +67,7 @@ def path_of(line: str) -> str:
     except json.JSONDecodeError:
         raise BadInput("stdin line starts with '{' but is not JSON: pipe a path or a --json line") from None
     if not isinstance(record, dict) or not isinstance(record.get("path"), str):
-        raise BadInput("stdin JSON line has no \"path\": pipe the output of --json from train or prune")
+        raise BadInput('stdin JSON line has no "path": pipe the output of --json from train or prune')
     return record["path"]
 
 
@@ -143,7 +143,9 @@ class Reporter:
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn(f"{unit}  fitness {{task.fields[fitness]}}  test {{task.fields[test]}}  {{task.fields[speed]}}"),
+                TextColumn(
+                    f"{self.unit}  fitness {{task.fields[fitness]}}  test {{task.fields[test]}}  {{task.fields[speed]}}"
+                ),
                 TimeElapsedColumn(),
                 console=console,
             )
@@ -154,7 +156,11 @@ class Reporter:
     def __call__(self, p: Any) -> None:
         if QUIET:
             return
-        fields = {"fitness": f"{p.fitness:.4g}", "test": f"{p.metric:.4g}", "speed": f"{p.gens_per_s:.2f} {self.unit}/s"}
+        fields = {
+            "fitness": f"{p.fitness:.4g}",
+            "test": f"{p.metric:.4g}",
+            "speed": f"{p.gens_per_s:.2f} {self.unit}/s",
+        }
         if self.bar is not None:
             self.bar.update(self.task_id, completed=p.generation, **fields)
             return

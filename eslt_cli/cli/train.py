@@ -71,22 +71,34 @@ ES, GRAD, TASK, RUN = "Evolution strategy (--trainer es)", "Gradient trainers (a
 
 def train(
     checkpoint: Annotated[Optional[str], typer.Argument(help="Ticket to train; '-' or absent: read stdin.")] = None,
-    task: Annotated[Optional[str], typer.Option(help="Task for a fresh run (default fashion_mnist).", rich_help_panel=TASK)] = None,
+    task: Annotated[
+        Optional[str], typer.Option(help="Task for a fresh run (default fashion_mnist).", rich_help_panel=TASK)
+    ] = None,
     trainer: Annotated[Optional[str], typer.Option(help="es (default), adam (vision) or ppo (control).")] = None,
-    strategy: Annotated[Optional[str], typer.Option(help="pgpe, snes, sep_cma_es, des, open_es, ars.", rich_help_panel=ES)] = None,
+    strategy: Annotated[
+        Optional[str], typer.Option(help="pgpe, snes, sep_cma_es, des, open_es, ars.", rich_help_panel=ES)
+    ] = None,
     generations: Annotated[Int, typer.Option(help="ES generations.", rich_help_panel=ES)] = None,
     population: Annotated[Int, typer.Option(help="ES population size.", rich_help_panel=ES)] = None,
     seed: Annotated[Int, typer.Option(help="Seed of the init and the search (default 0 / the ticket's).")] = None,
-    eval_every: Annotated[Int, typer.Option(help="Generations (es), epochs (adam) or updates (ppo) between test evaluations.")] = None,
+    eval_every: Annotated[
+        Int, typer.Option(help="Generations (es), epochs (adam) or updates (ppo) between test evaluations.")
+    ] = None,
     std_init: Annotated[Float, typer.Option(help="Initial search std.", rich_help_panel=ES)] = None,
-    lr: Annotated[Float, typer.Option(help="Learning rate: of the ES optimiser (mean update), or Adam's (adam, ppo).")] = None,
-    optimizer: Annotated[Optional[str], typer.Option(help="ES optimiser: adam, sgd, clipup.", rich_help_panel=ES)] = None,
+    lr: Annotated[
+        Float, typer.Option(help="Learning rate: of the ES optimiser (mean update), or Adam's (adam, ppo).")
+    ] = None,
+    optimizer: Annotated[
+        Optional[str], typer.Option(help="ES optimiser: adam, sgd, clipup.", rich_help_panel=ES)
+    ] = None,
     elite_ratio: Annotated[Float, typer.Option(help="Elite ratio (sep_cma_es, ars).", rich_help_panel=ES)] = None,
     mean_decay: Annotated[Float, typer.Option(help="L2 decay of the search mean.", rich_help_panel=ES)] = None,
     epochs: Annotated[Int, typer.Option(help="adam: passes over the training set.", rich_help_panel=GRAD)] = None,
     timesteps: Annotated[Int, typer.Option(help="ppo: environment steps in all.", rich_help_panel=GRAD)] = None,
     num_envs: Annotated[Int, typer.Option(help="ppo: parallel environments.", rich_help_panel=GRAD)] = None,
-    rollout_steps: Annotated[Int, typer.Option(help="ppo: steps per environment per update.", rich_help_panel=GRAD)] = None,
+    rollout_steps: Annotated[
+        Int, typer.Option(help="ppo: steps per environment per update.", rich_help_panel=GRAD)
+    ] = None,
     update_epochs: Annotated[Int, typer.Option(help="ppo: epochs over each rollout.", rich_help_panel=GRAD)] = None,
     minibatches: Annotated[Int, typer.Option(help="ppo: minibatches per epoch.", rich_help_panel=GRAD)] = None,
     gamma: Annotated[Float, typer.Option(help="ppo: discount.", rich_help_panel=GRAD)] = None,
@@ -95,27 +107,56 @@ def train(
     ent_coef: Annotated[Float, typer.Option(help="ppo: entropy bonus.", rich_help_panel=GRAD)] = None,
     vf_coef: Annotated[Float, typer.Option(help="ppo: value-loss weight.", rich_help_panel=GRAD)] = None,
     max_grad_norm: Annotated[Float, typer.Option(help="ppo: gradient clipping norm.", rich_help_panel=GRAD)] = None,
-    batch_size: Annotated[Int, typer.Option(help="Vision: training images per generation (es) or step (adam).", rich_help_panel=TASK)] = None,
-    train_episodes: Annotated[Int, typer.Option(help="Control: episodes per fitness evaluation.", rich_help_panel=TASK)] = None,
-    test_episodes: Annotated[Int, typer.Option(help="Control: episodes per test evaluation.", rich_help_panel=TASK)] = None,
-    hidden: Annotated[Optional[str], typer.Option(help="Control: MLP hidden widths, e.g. 32,32.", rich_help_panel=TASK)] = None,
-    obs_norm: Annotated[
-        Optional[bool], typer.Option("--obs-norm/--no-obs-norm", help="Control: running observation normalisation [on for brax].", rich_help_panel=TASK)
+    batch_size: Annotated[
+        Int, typer.Option(help="Vision: training images per generation (es) or step (adam).", rich_help_panel=TASK)
     ] = None,
-    backend: Annotated[Optional[str], typer.Option(help="Brax: physics pipeline (generalized, positional, spring, mjx).", rich_help_panel=TASK)] = None,
+    train_episodes: Annotated[
+        Int, typer.Option(help="Control: episodes per fitness evaluation.", rich_help_panel=TASK)
+    ] = None,
+    test_episodes: Annotated[
+        Int, typer.Option(help="Control: episodes per test evaluation.", rich_help_panel=TASK)
+    ] = None,
+    hidden: Annotated[
+        Optional[str], typer.Option(help="Control: MLP hidden widths, e.g. 32,32.", rich_help_panel=TASK)
+    ] = None,
+    obs_norm: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--obs-norm/--no-obs-norm",
+            help="Control: running observation normalisation [on for brax].",
+            rich_help_panel=TASK,
+        ),
+    ] = None,
+    backend: Annotated[
+        Optional[str],
+        typer.Option(help="Brax: physics pipeline (generalized, positional, spring, mjx).", rich_help_panel=TASK),
+    ] = None,
     episode_length: Annotated[Int, typer.Option(help="Brax: steps per episode.", rich_help_panel=TASK)] = None,
     data_dir: Annotated[
-        Optional[Path], typer.Option(help="Vision: folder with the four IDX files, or a tfds data dir.", rich_help_panel=TASK)
+        Optional[Path],
+        typer.Option(help="Vision: folder with the four IDX files, or a tfds data dir.", rich_help_panel=TASK),
     ] = None,
     preset: Annotated[Optional[str], typer.Option(help="cpu (default) or paper (appendix C).")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Output checkpoint folder (default: derived).", rich_help_panel=RUN)] = None,
-    root: Annotated[Optional[Path], typer.Option(help="Root of derived outputs [$ESLT_HOME or ./eslt-runs].", rich_help_panel=RUN)] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON line (path, metrics) instead of the path.", rich_help_panel=RUN)] = False,
-    devices: Annotated[Int, typer.Option(help="Devices to split the population over [all].", rich_help_panel=RUN)] = None,
-    coordinator: Annotated[Optional[str], typer.Option(help="Multi-host: HOST:PORT of process 0.", rich_help_panel=RUN)] = None,
+    out: Annotated[
+        Optional[Path], typer.Option(help="Output checkpoint folder (default: derived).", rich_help_panel=RUN)
+    ] = None,
+    root: Annotated[
+        Optional[Path], typer.Option(help="Root of derived outputs [$ESLT_HOME or ./eslt-runs].", rich_help_panel=RUN)
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON line (path, metrics) instead of the path.", rich_help_panel=RUN)
+    ] = False,
+    devices: Annotated[
+        Int, typer.Option(help="Devices to split the population over [all].", rich_help_panel=RUN)
+    ] = None,
+    coordinator: Annotated[
+        Optional[str], typer.Option(help="Multi-host: HOST:PORT of process 0.", rich_help_panel=RUN)
+    ] = None,
     num_processes: Annotated[Int, typer.Option(help="Multi-host: number of processes.", rich_help_panel=RUN)] = None,
     process_id: Annotated[Int, typer.Option(help="Multi-host: this process's index.", rich_help_panel=RUN)] = None,
-    save_every: Annotated[int, typer.Option(help="Generations/epochs/updates between resume snapshots.", rich_help_panel=RUN)] = 100,
+    save_every: Annotated[
+        int, typer.Option(help="Generations/epochs/updates between resume snapshots.", rich_help_panel=RUN)
+    ] = 100,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output.", rich_help_panel=RUN)] = False,
 ) -> None:
     common.setup_runtime()

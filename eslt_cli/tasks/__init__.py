@@ -50,8 +50,9 @@ class TaskEntry:
         if self.library == "brax":
             # Observation normalisation on (appendix C.1); brax episodes differ only in
             # their reset noise, so fewer training episodes do on a CPU.
-            return TaskSpec(name, train_episodes=8 if paper else 2, test_episodes=164 if paper else 16, obs_norm=True,
-                            backend=self.backends[0], episode_length=1000 if paper else self.episode_length)  # fmt: skip
+            episodes = {"train_episodes": 8 if paper else 2, "test_episodes": 164 if paper else 16}
+            length = 1000 if paper else self.episode_length
+            return TaskSpec(name, **episodes, obs_norm=True, backend=self.backends[0], episode_length=length)
         return TaskSpec(name, train_episodes=8, test_episodes=164 if paper else 16)
 
 
@@ -131,7 +132,7 @@ def canonical_task(name: str) -> str:
 def get_entry(name: str) -> TaskEntry:
     """The registry entry for ``name``."""
     key = canonical_task(name)
-    return TASKS[key] if key in TASKS else _vision(key[len("tfds:"):])
+    return TASKS[key] if key in TASKS else _vision(key[len("tfds:") :])
 
 
 def check_task_spec(spec: TaskSpec) -> None:

@@ -65,19 +65,14 @@ class ImageData:
         splits = ((self.x_train, self.y_train, "train"), (self.x_test, self.y_test, "test"))
         for x, y, split in splits:
             if x.ndim != 4 or x.dtype != np.uint8:
-                raise BadInput(
-                    f"{self.source}: {split} images must be uint8 (N, H, W, C), got {x.dtype} {x.shape}"
-                )
+                raise BadInput(f"{self.source}: {split} images must be uint8 (N, H, W, C), got {x.dtype} {x.shape}")
             if y.shape != (x.shape[0],) or y.dtype != np.int32:
-                raise BadInput(
-                    f"{self.source}: {x.shape[0]} {split} images but labels are {y.dtype} {y.shape}"
-                )
+                raise BadInput(f"{self.source}: {x.shape[0]} {split} images but labels are {y.dtype} {y.shape}")
             if y.size and (y.min() < 0 or y.max() >= self.num_classes):
                 raise BadInput(f"{self.source}: {split} labels outside 0..{self.num_classes - 1}")
         if self.x_train.shape[1:] != self.x_test.shape[1:]:
             raise BadInput(
-                f"{self.source}: train images are {self.x_train.shape[1:]}"
-                f" but test images are {self.x_test.shape[1:]}"
+                f"{self.source}: train images are {self.x_train.shape[1:]} but test images are {self.x_test.shape[1:]}"
             )
 
     @property

@@ -23,11 +23,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from eslt_cli.errors import BadInput, Interrupted, RunFailed
+from eslt_cli.errors import BadInput
 from eslt_cli.specs import TrainerSpec
-from eslt_cli.tasks.base import Arrays, Params, Task, evaluate
+from eslt_cli.tasks.base import Params, Task, evaluate
 from eslt_cli.tasks.vision import VisionTask
-from eslt_cli.trainers.es import Progress, SnapshotStore, TrainResult, mesh_of, split_key
+from eslt_cli.trainers.es import Progress, Record, SnapshotStore, TrainResult, mesh_of, split_key
 
 
 def _host(tree: Params) -> Params:
@@ -104,10 +104,8 @@ def train(
     mask_f = jax.tree.map(lambda m: jnp.asarray(m, jnp.float32), mask)
     params = jax.tree.map(lambda a, m: jnp.asarray(a, jnp.float32) * m, init, mask_f)
     opt_state = optimizer.init(params)
-    stats: list[np.ndarray] = []
-    evals: dict[str, list[float]] = {"generation": [], "metric": [], "loss": []}
-    best_params, best = params, {"metric": -np.inf, "loss": np.inf, "generation": 0}
-    done = 0
+    record = Record(int(spec.epochs), "epoch")
+    best_params = params
     params_def = jax.tree.structure(params)
     opt_leaves, opt_def = jax.tree.flatten(opt_state)
     snapshot = store.latest() if store is not None else None
@@ -119,61 +117,35 @@ def train(
         opt_state = opt_def.unflatten(
             [jnp.asarray(saved["adam"][f"{i:05d}"], leaf.dtype) for i, leaf in enumerate(opt_leaves)]
         )
-        stats = list(np.asarray(saved["stats"]))
-        best, evals, done = info["best"], info["evals"], int(info["generation"])
-    last_save = done
+        record.resume(saved["stats"], info)
 
     def save() -> None:
         adam = {f"{i:05d}": np.asarray(leaf) for i, leaf in enumerate(jax.tree.leaves(opt_state))}
-        arrays = {"params": _host(params), "best": _host(best_params), "adam": adam, "stats": np.stack(stats)}
-        store.save(done, arrays, {"generation": done, "best": best, "evals": evals})  # type: ignore[union-attr]
+        arrays = {
+            "params": _host(params),
+            "best": _host(best_params),
+            "adam": adam,
+            "stats": np.concatenate(record.stats),
+        }
+        store.save(record.done, arrays, record.info())  # type: ignore[union-attr]
 
-    metric = evals["metric"][-1] if evals["metric"] else float("nan")
-    while done < spec.epochs:
+    metric = record.evals["metric"][-1] if record.evals["metric"] else float("nan")
+    while record.done < spec.epochs:
         start = time.perf_counter()
-        order = jax.random.permutation(jax.random.fold_in(k_train, done), n_train)
+        order = jax.random.permutation(jax.random.fold_in(k_train, record.done), n_train)
         batches = order[: steps * size].reshape(steps, size)
         (params, opt_state), epoch_stats = epoch(
             (params, opt_state), mask_f, batches, task.arrays["x_train"], task.arrays["y_train"]
         )
         epoch_stats = np.asarray(epoch_stats)
-        done += 1
-        if not np.isfinite(epoch_stats).all():
-            raise RunFailed(f"non-finite training loss in epoch {done}: lower --lr")
-        stats.append(epoch_stats)
-        if done % spec.eval_every == 0 or done == spec.epochs:
-            metrics = evaluate(task, params, k_eval)
-            metric = metrics["metric"]
-            for k in ("metric", "loss"):
-                evals[k].append(metrics[k])
-            evals["generation"].append(done)
-            if metric > best["metric"]:
-                best_params, best = params, {**metrics, "generation": done}
+        tested = (record.done + 1) % spec.eval_every == 0 or record.done + 1 == spec.epochs
+        metrics = evaluate(task, params, k_eval) if tested else None
+        if record.add(1, epoch_stats, metrics, "lower --lr"):
+            best_params = params
+        metric = metrics["metric"] if metrics is not None else metric
         if on_progress is not None:
-            on_progress(Progress(done, spec.epochs, float(epoch_stats[0]), metric, 1.0 / (time.perf_counter() - start)))
-        signum = stop() if stop is not None else 0
-        if store is not None and done < spec.epochs and (signum or done - last_save >= save_every):
-            save()
-            last_save = done
-        if signum:
-            raise Interrupted(
-                f"stopped by signal {signum} at epoch {done}/{spec.epochs}"
-                + ("; re-run the same command to resume" if store is not None else ""),
-                signum,
-            )
+            speed = 1.0 / (time.perf_counter() - start)
+            on_progress(Progress(record.done, spec.epochs, float(epoch_stats[0]), metric, speed))
+        record.after_chunk(stop, store, save_every, save)
 
-    all_stats = np.stack(stats)
-    return TrainResult(
-        mean=_host(params),
-        best=_host(best_params),
-        std=None,
-        final={"metric": evals["metric"][-1], "loss": evals["loss"][-1], "generation": done},
-        norm=None,
-        best_norm=None,
-        best_metrics=best,
-        history={
-            "fitness_mean": all_stats[:, 0].tolist(),
-            "fitness_best": all_stats[:, 1].tolist(),
-            "eval": evals,
-        },
-    )
+    return record.result(_host(params), _host(best_params), None)

@@ -14,7 +14,7 @@ import functools
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import jax
@@ -64,7 +64,9 @@ def mesh_of(devices: int) -> Mesh | None:
 
 
 @functools.lru_cache(maxsize=16)
-def _programs(task: Task, spec: TrainerSpec, view: SparseView, devices: int = 1) -> tuple[Any, Any, Callable, Callable, Mesh | None]:
+def _programs(
+    task: Task, spec: TrainerSpec, view: SparseView, devices: int = 1
+) -> tuple[Any, Any, Callable, Callable, Mesh | None]:
     """evosax algorithm, its params, the jitted chunk and evaluation functions, the mesh.
 
     Cached on (task, settings, view, devices) so repeated runs in one process
@@ -98,7 +100,9 @@ def _programs(task: Task, spec: TrainerSpec, view: SparseView, devices: int = 1)
         )
 
     @jax.jit
-    def chunk(carry: tuple[Any, Any], idx: jax.Array, keys: jax.Array, arrays: Arrays) -> tuple[tuple[Any, Any], jax.Array]:
+    def chunk(
+        carry: tuple[Any, Any], idx: jax.Array, keys: jax.Array, arrays: Arrays
+    ) -> tuple[tuple[Any, Any], jax.Array]:
         """``len(keys)`` generations from ``carry`` = (ES state, observation normaliser or None)."""
 
         def generation(carry: tuple[Any, Any], key: jax.Array) -> tuple[tuple[Any, Any], jax.Array]:
@@ -130,6 +134,85 @@ def split_key(key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """The ES-init, search and test-evaluation keys that :func:`train` derives from ``key``."""
     k_init, k_train, k_eval = jax.random.split(key, 3)
     return k_init, k_train, k_eval
+
+
+@dataclass
+class Record:
+    """The bookkeeping every trainer shares between its jitted chunks.
+
+    Per-step (generation, epoch, update) population-mean and best fitness,
+    the test evaluations, the best test score so far, snapshots and stops;
+    ``unit`` names a step in messages.
+    """
+
+    total: int
+    unit: str
+    stats: list[np.ndarray] = field(default_factory=list)
+    evals: dict[str, list[float]] = field(default_factory=lambda: {"generation": [], "metric": [], "loss": []})
+    best: dict[str, float] = field(default_factory=lambda: {"metric": -np.inf, "loss": np.inf, "generation": 0})
+    done: int = 0
+    last_save: int = 0
+
+    def resume(self, stats: np.ndarray, info: dict[str, Any]) -> None:
+        """Continue from a snapshot's stats and :meth:`info`."""
+        self.stats = [np.asarray(stats).reshape(-1, 2)]
+        self.best, self.evals, self.done = info["best"], info["evals"], int(info["generation"])
+        self.last_save = self.done
+
+    def info(self) -> dict[str, Any]:
+        """What a snapshot stores besides arrays."""
+        return {"generation": self.done, "best": self.best, "evals": self.evals}
+
+    def add(self, n: int, stats: np.ndarray, metrics: dict[str, float] | None, failure: str) -> bool:
+        """Record ``n`` more steps (``stats``: rows of mean and best fitness) and, when tested, ``metrics``.
+
+        Raises :class:`RunFailed` with ``failure`` (what to do about it) on
+        non-finite values; returns whether ``metrics`` are a new best.
+        """
+        self.done += n
+        if not np.isfinite(stats).all() or (metrics is not None and not np.isfinite(metrics["metric"])):
+            raise RunFailed(f"non-finite fitness or test metric by {self.unit} {self.done}: {failure}")
+        self.stats.append(np.asarray(stats).reshape(-1, 2))
+        if metrics is None:
+            return False
+        for k in ("metric", "loss"):
+            self.evals[k].append(metrics[k])
+        self.evals["generation"].append(self.done)
+        if metrics["metric"] <= self.best["metric"]:
+            return False
+        self.best = {**metrics, "generation": self.done}
+        return True
+
+    def after_chunk(
+        self, stop: Callable[[], int] | None, store: SnapshotStore | None, save_every: int, save: Callable[[], None]
+    ) -> None:
+        """Snapshot when one is due or a signal came, then raise :class:`Interrupted` on a signal."""
+        signum = stop() if stop is not None else 0
+        if store is not None and self.done < self.total and (signum or self.done - self.last_save >= save_every):
+            save()
+            self.last_save = self.done
+        if signum:
+            raise Interrupted(
+                f"stopped by signal {signum} at {self.unit} {self.done}/{self.total}"
+                + ("; re-run the same command to resume" if store is not None else ""),
+                signum,
+            )
+
+    def result(
+        self, mean: Params, best: Params, std: Params | None, norm: Any = None, best_norm: Any = None
+    ) -> TrainResult:
+        """The :class:`TrainResult` of the finished run."""
+        stats = np.concatenate(self.stats)
+        return TrainResult(
+            mean=mean,
+            best=best,
+            std=std,
+            final={"metric": self.evals["metric"][-1], "loss": self.evals["loss"][-1], "generation": self.done},
+            norm=norm,
+            best_norm=best_norm,
+            best_metrics=self.best,
+            history={"fitness_mean": stats[:, 0].tolist(), "fitness_best": stats[:, 1].tolist(), "eval": self.evals},
+        )
 
 
 class SnapshotStore(Protocol):
@@ -165,6 +248,7 @@ def train(
     view = SparseView.of(mask)
     # Cache key: the chunk code does not depend on the number of generations.
     es, es_params, chunk, evaluate, mesh = _programs(task, dataclasses.replace(spec, generations=0), view, devices)
+
     # On a mesh (several devices, maybe several hosts) every input is replicated.
     # (make_array_from_process_local_data, unlike device_put, does not compare the
     # values across hosts, which fails on evosax's NaN-initialised best solution.)
@@ -181,77 +265,48 @@ def train(
     # from compiling a second time after its first call.
     state = jax.tree.map(lambda a: jnp.asarray(a, dtype=jnp.result_type(a)), es.init(k_init, x0, es_params))
 
-    stats: list[np.ndarray] = []
-    evals: dict[str, list[float]] = {"generation": [], "metric": [], "loss": []}
-    best_x, best = x0, {"metric": -np.inf, "loss": np.inf, "generation": 0}
+    record = Record(int(spec.generations), "generation")
+    best_x = x0
     norm = task.arrays.get("obs_norm")
     best_norm = norm
-    done = 0
     leaves, treedef = jax.tree.flatten(state)
     snapshot = store.latest() if store is not None else None
     if snapshot is not None:
         saved, info = snapshot
         state = treedef.unflatten([saved["es"][f"{i:05d}"] for i in range(len(leaves))])
-        best_x, stats = saved["best_x"], [saved["stats"]]
-        norm, best_norm = saved.get("norm"), saved.get("best_norm")
-        best, evals, done = info["best"], info["evals"], int(info["generation"])
-    last_save = done
+        best_x, norm, best_norm = saved["best_x"], saved.get("norm"), saved.get("best_norm")
+        record.resume(saved["stats"], info)
 
     def save() -> None:
         es_leaves = {f"{i:05d}": host(leaf) for i, leaf in enumerate(jax.tree.leaves(state))}
-        snapshot = {"es": es_leaves, "best_x": host(best_x), "stats": np.concatenate(stats)}
+        snapshot = {"es": es_leaves, "best_x": host(best_x), "stats": np.concatenate(record.stats)}
         if norm is not None:
             snapshot |= {"norm": jax.tree.map(host, norm), "best_norm": jax.tree.map(host, best_norm)}
-        store.save(done, snapshot, {"generation": done, "best": best, "evals": evals})  # type: ignore[union-attr]
+        store.save(record.done, snapshot, record.info())  # type: ignore[union-attr]
 
     state, norm = put(state), put(norm)
-    while done < spec.generations:
-        n = min(spec.eval_every, spec.generations - done)
-        keys = jax.random.split(jax.random.fold_in(k_train, done), n)
+    while record.done < spec.generations:
+        n = min(spec.eval_every, spec.generations - record.done)
+        keys = jax.random.split(jax.random.fold_in(k_train, record.done), n)
         start = time.perf_counter()
         (state, norm), chunk_stats = chunk((state, norm), idx, put(keys), arrays)
         test_arrays = arrays if norm is None else arrays | {"obs_norm": norm}
         metrics = {k: float(host(v)) for k, v in evaluate(state.mean, idx, put(k_eval), test_arrays).items()}
         chunk_stats = host(chunk_stats)
         elapsed = time.perf_counter() - start
-        done += n
-        if not np.isfinite(chunk_stats).all() or not np.isfinite(metrics["metric"]):
-            raise RunFailed(
-                f"non-finite fitness or test {task.metric} by generation {done}: "
-                "lower --std-init or --lr, or check the task"
-            )
-        stats.append(chunk_stats)
-        for k in ("metric", "loss"):
-            evals[k].append(metrics[k])
-        evals["generation"].append(done)
-        if metrics["metric"] > best["metric"]:
-            best_x, best, best_norm = state.mean, {**metrics, "generation": done}, norm
+        if record.add(n, chunk_stats, metrics, "lower --std-init or --lr, or check the task"):
+            best_x, best_norm = state.mean, norm
         if on_progress is not None:
-            on_progress(Progress(done, spec.generations, float(chunk_stats[-1, 0]), metrics["metric"], n / elapsed))
-        signum = stop() if stop is not None else 0
-        if store is not None and done < spec.generations and (signum or done - last_save >= save_every):
-            save()
-            last_save = done
-        if signum:
-            raise Interrupted(
-                f"stopped by signal {signum} at generation {done}/{spec.generations}"
-                + ("; re-run the same command to resume" if store is not None else ""),
-                signum,
+            on_progress(
+                Progress(record.done, spec.generations, float(chunk_stats[-1, 0]), metrics["metric"], n / elapsed)
             )
+        record.after_chunk(stop, store, save_every, save)
 
     search_std = strategies.get_strategy(spec.strategy).search_std
-    all_stats = np.concatenate(stats)
-    return TrainResult(
+    return record.result(
         mean=view.decode(host(state.mean)),
         best=view.decode(host(best_x)),
         std=None if search_std is None else view.decode(host(search_std(state))),
-        final={"metric": evals["metric"][-1], "loss": evals["loss"][-1], "generation": done},
         norm=None if norm is None else jax.tree.map(host, norm),
         best_norm=None if best_norm is None else jax.tree.map(host, best_norm),
-        best_metrics=best,
-        history={
-            "fitness_mean": all_stats[:, 0].tolist(),
-            "fitness_best": all_stats[:, 1].tolist(),
-            "eval": evals,
-        },
     )

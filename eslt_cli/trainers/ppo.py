@@ -46,13 +46,13 @@ import numpy as np
 import optax
 
 from eslt_cli import obsnorm
-from eslt_cli.errors import BadInput, Interrupted, RunFailed
+from eslt_cli.errors import BadInput
 from eslt_cli.models import MLP
 from eslt_cli.presets import PPO_CPU
 from eslt_cli.specs import TrainerSpec, check_ranges
 from eslt_cli.tasks.base import Arrays, Params, Task
 from eslt_cli.tasks.control import ControlTask
-from eslt_cli.trainers.es import Progress, SnapshotStore, TrainResult, host, mesh_of, split_key
+from eslt_cli.trainers.es import Progress, Record, SnapshotStore, TrainResult, host, mesh_of, split_key
 
 LOG_STD_INIT = -0.5  # continuous actions: initial log std of the Gaussian (policy space, [-1, 1])
 
@@ -183,9 +183,7 @@ def _programs(task: ControlTask, spec: TrainerSpec) -> tuple[Callable, Callable,
         pg_loss = -jnp.minimum(ratio * adv, jnp.clip(ratio, 1 - spec.clip_eps, 1 + spec.clip_eps) * adv).mean()
         return pg_loss + spec.vf_coef * v_loss - spec.ent_coef * entropy.mean()
 
-    def update(
-        state: dict[str, Any], mask: Params, arrays: Arrays, key: jax.Array
-    ) -> tuple[dict[str, Any], jax.Array]:
+    def update(state: dict[str, Any], mask: Params, arrays: Arrays, key: jax.Array) -> tuple[dict[str, Any], jax.Array]:
         """One rollout and its PPO epochs; [fitness_mean, fitness_best] of the rollout."""
         k_roll, k_epochs = jax.random.split(key)
         norm = state.get("norm")
@@ -293,66 +291,38 @@ def train(
     state = init_state(params, k_init)
     normalizes = "norm" in state
 
-    stats: list[np.ndarray] = []
-    evals: dict[str, list[float]] = {"generation": [], "metric": [], "loss": []}
-    best_params, best = jax.tree.map(host, params), {"metric": -np.inf, "loss": np.inf, "generation": 0}
+    record = Record(total, "update")
+    best_params = jax.tree.map(host, params)
     best_norm = jax.tree.map(host, state["norm"]) if normalizes else None
-    done = 0
     leaves, treedef = jax.tree.flatten(state)
     snapshot = store.latest() if store is not None else None
     if snapshot is not None:
         saved, info = snapshot
         state = treedef.unflatten([jnp.asarray(saved["state"][f"{i:05d}"]) for i in range(len(leaves))])
-        best_params, stats, best_norm = saved["best"], [saved["stats"]], saved.get("best_norm")
-        best, evals, done = info["best"], info["evals"], int(info["generation"])
-    last_save = done
+        best_params, best_norm = saved["best"], saved.get("best_norm")
+        record.resume(saved["stats"], info)
 
     def save() -> None:
         snapshot = {"state": {f"{i:05d}": host(leaf) for i, leaf in enumerate(jax.tree.leaves(state))},
-                    "best": best_params, "stats": np.concatenate(stats)}  # fmt: skip
+                    "best": best_params, "stats": np.concatenate(record.stats)}  # fmt: skip
         if best_norm is not None:
             snapshot["best_norm"] = best_norm
-        store.save(done, snapshot, {"generation": done, "best": best, "evals": evals})  # type: ignore[union-attr]
+        store.save(record.done, snapshot, record.info())  # type: ignore[union-attr]
 
-    while done < total:
-        n = min(spec.eval_every, total - done)
+    while record.done < total:
+        n = min(spec.eval_every, total - record.done)
         start = time.perf_counter()
-        state, chunk_stats = chunk(state, mask, task.arrays, k_train, jnp.int32(done), jnp.int32(total))
+        state, chunk_stats = chunk(state, mask, task.arrays, k_train, jnp.int32(record.done), jnp.int32(total))
         test_arrays = task.arrays | ({"obs_norm": state["norm"]} if normalizes else {})
         metrics = {k: float(v) for k, v in evaluate(state["net"]["policy"], k_eval, test_arrays).items()}
         chunk_stats = host(chunk_stats)[:n]
         elapsed = time.perf_counter() - start
-        done += n
-        if not np.isfinite(chunk_stats).all() or not np.isfinite(metrics["metric"]):
-            raise RunFailed(f"non-finite return by update {done}: lower --lr or --max-grad-norm, or check the task")
-        stats.append(chunk_stats)
-        for k in ("metric", "loss"):
-            evals[k].append(metrics[k])
-        evals["generation"].append(done)
-        if metrics["metric"] > best["metric"]:
-            best_params, best = jax.tree.map(host, state["net"]["policy"]), {**metrics, "generation": done}
+        if record.add(n, chunk_stats, metrics, "lower --lr or --max-grad-norm, or check the task"):
+            best_params = jax.tree.map(host, state["net"]["policy"])
             best_norm = jax.tree.map(host, state["norm"]) if normalizes else None
         if on_progress is not None:
-            on_progress(Progress(done, total, float(chunk_stats[-1, 0]), metrics["metric"], n / elapsed))
-        signum = stop() if stop is not None else 0
-        if store is not None and done < total and (signum or done - last_save >= save_every):
-            save()
-            last_save = done
-        if signum:
-            raise Interrupted(
-                f"stopped by signal {signum} at update {done}/{total}"
-                + ("; re-run the same command to resume" if store is not None else ""),
-                signum,
-            )
+            on_progress(Progress(record.done, total, float(chunk_stats[-1, 0]), metrics["metric"], n / elapsed))
+        record.after_chunk(stop, store, save_every, save)
 
-    all_stats = np.concatenate(stats)
-    return TrainResult(
-        mean=jax.tree.map(host, state["net"]["policy"]),
-        best=best_params,
-        std=None,
-        final={"metric": evals["metric"][-1], "loss": evals["loss"][-1], "generation": done},
-        norm=jax.tree.map(host, state["norm"]) if normalizes else None,
-        best_norm=best_norm,
-        best_metrics=best,
-        history={"fitness_mean": all_stats[:, 0].tolist(), "fitness_best": all_stats[:, 1].tolist(), "eval": evals},
-    )
+    norm = jax.tree.map(host, state["norm"]) if normalizes else None
+    return record.result(jax.tree.map(host, state["net"]["policy"]), best_params, None, norm, best_norm)
