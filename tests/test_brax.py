@@ -1,13 +1,17 @@
 """Brax tasks: every environment trains, a real pipe, the normaliser round trip, mass variants.
 
-Compiling a brax step dominates (tens of seconds per environment on a cold
-cache), so every task is trained once, with the same tiny settings, in an
-``eslt`` subprocess whose XLA skips its expensive optimisation passes (about
-half the compile time; the episodes are too short for run time to matter),
-and the other tests reuse those checkpoints. The pipe's first ``train`` has
-the same settings and flags, so it hits the persistent compilation cache.
+Compiling a brax episode dominates: about a minute per environment and
+``eslt train`` on a cold cache (two programs of 20-30 s each), 12 minutes for
+all of them. So every task is traced (built and run through ``eval_shape``,
+no compilation), and ``eslt train`` runs on three tasks that the other tests
+need anyway (inverted_pendulum, reacher, ant); ``ESLT_TEST_ALL_BRAX=1`` trains
+every task, and checks a heavy variant's returns differ from its base task's.
+Trainings run once per module in an ``eslt`` subprocess whose XLA skips its
+expensive optimisation passes; the pipe's first ``train`` has the same
+settings and flags, so it hits the persistent compilation cache.
 """
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -22,6 +26,8 @@ from eslt_cli.specs import TaskSpec
 from eslt_cli.tasks import TASKS, build_task, check_task_spec, get_entry
 
 BRAX = [name for name, entry in TASKS.items() if entry.library == "brax"]
+ALL = os.environ.get("ESLT_TEST_ALL_BRAX") == "1"
+all_brax = pytest.mark.skipif(not ALL, reason="ESLT_TEST_ALL_BRAX=1 trains every brax task (12 min on 2 cores)")
 # One generation of two members, one episode each of the task's CPU episode length.
 TINY_BRAX = ["--population", "2", "--generations", "1", "--eval-every", "1", "--train-episodes", "1",
              "--test-episodes", "1", "--seed", "0"]  # fmt: skip
@@ -77,6 +83,23 @@ def test_bad_task_settings(spec: TaskSpec, message: str) -> None:
 
 
 @pytest.mark.parametrize("name", BRAX)
+def test_every_task_traces(name: str) -> None:
+    """One generation's fitness and a test evaluation trace for every task, with the normaliser."""
+    spec = get_entry(name).task_spec(name, "cpu")
+    task = build_task(
+        dataclasses.replace(spec, episode_length=3, train_episodes=1, test_episodes=1), get_entry(name).model
+    )
+    params = jax.eval_shape(task.init_params, jax.random.PRNGKey(0))
+    key = jax.random.PRNGKey(1)
+    fitness, stats = jax.eval_shape(lambda p: task.member_fitness(task.arrays, key)(p), params)
+    assert fitness.shape == () and stats["sum"].shape == (task.obs_size,) == task.arrays["obs_norm"]["mean"].shape
+    assert params["out"]["kernel"].shape == (32, task.num_actions)
+    assert jax.eval_shape(task.evaluate, task.arrays, params, key)["metric"].shape == ()
+
+
+@pytest.mark.parametrize(
+    "name", [n if n in ("inverted_pendulum", "reacher", "ant") else pytest.param(n, marks=all_brax) for n in BRAX]
+)
 def test_every_task_trains(trained: dict[str, Path], name: str) -> None:
     ckpt = train(trained, name)
     task = pipeline.task_of(ckpt.meta)
@@ -114,16 +137,15 @@ def test_normaliser_round_trip(trained: dict[str, Path]) -> None:
 
 
 def test_heavy_variant_and_transfer(cli, trained: dict[str, Path]) -> None:
-    ant, heavy = train(trained, "ant"), train(trained, "ant_heavy")
-    base_task, heavy_task = pipeline.task_of(ant.meta), pipeline.task_of(heavy.meta)
+    ant = train(trained, "ant")
+    base_task = pipeline.task_of(ant.meta)
+    heavy_task = build_task(dataclasses.replace(TaskSpec(**ant.meta["task"]), name="ant_heavy"), base_task.model_spec)
     assert (heavy_task.obs_size, heavy_task.num_actions) == (base_task.obs_size, base_task.num_actions) == (27, 8)
     for field in ("body_mass", "body_inertia"):
         base, new = getattr(base_task.env.sys, field), getattr(heavy_task.env.sys, field)
         np.testing.assert_allclose(new[1], 1.5 * base[1], rtol=1e-6)  # body 1 is the torso (0: the world)
         np.testing.assert_array_equal(new[2:], base[2:])
     np.testing.assert_allclose(heavy_task.env.sys.link.inertia.mass[0], 1.5 * base_task.env.sys.link.inertia.mass[0])
-    # Same seed, init and settings: only the dynamics differ, and so do the returns.
-    assert heavy.meta["metrics"]["final"]["metric"] != ant.meta["metrics"]["final"]["metric"]
 
     code, ticket, err = cli("prune", "--snr", str(trained["ant"]))
     assert code == 0, err
@@ -139,3 +161,10 @@ def test_heavy_variant_and_transfer(cli, trained: dict[str, Path]) -> None:
     assert pipeline.plan_train(moved, {}).task.name == "ant_heavy"
     code, _, err = cli("transfer", "--task", "halfcheetah", ticket.strip())
     assert code == 2 and "parameter shapes" in err
+
+
+@all_brax
+def test_heavy_variant_changes_returns(trained: dict[str, Path]) -> None:
+    # Same seed, init and settings: only the dynamics differ, and so do the returns.
+    ant, heavy = train(trained, "ant"), train(trained, "ant_heavy")
+    assert heavy.meta["metrics"]["final"]["metric"] != ant.meta["metrics"]["final"]["metric"]

@@ -90,7 +90,8 @@ class ControlTask:
 
         def step(carry: tuple, step_key: jax.Array) -> tuple[tuple, None]:
             obs, state, total, alive, stats = carry
-            stats = obsnorm.add(stats, obs, alive)
+            if "obs_norm" in arrays:  # the sums are only needed to update a normaliser
+                stats = obsnorm.add(stats, obs, alive)
             obs, state, reward, done = self.step(step_key, state, self.act(params, obs, arrays))
             return (obs, state, total + alive * reward, alive * (1.0 - done), stats), None
 
