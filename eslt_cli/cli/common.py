@@ -15,8 +15,9 @@ import time
 import warnings
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Annotated, Any, Optional
 
+import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -25,6 +26,10 @@ from eslt_cli.errors import BadInput
 # soft_wrap: plain log lines (cron, CI, 2>log) stay one line each.
 console = Console(stderr=True, soft_wrap=True)
 QUIET = False  # set by the --quiet root option
+
+# Options of the commands that derive a ticket from another (prune, permute, transfer).
+TICKET_OUT = Annotated[Optional[Path], typer.Option(help="Output ticket folder (default: beside the input).")]
+FORCE = Annotated[bool, typer.Option("--force", help="Replace an existing output.")]
 DATA: Any = None  # where data goes when fd 1 had to be given to libraries (multi-host runs)
 
 

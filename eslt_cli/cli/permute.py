@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -32,11 +31,11 @@ def permute(
     weights: Annotated[bool, typer.Option("--weights", help="Shuffle surviving init values, same mask.")] = False,
     mask: Annotated[bool, typer.Option("--mask", help="New random mask per layer, same counts.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the permutation.")] = 0,
-    out: Annotated[Optional[Path], typer.Option(help="Output ticket folder (default: beside the input).")] = None,
+    out: common.TICKET_OUT = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print a JSON line (path, sparsity) instead of the path.")
     ] = False,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing output.")] = False,
+    force: common.FORCE = False,
 ) -> None:
     chosen = [name for name, on in (("weights", weights), ("mask", mask)) if on]
     if len(chosen) != 1:

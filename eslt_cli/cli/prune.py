@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -52,11 +51,11 @@ def prune(
         Optional[int],
         typer.Option(help="Seed of --random, --reinit and the --snip/--grasp batches (default: the run's seed)."),
     ] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Output ticket folder (default: beside the input).")] = None,
+    out: common.TICKET_OUT = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print a JSON line (path, sparsity) instead of the path.")
     ] = False,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing output.")] = False,
+    force: common.FORCE = False,
 ) -> None:
     flags = (("magnitude", magnitude), ("snr", snr), ("random", random), ("movement", movement), ("snip", snip),
              ("grasp", grasp))  # fmt: skip

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -34,11 +33,11 @@ def transfer(
     task: Annotated[Optional[str], typer.Option(help="Target task (same network shapes).")] = None,
     strategy: Annotated[Optional[str], typer.Option(help="Target evolution strategy.")] = None,
     trainer: Annotated[Optional[str], typer.Option(help="Target trainer: adam (vision), ppo (control) or es.")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Output ticket folder (default: beside the input).")] = None,
+    out: common.TICKET_OUT = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print a JSON line (path, transfer) instead of the path.")
     ] = False,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing output.")] = False,
+    force: common.FORCE = False,
 ) -> None:
     if sum(x is not None for x in (task, strategy, trainer)) != 1:
         raise typer.BadParameter("choose exactly one of --task, --strategy, --trainer")

@@ -24,7 +24,7 @@ import numpy as np
 import optax
 
 from eslt_cli.errors import BadInput
-from eslt_cli.specs import TrainerSpec
+from eslt_cli.specs import TrainerSpec, check_ranges
 from eslt_cli.tasks.base import Params, Task, evaluate
 from eslt_cli.tasks.vision import VisionTask
 from eslt_cli.trainers.es import Progress, Record, SnapshotStore, TrainResult, mesh_of, split_key
@@ -87,12 +87,9 @@ def train(
     """
     if not isinstance(task, VisionTask):
         raise BadInput(f"--trainer adam needs a vision task (cross-entropy on images); {task.spec.name} is not one")
-    if spec.epochs is None or spec.epochs < 1:
-        raise BadInput(f"--epochs must be positive, got {spec.epochs}")
-    if spec.lr is None or not spec.lr > 0:
-        raise BadInput(f"--lr must be positive, got {spec.lr}")
-    if spec.eval_every < 1:
-        raise BadInput(f"--eval-every must be positive, got {spec.eval_every}")
+    check_ranges(spec)  # --epochs, --lr, --eval-every positive where given
+    if spec.epochs is None or spec.lr is None:
+        raise BadInput(f"--trainer adam needs --epochs and --lr, got {spec.epochs} and {spec.lr}")
     mesh_of(devices)
     n_train, size = int(task.arrays["x_train"].shape[0]), task.spec.batch_size or 128  # the paper's batch
     steps = n_train // size
