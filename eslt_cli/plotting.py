@@ -332,14 +332,46 @@ def _error_label(records: Sequence[dict[str, Any]]) -> str:
     return "test error"
 
 
+def _lmc_record(r: dict[str, Any]) -> dict[str, Any]:
+    """``r`` with ``barrier`` the Frankle et al. (2020) barrier, whichever eslt wrote it.
+
+    Records without ``barrier_definition`` predate it and hold the linear-baseline
+    barrier under ``barrier``: theirs is recomputed from their error curve (kept
+    as ``barrier_linear``), and one without a curve is refused rather than misread.
+    """
+    from eslt_cli.analysis.lmc import BARRIER_DEFINITION, barrier
+
+    name = f"lmc record {r.get('a')} vs {r.get('b')}"
+    if len(r.get("levels") or []) != 2:
+        raise BadInput(f"{name} lacks levels; re-run `eslt lmc`")
+    definition = r.get("barrier_definition")
+    if definition is not None:
+        if definition != BARRIER_DEFINITION:
+            raise BadInput(f"{name} has barrier_definition {definition!r}, not {BARRIER_DEFINITION!r}: "
+                           "re-run `eslt lmc` with this eslt")  # fmt: skip
+        if not isinstance(r.get("barrier"), (int, float)):
+            raise BadInput(f"{name} lacks a numeric barrier; re-run `eslt lmc`")
+        return r
+    if not r.get("alpha") or not r.get("error"):
+        raise BadInput(f"{name} predates barrier_definition (its barrier is the old linear-baseline one) "
+                       "and has no error curve to recompute it from; re-run `eslt lmc`")  # fmt: skip
+    try:
+        frankle = barrier(r["alpha"], r["error"])
+    except (BadInput, TypeError, ValueError):
+        raise BadInput(f"{name} has a malformed alpha/error curve; re-run `eslt lmc`") from None
+    return {**r, "barrier": frankle, "barrier_linear": r.get("barrier"), "barrier_definition": BARRIER_DEFINITION}
+
+
 def plot_lmc(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100) -> Path:
-    """Linear mode connectivity: barrier heatmap over level pairs (same seed), else barrier vs level."""
+    """Linear mode connectivity: barrier heatmap over level pairs (same seed), else barrier vs level.
+
+    The barrier drawn is Frankle et al.'s (2020), ``max_α err(α) − (err(0) + err(1)) / 2``
+    (Section 5); old records are converted or refused by :func:`_lmc_record`.
+    """
     recs = [r for r in inputs.records if r.get("kind") == "lmc"]
     if not recs:
         raise _need("lmc", "`eslt lmc` output (JSON lines with kind 'lmc'), piped or as a .jsonl file", inputs)
-    for r in recs:
-        if "barrier" not in r or len(r.get("levels") or []) != 2:
-            raise BadInput(f"lmc record {r.get('a')} vs {r.get('b')} lacks barrier/levels; re-run `eslt lmc`")
+    recs = [_lmc_record(r) for r in recs]
     many_tasks = len({r.get("task") for r in recs}) > 1
     arms = sorted({a for a in map(_lmc_arm, recs) if a})
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)

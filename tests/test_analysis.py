@@ -29,22 +29,42 @@ def tree(seed: int = 0, sparse: bool = True) -> tuple[dict, dict]:
     return params, mask
 
 
-def test_barrier_is_the_largest_rise_above_the_chord() -> None:
-    assert lmc.barrier([0.0, 0.5, 1.0], [1.0, 3.0, 2.0]) == pytest.approx(3.0 - 1.5)
-    assert lmc.barrier([0.0, 0.5, 1.0], [1.0, 1.0, 1.0]) == 0.0
+def test_barrier_is_frankle_and_barrier_linear_the_rise_above_the_chord() -> None:
+    alpha = [0.0, 0.25, 0.5, 0.75, 1.0]
+    # Peak 0.6 off-centre, endpoints 0.1 and 0.3: Frankle 0.6 − 0.2; chord at α = 0.25 is 0.15.
+    peaked = [0.1, 0.6, 0.3, 0.3, 0.3]
+    assert lmc.barrier(alpha, peaked) == pytest.approx(0.4)
+    assert lmc.barrier_linear(alpha, peaked) == pytest.approx(0.45)
+    straight = [0.1, 0.15, 0.2, 0.25, 0.3]  # on the chord: no linear barrier, Frankle's is half the gap
+    assert lmc.barrier(alpha, straight) == pytest.approx(0.1)
+    assert lmc.barrier_linear(alpha, straight) == pytest.approx(0.0, abs=1e-15)
     assert lmc.barrier([0.0, 0.5, 1.0], [2.0, 0.0, 2.0]) == 0.0  # a valley: the endpoints are the max
+    assert lmc.barrier_linear([0.0, 0.5, 1.0], [2.0, 0.0, 2.0]) == 0.0
+    flat = [0.1 + 0.2] * 5  # an inexact float: both barriers are still exactly 0
+    assert lmc.barrier(alpha, flat) == 0.0 and lmc.barrier_linear(alpha, flat) == 0.0
+    for bad_alpha, bad_error in (([0.0, 0.5], [1.0, 2.0, 3.0]), ([0.1, 1.0], [1.0, 2.0]), ([0.0], [1.0])):
+        with pytest.raises(BadInput, match="alpha running from 0 to 1"):
+            lmc.barrier(bad_alpha, bad_error)
     np.testing.assert_allclose(lmc.to_error(np.array([0.9, 0.25]), "accuracy"), [0.1, 0.75])
     np.testing.assert_allclose(lmc.to_error(np.array([-300.0, 10.0]), "return"), [300.0, -10.0])
 
 
-def test_interpolate_hits_both_ends() -> None:
+def test_interpolate_hits_both_ends_exactly() -> None:
     a, _ = tree(0)
     b, _ = tree(1)
-    stacked = lmc.interpolate(a, b, np.array([0.0, 0.5, 1.0]))
+    # 1e8 → 1e-3: a + (b − a) misses b even in float64; the ends must still be b bit for bit.
+    a["dense"]["bias"][:] = [1e8, 0.1, 3.3]
+    b["dense"]["bias"][:] = [1e-3, 0.7, -2.1]
+    alpha = np.linspace(0.0, 1.0, 11)
+    stacked = lmc.interpolate(a, b, alpha)
     for x, y, s in zip(jax.tree.leaves(a), jax.tree.leaves(b), jax.tree.leaves(stacked)):
-        np.testing.assert_allclose(s[0], x)
-        np.testing.assert_allclose(s[1], 0.5 * (x + y), rtol=1e-6, atol=1e-7)
-        np.testing.assert_allclose(s[2], y)
+        assert s.dtype == np.float32 and s.shape == (11, *x.shape)
+        np.testing.assert_array_equal(s[0], x)
+        np.testing.assert_array_equal(s[-1], y)
+        np.testing.assert_allclose(s[5], 0.5 * (x.astype(np.float64) + y), rtol=1e-6, atol=1e-7)
+    # A with itself: every α is A exactly ((1 − α)·A + α·A is not, for most α).
+    for x, s in zip(jax.tree.leaves(a), jax.tree.leaves(lmc.interpolate(a, a, alpha))):
+        np.testing.assert_array_equal(s, np.broadcast_to(x, s.shape))
 
 
 @pytest.fixture(scope="module")
@@ -58,15 +78,21 @@ def pendulum():
 def test_lmc_on_a_real_task(pendulum) -> None:
     task, a, b = pendulum
     key = jax.random.PRNGKey(3)
-    same = lmc.lmc(task, a, a, key, points=3)
-    assert same.barrier == 0.0 and same.error_of == "return"
-    np.testing.assert_allclose(same.error, same.error[0], rtol=1e-6)  # flat
+    same = lmc.lmc(task, a, a, key, points=5)
+    assert same.barrier == 0.0 and same.barrier_linear == 0.0 and same.error_of == "return"
+    assert len(set(same.error.tolist())) == 1  # every point is A itself
     line = lmc.lmc(task, a, b, key, points=3)
-    # The endpoints are each network's own test error, as `evaluate` computes it.
-    assert line.error[0] == pytest.approx(-evaluate(task, a, key)["metric"], rel=1e-5)
-    assert line.error[-1] == pytest.approx(-evaluate(task, b, key)["metric"], rel=1e-5)
-    assert line.barrier == pytest.approx(lmc.barrier(line.alpha, line.error))
-    assert line.barrier >= 0.0
+    # The endpoints are each network's own test error, bit for bit as the same evaluator gives it alone ...
+    for end, params in ((0, a), (-1, b)):
+        alone = lmc.evaluate_points(task, jax.tree.map(lambda x: x[None], params), key)
+        assert line.error[end] == lmc.to_error(alone["metric"], "return")[0]
+        # ... and as `evaluate` (another compiled program) gives it.
+        assert line.error[end] == pytest.approx(-evaluate(task, params, key)["metric"], rel=1e-6)
+    assert line.barrier == pytest.approx(np.max(line.error) - (line.error[0] + line.error[-1]) / 2)
+    assert line.barrier_linear == pytest.approx(lmc.barrier_linear(line.alpha, line.error))
+    rec = line.to_json()
+    assert rec["barrier_definition"] == lmc.BARRIER_DEFINITION == "frankle2020"
+    assert rec["barrier"] == line.barrier and rec["barrier_linear"] == line.barrier_linear
 
 
 def fake_checkpoint(name: str, task: str, params: dict, kind: str = "trained") -> Checkpoint:
@@ -104,16 +130,84 @@ def test_directions_are_filter_and_neuron_normalised_and_masked() -> None:
     assert (d["conv0"]["kernel"][..., 1] == 0).all()  # a fully pruned filter has no direction
 
 
-def test_directions_from_another_checkpoint_use_its_weights_and_this_mask() -> None:
-    weights0, _ = tree(0, sparse=False)
-    _, mask = tree(1)
-    a = sharpness.directions(3, 2, weights0, mask)
-    b = sharpness.directions(3, 1, weights0, mask)
-    for x, y in zip(jax.tree.leaves(a[0]), jax.tree.leaves(b[0])):
-        np.testing.assert_array_equal(x, y)  # direction i does not depend on how many are drawn
-    k, w0, m = a[1]["dense"]["kernel"], weights0["dense"]["kernel"], mask["dense"]["kernel"]
-    np.testing.assert_allclose(np.linalg.norm(k, axis=0), np.linalg.norm(w0 * m, axis=0), rtol=1e-5)
-    assert (k[m == 0] == 0).all()
+def _items(tree: dict, path: tuple = ()) -> list[tuple[tuple, np.ndarray]]:
+    """(path, leaf) pairs of a nested dict, keys sorted (the order jax.tree flattens dicts in)."""
+    out = []
+    for k in sorted(tree):
+        out += _items(tree[k], (*path, k)) if isinstance(tree[k], dict) else [((*path, k), tree[k])]
+    return out
+
+
+def hand_directions(seed: int, n: int, weights0: dict, mask0: dict, mask: dict) -> list[dict]:
+    """Appendix A.3 by hand: draw at level 0, filter-normalise there (Li et al., 2018), mask, no renormalising.
+
+    The draw is direction i's key ``fold_in(PRNGKey(seed), i)`` split over the leaves;
+    everything after it is plain numpy, filter by filter.
+    """
+    w0, m0, m = _items(weights0), dict(_items(mask0)), dict(_items(mask))
+    out = []
+    for i in range(n):
+        keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(seed), i), len(w0))
+        d: dict = {}
+        for key, (path, w) in zip(keys, w0):
+            raw = np.asarray(jax.random.normal(key, w.shape), np.float64)
+            leaf = np.zeros(w.shape)  # biases do not move
+            if path[-1] == "kernel":
+                for j in range(w.shape[-1]):  # one output filter / neuron at a time
+                    dj = raw[..., j] * m0[path][..., j]
+                    wj = np.asarray(w, np.float64)[..., j] * m0[path][..., j]
+                    if np.linalg.norm(dj) > 0:
+                        leaf[..., j] = dj * np.linalg.norm(wj) / np.linalg.norm(dj)
+                leaf = leaf * m[path]  # this level's mask, applied after normalising
+            node = d
+            for k in path[:-1]:
+                node = node.setdefault(k, {})
+            node[path[-1]] = leaf
+        out.append(d)
+    return out
+
+
+def test_directions_from_level_0_are_normalised_there_then_masked_not_renormalised() -> None:
+    weights0, mask0 = tree(0, sparse=False)  # the level-0 dense network
+    params, mask = tree(1)  # a sparse later level
+    dirs = sharpness.masked(sharpness.directions(3, 2, weights0, mask0), mask)
+    hand = hand_directions(3, 2, weights0, mask0, mask)
+    for d, h in zip(dirs, hand):
+        for (path, x), (_, y) in zip(_items(d), _items(h)):
+            np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7, err_msg=str(path))
+    # Not renormalised to the masked level-0 weights (what per-level normalisation would give).
+    k, w0, m = dirs[0]["dense"]["kernel"], weights0["dense"]["kernel"], mask["dense"]["kernel"]
+    assert not np.allclose(np.linalg.norm(k, axis=0), np.linalg.norm(w0 * m, axis=0), rtol=1e-3)
+    assert (k[m == 0] == 0).all() and (dirs[1]["conv0"]["kernel"][..., 1] == 0).all()
+    # The same vectors at every level: another mask only zeroes more entries of the same draw.
+    other = sharpness.masked(sharpness.directions(3, 2, weights0, mask0), mask0)
+    np.testing.assert_array_equal(dirs[1]["dense"]["kernel"], other[1]["dense"]["kernel"] * m)
+    first = sharpness.directions(3, 1, weights0, mask0)  # direction i does not depend on how many are drawn
+    np.testing.assert_array_equal(first[0]["dense"]["kernel"], other[0]["dense"]["kernel"])
+
+    # Evaluated: the loss along t·d at this level's weights, against the hand-built networks.
+    centre = params["dense"]["kernel"].astype(np.float64) + 0.3
+
+    def toy(stacked: dict) -> dict[str, np.ndarray]:
+        loss = ((np.asarray(stacked["dense"]["kernel"], np.float64) - centre[None]) ** 2).sum((1, 2))
+        loss += (np.asarray(stacked["conv0"]["kernel"], np.float64) ** 2).sum((1, 2, 3, 4))
+        return {"loss": loss, "metric": -loss}
+
+    prof = sharpness.profile_1d(toy, params, dirs, radius=0.5, points=3)
+    for i, h in enumerate(hand):
+        for j, t in enumerate([-0.5, 0.0, 0.5]):
+            dense = params["dense"]["kernel"].astype(np.float64) + t * h["dense"]["kernel"]
+            conv = params["conv0"]["kernel"].astype(np.float64) + t * h["conv0"]["kernel"]
+            expected = ((dense - centre) ** 2).sum() + (conv**2).sum()
+            assert prof.loss[i, j] == pytest.approx(expected, rel=1e-5)
+
+
+def test_directions_from_a_sparser_checkpoint_are_refused() -> None:
+    _, dense_mask = tree(0, sparse=False)
+    _, sparse_mask = tree(1)
+    sharpness.check_mask_within(sparse_mask, dense_mask, "L00")
+    with pytest.raises(BadInput, match="prunes weights the measured checkpoint keeps"):
+        sharpness.check_mask_within(dense_mask, sparse_mask, "L03")
 
 
 def test_curvature_of_a_quadratic_loss_is_recovered() -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from conftest import FASHION, TINY_CONTROL, TINY_VISION, needs_fashion, run_cli
 from eslt_cli import checkpoint
+from test_analysis import hand_directions
 
 
 run = run_cli
@@ -58,19 +59,44 @@ def test_show_lists_finds_and_follows_lineage(pendulum) -> None:
     assert code == 0 and "L00-trained" in err and "ticket" in err  # the table (with parent) is on stderr
 
 
+def evaluate_as(ckpt_path: Path, stacked: dict) -> dict[str, np.ndarray]:
+    """Test metric and loss of ``stacked`` networks with ``ckpt_path``'s task settings, key and data."""
+    from eslt_cli import pipeline
+    from eslt_cli.analysis.lmc import evaluate_points
+
+    ckpt = checkpoint.load(ckpt_path)
+    task = pipeline.task_of(ckpt.meta)
+    return evaluate_points(task, stacked, pipeline.eval_key(ckpt.meta), pipeline.arrays_of(ckpt, task, "final"))
+
+
+def stack(*trees: dict) -> dict:
+    import jax
+
+    return jax.tree.map(lambda *xs: np.stack([np.asarray(x, np.float32) for x in xs]), *trees)
+
+
 def test_lmc_of_a_checkpoint_with_itself_and_across_levels(pendulum) -> None:
     dense = checkpoint.read_meta(pendulum["dense"])
     same = json.loads(ok("lmc", "--points", "3", str(pendulum["dense"]), str(pendulum["dense"])))
-    assert same["kind"] == "lmc" and same["barrier"] == 0.0 and same["error_of"] == "return"
+    assert same["kind"] == "lmc" and same["error_of"] == "return" and same["barrier_definition"] == "frankle2020"
+    assert same["barrier"] == 0.0 and same["barrier_linear"] == 0.0  # exactly: every point is A itself
     assert same["alpha"] == [0.0, 0.5, 1.0] and len(set(same["error"])) == 1
     # Evaluated with A's key: the α = 0 end reproduces A's recorded test return.
     assert same["metric"][0] == pytest.approx(dense["metrics"]["final"]["metric"], rel=1e-5)
     code, out, err = run("lmc", "--points", "3", str(pendulum["dense"]), str(pendulum["trained"]))
-    assert code == 0 and "barrier" in err
+    assert code == 0 and "barrier" in err and "Frankle" in err
     rec = json.loads(out)
     assert rec["levels"] == [0, 1] and rec["sparsity"][0] == 0.0 and rec["sparsity"][1] > 0.19
     assert rec["strategies"] == ["snes", "snes"] and rec["seeds"] == [0, 0] and rec["task"] == "pendulum"
-    assert rec["barrier"] >= 0.0 and len(rec["error"]) == len(rec["loss"]) == 3
+    assert len(rec["error"]) == len(rec["loss"]) == 3
+    # α = 0 and α = 1 are A's and B's own errors (A's settings and key), exactly.
+    ends = evaluate_as(
+        pendulum["dense"], stack(*(checkpoint.load(pendulum[k]).state["mean"] for k in ("dense", "trained")))
+    )
+    assert [rec["error"][0], rec["error"][-1]] == (-ends["metric"]).tolist()
+    e = rec["error"]
+    assert rec["barrier"] == pytest.approx(max(e) - (e[0] + e[-1]) / 2, abs=1e-9)
+    assert rec["barrier_linear"] == pytest.approx(max(0.0, e[1] - (e[0] + e[-1]) / 2), abs=1e-9)
 
 
 def test_sharpness_1d_2d_and_directions_from(pendulum, tmp_path: Path) -> None:
@@ -93,7 +119,50 @@ def test_sharpness_1d_2d_and_directions_from(pendulum, tmp_path: Path) -> None:
     out = tmp_path / "s.npz"
     rec = json.loads(ok(*args, "--directions-from", str(pendulum["dense"]), "--surface-out", str(out),
                         str(pendulum["trained"])))  # fmt: skip
-    assert rec["directions_from"] == str(pendulum["dense"]) and rec["surface"] == str(out) and out.exists()
+    assert rec["directions_from"] == str(pendulum["dense"]) and rec["directions_from_level"] == 0
+    assert rec["surface"] == str(out) and out.exists()
+    with np.load(out) as z:
+        assert str(z["directions_from"]) == str(pendulum["dense"])
+
+
+def test_directions_from_level_0_match_a_hand_computation(pendulum) -> None:
+    """Appendix A.3: drawn and normalised at L00, applied to L01 masked by its mask, not renormalised."""
+    dense, trained = checkpoint.load(pendulum["dense"]), checkpoint.load(pendulum["trained"])
+    rec = json.loads(ok("sharpness", "--points", "3", "--directions", "2", "--radius", "0.5", "--seed", "4",
+                        "--directions-from", str(pendulum["dense"]), str(pendulum["trained"])))  # fmt: skip
+    theta = trained.state["mean"]
+    hand = hand_directions(4, 2, dense.state["mean"], dense.state["mask"], trained.state["mask"])
+    ts = [-0.5, 0.0, 0.5]
+
+    def along(dirs: list[dict]) -> np.ndarray:
+        import jax
+
+        # θ + t·d in float32, the precision the networks run at.
+        f32 = np.float32
+        nets = [jax.tree.map(lambda p, d: f32(p) + f32(t) * f32(d), theta, d) for d in dirs for t in ts]
+        return evaluate_as(pendulum["trained"], stack(*nets))["loss"].reshape(len(dirs), len(ts))
+
+    expected = along(hand)
+    np.testing.assert_allclose(rec["loss"], expected, rtol=1e-5)
+    # The per-level renormalisation A.3 does not do (norms of L00's weights under L01's mask) differs.
+    renormalised = hand_directions(4, 2, dense.state["mean"], trained.state["mask"], trained.state["mask"])
+    assert not np.allclose(along(renormalised), expected, rtol=1e-3)
+    # Directions from the checkpoint itself are the default ones.
+    own = json.loads(ok("sharpness", "--points", "3", "--directions", "1", "--radius", "0.5", "--seed", "4",
+                        "--directions-from", str(pendulum["trained"]), str(pendulum["trained"])))  # fmt: skip
+    default = json.loads(ok("sharpness", "--points", "3", "--directions", "1", "--radius", "0.5", "--seed", "4",
+                            str(pendulum["trained"])))  # fmt: skip
+    assert own["loss"] == default["loss"]
+
+
+def test_sharpness_paper_preset_uses_the_51_step_grid(pendulum) -> None:
+    from eslt_cli.cli.sharpness import grid_sizes
+
+    assert grid_sizes("paper", None, None) == (51, 51) and grid_sizes("cpu", None, None) == (21, 11)
+    assert grid_sizes("paper", 5, None) == (5, 51) and grid_sizes("paper", None, 7) == (51, 7)
+    rec = json.loads(ok("sharpness", "--preset", "paper", "--directions", "1", str(pendulum["trained"])))
+    assert rec["t"] == np.linspace(-1.0, 1.0, 51).tolist()
+    assert len(json.loads(ok("sharpness", "--directions", "1", str(pendulum["trained"])))["t"]) == 21
 
 
 BAD = [
@@ -106,6 +175,8 @@ BAD = [
     (["sharpness", "--points", "2", "{dense}"], "at least 3"),
     (["lmc", "--which", "last", "{dense}", "{dense}"], "final or best"),
     (["sharpness", "--directions-from", "{ticket}", "{dense}"], "is a ticket"),
+    (["sharpness", "--directions-from", "{trained}", "{dense}"], "prunes weights the measured checkpoint keeps"),
+    (["sharpness", "--preset", "fast", "{dense}"], "--preset must be cpu or paper"),
 ]
 
 

@@ -67,7 +67,8 @@ def lmc_records(cross_level: bool) -> list[dict]:
             "kind": "lmc", "a": f"/runs/s{seeds[0]}/L{la:02d}", "b": f"/runs/s{seeds[1]}/L{lb:02d}", "which": "final",
             "task": "fashion_mnist", "levels": [la, lb], "sparsity": [1 - 0.8**la, 1 - 0.8**lb],
             "strategies": list(strategies), "seeds": list(seeds), "alpha": alpha.tolist(), "error": error.tolist(),
-            "loss": (2 * error).tolist(), "metric": (1 - error).tolist(), "error_of": "accuracy", "barrier": bump,
+            "loss": (2 * error).tolist(), "metric": (1 - error).tolist(), "error_of": "accuracy",
+            "barrier_definition": "frankle2020", "barrier": bump, "barrier_linear": bump,
         })  # fmt: skip
     return recs
 
@@ -167,6 +168,30 @@ def test_lmc_heatmap_and_barrier_vs_level(cli, tmp_path: Path, cross_level: bool
     assert_png(out2)
 
 
+def old_lmc_record(curve: bool = True) -> dict:
+    """An ``eslt lmc`` line from before ``barrier_definition``: ``barrier`` was the rise above the chord."""
+    rec = dict(lmc_records(cross_level=True)[1], error=[0.1, 0.6, 0.3, 0.3, 0.3], alpha=[0.0, 0.25, 0.5, 0.75, 1.0])
+    del rec["barrier_definition"], rec["barrier_linear"]
+    rec["barrier"] = 0.45  # max err(α) − [err(0) + α·(err(1) − err(0))]
+    if not curve:
+        del rec["alpha"], rec["error"]
+    return rec
+
+
+def test_lmc_plots_the_frankle_barrier_and_converts_old_records(cli, tmp_path: Path) -> None:
+    new = lmc_records(cross_level=True)[0]
+    assert plotting._lmc_record(new) == new
+    converted = plotting._lmc_record(old_lmc_record())
+    # Frankle et al. (2020): 0.6 − (0.1 + 0.3) / 2; the old value is kept as barrier_linear.
+    assert converted["barrier"] == pytest.approx(0.4) and converted["barrier_linear"] == 0.45
+    assert converted["barrier_definition"] == "frankle2020"
+    out = tmp_path / "old.png"
+    code, _, err = cli("plot", "lmc", str(jsonl(tmp_path / "old.jsonl", [*lmc_records(True), old_lmc_record()])),
+                       "--out", str(out))  # fmt: skip
+    assert code == 0, err
+    assert_png(out)
+
+
 def test_sharpness_and_surface(cli, tmp_path: Path) -> None:
     recs = sharpness_records(tmp_path)
     records = jsonl(tmp_path / "sharp.jsonl", recs)
@@ -223,6 +248,8 @@ BAD = [
     (["plot", "lmc", "{garbage}"], None, "not JSON lines"),
     (["plot", "lmc"], "{{not json\n", "not a JSON object"),
     (["plot", "lmc", "{tmp}/notes.txt"], None, "not a checkpoint, folder, .jsonl/.json"),
+    (["plot", "lmc", "{old_lmc}"], None, "predates barrier_definition (its barrier is the old linear-baseline one)"),
+    (["plot", "lmc", "{future_lmc}"], None, "has barrier_definition 'v3', not 'frankle2020'"),
 ]
 
 
@@ -238,6 +265,8 @@ def test_bad_input_one_line_exit_2_nothing_written(cli, runs, tmp_path: Path, ar
         "sharp_no_surface": str(jsonl(tmp_path / "s.jsonl", sharpness_records())),
         "flat_npz": str(write_surface(tmp_path / "flat.npz", flat=True)), "existing": str(tmp_path / "existing.png"),
         "garbage": str(tmp_path / "garbage.jsonl"),
+        "old_lmc": str(jsonl(tmp_path / "old.jsonl", [old_lmc_record(curve=False)])),
+        "future_lmc": str(jsonl(tmp_path / "v3.jsonl", [dict(lmc_records(True)[0], barrier_definition="v3")])),
     }  # fmt: skip
     before = sorted(p.name for p in tmp_path.iterdir())
     out_args = [] if "--out" in args else ["--out", str(tmp_path / "fig.png")]

@@ -1,14 +1,23 @@
-"""Linear mode connectivity (Frankle et al., 2020) between two trained checkpoints.
+"""Linear mode connectivity (Section 5; Frankle et al., 2020) between two trained checkpoints.
 
-The network θ(α) = (1 − α)·θA + α·θB is evaluated on the test split for α on
-a grid over [0, 1]. The stored (masked) weights are interpolated as they are,
+The network θ(α) = θA + α·(θB − θA) is evaluated on the test split for α on a
+grid over [0, 1]. The stored (masked) weights are interpolated as they are,
 so with different masks the intermediate networks are denser than either end.
-The error is 1 − accuracy for vision tasks and −return for control tasks, and
+The error is 1 − accuracy for vision tasks and −return for control tasks.
 
-    barrier = max_α  err(α) − [(1 − α)·err(0) + α·err(1)],
+Two barriers are reported:
 
-the largest rise of the error above the straight line between the endpoints:
-0 for a linearly connected pair, positive when a ridge separates them.
+- ``barrier``, the error barrier of Frankle et al. (2020, "instability"):
+  ``max_α err(α) − (err(0) + err(1)) / 2``. It is 0 only when the path is
+  flat; a pair with unequal endpoint errors and a straight error line scores
+  half their difference.
+- ``barrier_linear``: ``max_α err(α) − [err(0) + α·(err(1) − err(0))]``, the
+  largest rise above the straight line between the endpoint errors (0 for
+  any path that never rises above that line).
+
+Records carry ``barrier_definition`` (:data:`BARRIER_DEFINITION`) because
+records written before it existed stored the linear-baseline value as
+``barrier``.
 """
 
 from __future__ import annotations
@@ -26,6 +35,9 @@ from eslt_cli.errors import BadInput
 from eslt_cli.tasks.base import Arrays, Params, Task
 
 WHICH = {"final": "mean", "best": "best"}
+# Names the meaning of ``barrier`` in a record; plots refuse other values.
+BARRIER_DEFINITION = "frankle2020"
+Curve = Sequence[float] | np.ndarray  # α values or errors, ascending α from 0 to 1
 
 
 def trained_params(ckpt: Checkpoint, which: str = "final") -> Params:
@@ -63,21 +75,43 @@ def to_error(metric_values: np.ndarray, metric: str) -> np.ndarray:
     return 1.0 - values if error_of(metric) == "accuracy" else -values
 
 
-def barrier(alpha: Sequence[float], error: Sequence[float]) -> float:
-    """max over α of err(α) − [(1 − α)·err(0) + α·err(1)] (α ascending from 0 to 1)."""
+def _curve(alpha: Curve, error: Curve) -> tuple[np.ndarray, np.ndarray]:
     a, e = np.asarray(alpha, np.float64), np.asarray(error, np.float64)
-    line = (1.0 - a) * e[0] + a * e[-1]
-    return float(np.max(e - line))
+    if a.ndim != 1 or a.shape != e.shape or len(a) < 2 or a[0] != 0.0 or a[-1] != 1.0:
+        raise BadInput("an error curve needs matching alpha and error lists with alpha running from 0 to 1")
+    return a, e
+
+
+def barrier(alpha: Curve, error: Curve) -> float:
+    """Frankle et al. (2020) error barrier: max over α of err(α), minus the mean of err(0) and err(1)."""
+    _, e = _curve(alpha, error)
+    return float(np.max(e) - (e[0] + e[-1]) / 2.0)
+
+
+def barrier_linear(alpha: Curve, error: Curve) -> float:
+    """max over α of err(α) − [err(0) + α·(err(1) − err(0))], the rise above the endpoints' chord."""
+    a, e = _curve(alpha, error)
+    # err(0) + α·Δ rather than (1 − α)·err(0) + α·err(1): equal endpoints give exactly err(0).
+    return float(np.max(e - (e[0] + a * (e[-1] - e[0]))))
 
 
 def interpolate(a: Params, b: Params, alpha: np.ndarray) -> Params:
-    """The stacked networks (1 − α)·a + α·b, one per α along a new leading axis."""
-    alpha = np.asarray(alpha, np.float32)
+    """The stacked networks a + α·(b − a), one per α along a new leading axis (float32).
+
+    Computed in float64; rows at α = 0 and α = 1 are ``a`` and ``b`` bit for
+    bit (rounding of a + (b − a) could otherwise move the α = 1 end by an ulp),
+    and ``a == b`` gives ``a`` at every α.
+    """
+    alpha = np.asarray(alpha, np.float64)
 
     def mix(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        x, y = np.asarray(x, np.float32), np.asarray(y, np.float32)
-        w = alpha.reshape(-1, *([1] * x.ndim))
-        return (1.0 - w) * x[None] + w * y[None]
+        x32, y32 = np.asarray(x, np.float32), np.asarray(y, np.float32)
+        w = alpha.reshape(-1, *([1] * x32.ndim))
+        x64 = x32.astype(np.float64)[None]
+        out = (x64 + w * (y32.astype(np.float64)[None] - x64)).astype(np.float32)
+        out[alpha == 0.0] = x32
+        out[alpha == 1.0] = y32
+        return out
 
     return jax.tree.map(mix, a, b)
 
@@ -108,7 +142,8 @@ class LmcResult:
     loss: np.ndarray
     error: np.ndarray
     error_of: str
-    barrier: float
+    barrier: float  # Frankle et al. (2020)
+    barrier_linear: float
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -117,18 +152,21 @@ class LmcResult:
             "loss": [float(x) for x in self.loss],
             "metric": [float(x) for x in self.metric],
             "error_of": self.error_of,
+            "barrier_definition": BARRIER_DEFINITION,
             "barrier": self.barrier,
+            "barrier_linear": self.barrier_linear,
         }
 
 
 def lmc(task: Task, a: Params, b: Params, key: jax.Array, points: int = 11, arrays: Arrays | None = None) -> LmcResult:
-    """Evaluate the straight line from ``a`` to ``b`` at ``points`` α values and its barrier."""
+    """Evaluate the straight line from ``a`` to ``b`` at ``points`` α values and its barriers."""
     if points < 2:
         raise BadInput(f"--points must be at least 2 (the two endpoints), got {points}")
     alpha = np.linspace(0.0, 1.0, points)
     out = evaluate_points(task, interpolate(a, b, alpha), key, arrays)
     error = to_error(out["metric"], task.metric)
-    return LmcResult(alpha, out["metric"], out["loss"], error, error_of(task.metric), barrier(alpha, error))
+    return LmcResult(alpha, out["metric"], out["loss"], error, error_of(task.metric), barrier(alpha, error),
+                     barrier_linear(alpha, error))  # fmt: skip
 
 
 def run_lmc(a: Checkpoint, b: Checkpoint, which: str = "final", points: int = 11) -> dict[str, Any]:

@@ -1,21 +1,23 @@
-"""Sharpness of a trained network along filter-normalised random directions (Li et al., 2018).
+"""Sharpness of a trained network along filter-normalised random directions (Section 5, appendix A.3).
 
-A direction ``d`` is a Gaussian draw with the shape of the network, rescaled
-so that every output filter of a conv kernel (the last axis of a HWIO kernel)
-and every output neuron of a dense kernel (a column of the ``(in, out)``
-kernel) has the norm of the corresponding filter or neuron of the reference
-weights. Directions are multiplied by the mask first, so pruned weights stay
-zero along them (and a fully pruned filter gets a zero direction). Biases get
-a zero direction: they are left where training put them, as Li et al. do for
-biases and batch-norm parameters.
+A direction ``d`` (Li et al., 2018) is a Gaussian draw with the shape of the
+network, rescaled so that every output filter of a conv kernel (the last axis
+of a HWIO kernel) and every output neuron of a dense kernel (a column of the
+``(in, out)`` kernel) has the norm of the corresponding filter or neuron of
+the reference weights. Directions are multiplied by the mask first, so pruned
+weights stay zero along them (and a fully pruned filter gets a zero
+direction). Biases get a zero direction: they are left where training put
+them, as Li et al. do for biases and batch-norm parameters.
 
 1D: the test loss L(θ + t·d) for t on a grid over [−r, r] per direction; a
 quadratic ``a t² + b t + c`` fitted per direction gives the curvature 2a (the
 second derivative at the checkpoint). 2D: L(θ + α·d1 + β·d2) on a grid.
 
-The reference weights for the normalisation are the checkpoint's own unless
-directions come from another checkpoint C0 (the paper's comparison across
-IMP levels): then C0's weights, masked by C's mask, set the norms.
+By default the directions are normalised at the checkpoint itself (its
+weights and mask). With ``directions_from`` C0 they follow appendix A.3: drawn
+and normalised once at C0 (the level-0 dense network, its own weights and
+mask), then applied to the checkpoint multiplied by the checkpoint's mask and
+not renormalised, so every IMP level is probed along the same vectors.
 """
 
 from __future__ import annotations
@@ -65,20 +67,37 @@ def normalize_direction(direction: Params, weights: Params, mask: Params) -> Par
     return jax.tree_util.tree_map_with_path(norm_leaf, direction, weights, mask)
 
 
+def gaussian(key: jax.Array, like: Params) -> Params:
+    """A standard normal draw (float64) shaped like ``like``; leaf j uses ``split(key, n_leaves)[j]``."""
+    leaves, treedef = jax.tree.flatten(like)
+    keys = jax.random.split(key, len(leaves))
+    return treedef.unflatten([np.asarray(jax.random.normal(k, np.shape(x)), np.float64) for k, x in zip(keys, leaves)])
+
+
 def random_direction(key: jax.Array, weights: Params, mask: Params) -> Params:
     """One Gaussian direction from ``key``, filter-normalised to ``weights * mask``."""
-    leaves, treedef = jax.tree.flatten(weights)
-    keys = jax.random.split(key, len(leaves))
-    raw = treedef.unflatten([np.asarray(jax.random.normal(k, np.shape(x)), np.float64) for k, x in zip(keys, leaves)])
-    return normalize_direction(raw, weights, mask)
+    return normalize_direction(gaussian(key, weights), weights, mask)
 
 
 def directions(seed: int, n: int, weights: Params, mask: Params) -> list[Params]:
-    """``n`` normalised directions; direction i depends only on (seed, i), not on ``n``."""
+    """``n`` normalised directions; direction i uses key ``fold_in(PRNGKey(seed), i)``, so not ``n``."""
     if n < 1:
         raise BadInput(f"--directions must be at least 1, got {n}")
     base = jax.random.PRNGKey(seed)
     return [random_direction(jax.random.fold_in(base, i), weights, mask) for i in range(n)]
+
+
+def masked(dirs: Sequence[Params], mask: Params) -> list[Params]:
+    """``d * mask`` for each direction, with no renormalisation (appendix A.3: same vectors at every level)."""
+    return [jax.tree.map(lambda d, m: np.asarray(d, np.float32) * np.asarray(m, np.float32), d, mask) for d in dirs]
+
+
+def check_mask_within(mask: Params, reference_mask: Params, what: str) -> None:
+    """Refuse a ``mask`` that keeps weights ``reference_mask`` pruned: directions there would be zero."""
+    if any(np.any((np.asarray(m) != 0) & (np.asarray(r) == 0)) for m, r in
+           zip(jax.tree.leaves(mask), jax.tree.leaves(reference_mask))):  # fmt: skip
+        raise BadInput(f"{what}: prunes weights the measured checkpoint keeps (its directions are zero there); "
+                       "take directions from the level-0 dense network")  # fmt: skip
 
 
 def check_same_architecture(a: Params, b: Params, what: str) -> None:
@@ -238,11 +257,14 @@ def run_sharpness(
 ) -> dict[str, Any]:
     """Sharpness of the trained checkpoint ``ckpt``.
 
-    Directions are drawn from ``seed`` and normalised at ``directions_from``
-    (another checkpoint of the same architecture, masked by ``ckpt``'s mask)
-    or at ``ckpt`` itself. Returns the JSON record (see README, "Analyses");
-    with ``two_d`` the surface is also written to ``surface_out`` (default
-    :func:`surface_path`), refusing an existing file unless ``force``.
+    Directions are drawn from ``seed``. Without ``directions_from`` they are
+    normalised at ``ckpt`` (its weights and mask). With it (another trained
+    checkpoint of the same task and architecture, normally level 0) they are
+    normalised once at ``directions_from``'s own weights and mask and then
+    multiplied by ``ckpt``'s mask, unrenormalised (appendix A.3). Returns the
+    JSON record (see README, "Analyses"); with ``two_d`` the surface is also
+    written to ``surface_out`` (default :func:`surface_path`), refusing an
+    existing file unless ``force``.
     """
     from eslt_cli import pipeline
     from eslt_cli.analysis.lmc import evaluate_points, trained_params
@@ -256,14 +278,17 @@ def run_sharpness(
         _axis(radius, grid, 2, "--grid")
         out_path = Path(surface_out).absolute() if surface_out is not None else surface_path(ckpt.path, seed)
         check_writable(out_path, force)
-    reference = params
-    if directions_from is not None:
+    n_drawn = max(n_directions, 2 if two_d else 1)
+    if directions_from is None:
+        dirs = directions(seed, n_drawn, params, ckpt.state["mask"])
+    else:
         reference = trained_params(directions_from, which)
         if directions_from.meta["task"]["name"] != ckpt.meta["task"]["name"]:
             raise BadInput(f"{directions_from.path}: is a {directions_from.meta['task']['name']} checkpoint, "
                            f"not {ckpt.meta['task']['name']}: take directions from the same task")  # fmt: skip
         check_same_architecture(params, reference, str(directions_from.path))
-    dirs = directions(seed, max(n_directions, 2 if two_d else 1), reference, ckpt.state["mask"])
+        check_mask_within(ckpt.state["mask"], directions_from.state["mask"], str(directions_from.path))
+        dirs = masked(directions(seed, n_drawn, reference, directions_from.state["mask"]), ckpt.state["mask"])
     task, key = pipeline.task_of(ckpt.meta), pipeline.eval_key(ckpt.meta)
     arrays = pipeline.arrays_of(ckpt, task, which)
 
@@ -273,7 +298,14 @@ def run_sharpness(
     prof = profile_1d(evaluate, params, dirs[:n_directions], radius, points)
     if out_path is not None:
         surf = surface_2d(evaluate, params, dirs[0], dirs[1], radius, grid)
-        save_surface(out_path, surf, checkpoint=str(ckpt.path.resolve()), seed=seed, radius=radius)
+        save_surface(
+            out_path,
+            surf,
+            checkpoint=str(ckpt.path.resolve()),
+            seed=seed,
+            radius=radius,
+            directions_from="" if directions_from is None else str(directions_from.path.resolve()),
+        )
     meta = ckpt.meta
     return {
         "kind": "sharpness",
@@ -295,5 +327,6 @@ def run_sharpness(
         "curvature_mean": prof.curvature_mean,
         "curvature_std": prof.curvature_std,
         "directions_from": None if directions_from is None else str(directions_from.path.resolve()),
+        "directions_from_level": None if directions_from is None else directions_from.meta["level"],
         "surface": None if out_path is None else str(out_path),
     }

@@ -11,11 +11,14 @@ from eslt_cli.cli import common
 
 HELP = """Evaluate the straight line between two trained checkpoints; one JSON line on stdout.
 
-θ(α) = (1 − α)·θA + α·θB is evaluated on the test split for --points values of
-α in [0, 1] (masked weights interpolated as stored). The barrier is the largest
-rise of the error (1 − accuracy, or −return for control) above the straight
-line between the endpoints: 0 means linearly connected. Both checkpoints must
-be of one task and architecture; A's test settings and evaluation key are used.
+θ(α) = θA + α·(θB − θA) is evaluated on the test split for --points values of
+α in [0, 1] (masked weights interpolated as stored; α = 0 and 1 are A and B
+exactly). The error is 1 − accuracy, or −return for control. "barrier" is the
+error barrier of Frankle et al. (2020): the largest error along the path minus
+the mean of the two endpoint errors. "barrier_linear" is the largest rise above
+the straight line between the endpoint errors. Both are 0 for `eslt lmc A A`.
+Both checkpoints must be of one task and architecture; A's test settings and
+evaluation key are used.
 
 Example:
 
@@ -47,7 +50,10 @@ def lmc(
         for x, e, l in zip(result["alpha"], result["error"], result["loss"]):
             table.add_row(f"{x:.2f}", f"{e:.4g}", f"{l:.4g}")
         common.console.print(table)
-        common.say(f"barrier {result['barrier']:.4g} ({unit})")
+        common.say(
+            f"barrier {result['barrier']:.4g} (Frankle et al. 2020), "
+            f"barrier_linear {result['barrier_linear']:.4g} ({unit})"
+        )
     print(json.dumps(result), flush=True)
 
 

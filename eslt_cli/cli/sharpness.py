@@ -10,36 +10,63 @@ import typer
 
 from eslt_cli.cli import common
 
+# Grid sizes per --preset: "cpu" is quick; "paper" is appendix A.3's 51-step range, for --2d too.
+PRESETS = {"cpu": {"points": 21, "grid": 11}, "paper": {"points": 51, "grid": 51}}
+
+
+def grid_sizes(preset: str, points: int | None, grid: int | None) -> tuple[int, int]:
+    """(--points, --grid) of ``preset``, an explicit value of either winning."""
+    if preset not in PRESETS:
+        raise typer.BadParameter(f"--preset must be cpu or paper, got {preset!r}")
+    return (PRESETS[preset]["points"] if points is None else points, PRESETS[preset]["grid"] if grid is None else grid)
+
+
 HELP = """Measure the sharpness of a trained checkpoint; one JSON line on stdout.
 
 The test loss is evaluated along --directions random Gaussian directions,
 normalised filter-wise (conv) and neuron-wise (dense) to the weights, with
-pruned weights kept at zero and biases not moved, for t in [−radius, radius];
-a quadratic fitted per direction gives the curvature (second derivative).
---2d also writes the loss on a --grid × --grid lattice over two directions to
-an .npz (alpha, beta, loss, metric), by default beside the checkpoint.
---directions-from C0 normalises the directions at C0 (masked by this
-checkpoint's mask), to compare checkpoints along the same directions.
+pruned weights kept at zero and biases not moved, for --points steps t in
+[−radius, radius]; a quadratic fitted per direction gives the curvature
+(second derivative). --2d also writes the loss on a --grid × --grid lattice
+over two directions to an .npz (alpha, beta, loss, metric), by default beside
+the checkpoint.
+
+--directions-from C0 follows appendix A.3: the directions are drawn and
+normalised once at C0 (the level-0 dense network), then applied to this
+checkpoint multiplied by its mask, without renormalising, so every IMP level
+is probed along the same vectors (C0 must not prune weights this one keeps).
+
+--preset cpu (default): --points 21, --grid 11. --preset paper: appendix A.3's
+51-step grid, --points 51 and --grid 51. An explicit --points or --grid wins.
 
 Example:
 
 \b
   eslt sharpness --directions 5 runs/fashion_mnist-snes-seed0/L03-snr-trained
-  cd runs/fashion_mnist-snes-seed0 && eslt sharpness --2d --grid 51 --directions-from L00-trained L03-snr-trained
+  cd runs/fashion_mnist-snes-seed0 && eslt sharpness --preset paper --2d --directions-from L00-trained L03-snr-trained
 """
 
 
 def sharpness(
     checkpoint: Annotated[Optional[str], typer.Argument(help="Trained checkpoint; '-' or absent: read stdin.")] = None,
     radius: Annotated[float, typer.Option(help="Largest step t along a direction.")] = 1.0,
-    points: Annotated[int, typer.Option(help="Steps t in [-radius, radius] per direction.")] = 21,
+    points: Annotated[
+        Optional[int],
+        typer.Option(help="Steps t in [-radius, radius] per direction [default: 21; --preset paper: 51]."),
+    ] = None,
     directions: Annotated[int, typer.Option(help="Number of random directions (1D).")] = 5,
     seed: Annotated[int, typer.Option(help="Seed of the random directions.")] = 0,
     two_d: Annotated[bool, typer.Option("--2d", help="Also write a 2D loss surface (.npz).")] = False,
-    grid: Annotated[int, typer.Option(help="2D lattice size per axis (paper: 51).")] = 11,
+    grid: Annotated[
+        Optional[int], typer.Option(help="2D lattice size per axis [default: 11; --preset paper: 51].")
+    ] = None,
+    preset: Annotated[str, typer.Option(help="Grid sizes: cpu (21 steps, 11² grid) or paper (A.3: 51, 51²).")] = (
+        "cpu"
+    ),
     surface_out: Annotated[Optional[Path], typer.Option(help="2D surface .npz (default: beside it).")] = None,
     directions_from: Annotated[
-        Optional[str], typer.Option(help="Trained checkpoint (same architecture) to normalise directions at.")
+        Optional[str],
+        typer.Option(help="Trained checkpoint (level 0, same architecture) to draw and normalise directions at."),
     ] = None,
     which: Annotated[str, typer.Option(help="Which trained mean: final or best.")] = "final",
     force: Annotated[bool, typer.Option("--force", help="Replace an existing surface file.")] = False,
@@ -51,6 +78,7 @@ def sharpness(
 
     if which not in WHICH:
         raise typer.BadParameter(f"--which must be final or best, got {which!r}")
+    points, grid = grid_sizes(preset, points, grid)
     target = ckpt.load(common.read_input(checkpoint))  # type: ignore[arg-type]
     source = None if directions_from is None else ckpt.load(directions_from)
     result = core.run_sharpness(
