@@ -18,12 +18,15 @@ replaced only with ``force`` (and only after the new one is complete).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import hashlib
 import json
 import os
 import shutil
+import stat
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +34,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from eslt_cli import __version__
+from eslt_cli import __version__, errors, schema
 from eslt_cli.errors import BadInput, Busy, RunFailed
 from eslt_cli.tasks.base import Params
 
@@ -53,6 +56,59 @@ class Checkpoint:
     @property
     def kind(self) -> str:
         return str(self.meta["kind"])
+
+    @property
+    def digest(self) -> str:
+        """What identifies this checkpoint's content: stored at save (schema 2), else computed from it."""
+        return str(self.meta.get("digest") or digest(self.state, self.meta.get("fingerprint")))
+
+
+def digest(state: dict[str, Params], fingerprint: Any) -> str:
+    """A SHA-256 of a checkpoint's arrays and the settings that made them (its fingerprint).
+
+    Results derived from a checkpoint record this digest, so a parent re-made
+    with other settings or other weights at the same path is told apart.
+    """
+    h = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode())
+    for key in sorted(state):
+        if state[key] is None:
+            continue
+        for where, leaf in jax.tree_util.tree_flatten_with_path(state[key])[0]:
+            a = np.ascontiguousarray(np.asarray(leaf))
+            h.update(f"{key}{jax.tree_util.keystr(where)}:{a.dtype}{a.shape}".encode())
+            h.update(a.tobytes())
+    return h.hexdigest()[:32]
+
+
+def inside(path: Path, folder: Path) -> Path:
+    """``path`` (absolute) if it resolves to a place inside ``folder``: derived paths never leave their root."""
+    path = Path(path).absolute()
+    if Path(folder).absolute().resolve() not in path.resolve().parents:
+        raise BadInput(f"derived path {path} leaves {folder}: pass --out explicitly")
+    return path
+
+
+def parent_record(parent: "Checkpoint | None") -> dict[str, Any]:
+    """How a fingerprint names its parent: by path and by content, so a re-made parent invalidates its children."""
+    if parent is None:
+        return {"parent": None}
+    return {"parent": str(parent.path.resolve()), "parent_digest": parent.digest}
+
+
+def check_out(out: Path, inputs: Iterable[Path] = ()) -> Path:
+    """``out`` if it may be written: one line of text, not equal to, inside or above an input."""
+    text = str(out)
+    if any(c in text for c in "\n\r\0"):
+        raise BadInput(f"output path {text[:80]!r} holds a line break: the next step of a pipe could not read it")
+    target = Path(out).absolute().resolve()
+    for given in inputs:
+        source = Path(given).absolute().resolve()
+        if target == source or source in target.parents:
+            raise BadInput(f"--out {out} is {'the input' if target == source else 'inside the input'} {given}: "
+                           f"choose a path outside it")  # fmt: skip
+        if target in source.parents:
+            raise BadInput(f"--out {out} holds the input {given}: choose a path that does not contain it")
+    return out
 
 
 def _process_options() -> Any:
@@ -103,8 +159,11 @@ def find(folder: Path) -> list[Path]:
     return sorted(found)
 
 
+MAX_META_BYTES = 64 << 20  # a meta record is a few kB; anything near this is not eslt's
+
+
 def read_meta(path: Path) -> dict[str, Any]:
-    """The ``meta`` item of the checkpoint at ``path``, validated."""
+    """The ``meta`` item of the checkpoint at ``path``, validated against :mod:`eslt_cli.schema`."""
     path = Path(path)
     if not path.exists():
         raise BadInput(f"{path}: no such checkpoint (check the path, or the command that should have written it)")
@@ -114,18 +173,23 @@ def read_meta(path: Path) -> dict[str, Any]:
     try:
         # Orbax's JsonCheckpointHandler stores the item as plain JSON in this file;
         # reading it directly is the same parse without starting Orbax's machinery.
-        meta = json.loads(meta_file.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadInput(
-            f"{path}: unreadable meta ({type(exc).__name__}); the checkpoint is damaged, re-create it"
-        ) from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("schema"), int) or meta.get("kind") not in KINDS:
-        raise BadInput(f"{path}: meta lacks a valid schema/kind; not an eslt checkpoint")
-    if meta["schema"] > SCHEMA:
-        raise BadInput(
-            f"{path}: written with checkpoint schema {meta['schema']}, this eslt reads up to {SCHEMA}: upgrade eslt"
-        )
-    return meta
+        # A FIFO or device planted there would block or never end: regular files only, bounded.
+        info = meta_file.stat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_META_BYTES:
+            raise BadInput(f"{path}: meta/metadata is not a regular file of at most 64 MiB; damaged checkpoint")
+        with open(meta_file, "rb") as handle:
+            raw = handle.read(MAX_META_BYTES + 1)
+        meta = json.loads(raw.decode("utf-8"))
+    except PermissionError:
+        raise BadInput(f"{path}: cannot read meta/metadata: permission denied (check the file's permissions)") from None
+    except UnicodeDecodeError:
+        raise BadInput(f"{path}: meta/metadata is not UTF-8 text; the checkpoint is damaged, re-create it") from None
+    except json.JSONDecodeError:
+        raise BadInput(f"{path}: meta/metadata is not valid JSON; the checkpoint is damaged, re-create it") from None
+    except (OSError, RecursionError) as exc:
+        what = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise BadInput(f"{path}: cannot read meta/metadata ({what})") from None
+    return schema.validate(meta, path, SCHEMA)
 
 
 def load(path: Path | str) -> Checkpoint:
@@ -134,12 +198,17 @@ def load(path: Path | str) -> Checkpoint:
     meta = read_meta(path)
     import orbax.checkpoint as ocp
 
+    checkpointer = _checkpointer()
     try:
-        restored = _checkpointer().restore(path.resolve(), ocp.args.Composite(state=ocp.args.StandardRestore()))
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        restored = checkpointer.restore(path.resolve(), ocp.args.Composite(state=ocp.args.StandardRestore()))
+    except PermissionError:
+        raise BadInput(f"{path}: cannot read state: permission denied (check the files' permissions)") from None
+    except Exception as exc:  # Orbax and TensorStore raise many types for damaged arrays
         raise BadInput(
             f"{path}: unreadable state ({type(exc).__name__}); the checkpoint is damaged, re-create it"
         ) from None
+    finally:
+        checkpointer.close()  # joins Orbax's threads, so none reports a closed event loop at exit
     state = {k: jax.tree.map(np.asarray, v) for k, v in dict(restored["state"]).items()}
     _validate(path, state, meta)
     return Checkpoint(path, state, meta)
@@ -172,26 +241,55 @@ def _validate(path: Path, state: dict[str, Params], meta: dict[str, Any]) -> Non
             raise BadInput(f"{path}: mask holds values other than 0 and 1; damaged checkpoint")
 
 
+def replaceable(path: Path) -> None:
+    """Refuse to let ``--force`` replace ``path`` unless it is an eslt checkpoint (nothing eslt did not write)."""
+    if path.is_symlink() or not is_checkpoint(path):
+        raise BadInput(
+            f"{path} exists and is not an eslt checkpoint: --force replaces only eslt checkpoints; "
+            "move it away or choose another --out"
+        )
+
+
+def _remove_stale(path: Path) -> None:
+    """Remove in-progress writes of ``path`` left by a killed process (the caller holds its lock).
+
+    Orbax writes into ``<tmp>.orbax-checkpoint-tmp*`` before renaming, hence the glob.
+    """
+    for stale in [*path.parent.glob(f".{path.name}.partial-*"), *path.parent.glob(f".{path.name}.replaced-*")]:
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+
+
 def save(path: Path | str, state: dict[str, Params], meta: dict[str, Any], force: bool = False) -> Path:
     """Write a new checkpoint atomically at ``path`` and return its path.
 
-    Refuses to replace an existing path unless ``force``; even then the old one
-    is removed only once the new one is complete.
+    Refuses to replace an existing path unless ``force`` and it is an eslt
+    checkpoint; even then the old one is removed only once the new one is
+    complete. ``meta`` gains ``schema``, ``eslt_version`` and the content ``digest``.
     """
     path = Path(path).absolute()
-    if path.exists() and not force:
-        raise BadInput(f"{path} exists: pass --force to replace it, or --out elsewhere")
+    errors.check_interrupted()
+    check_out(path)
+    if path.exists() or path.is_symlink():
+        if not force:
+            raise BadInput(f"{path} exists: pass --force to replace it, or --out elsewhere")
+        replaceable(path)
     unknown = set(state) - set(STATE_KEYS)
     if unknown:
         raise ValueError(f"unknown state items {sorted(unknown)}")  # a programming error, not user input
-    meta = {"schema": SCHEMA, **meta, "eslt_version": __version__}
+    arrays = {k: jax.tree.map(np.asarray, v) for k, v in state.items() if v is not None}
+    meta = {"schema": SCHEMA, **meta, "eslt_version": __version__, "digest": digest(arrays, meta.get("fingerprint"))}
     import orbax.checkpoint as ocp
 
     tmp = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:8]}"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {k: jax.tree.map(np.asarray, v) for k, v in state.items() if v is not None}
-        _checkpointer().save(tmp, ocp.args.Composite(state=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta)))
+        _remove_stale(path)
+        checkpointer = _checkpointer()
+        try:
+            checkpointer.save(tmp, ocp.args.Composite(state=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta)))
+        finally:
+            checkpointer.close()
         if path.exists():  # only reached with force
             trash = path.parent / f".{path.name}.replaced-{uuid.uuid4().hex[:8]}"
             os.rename(path, trash)
@@ -202,8 +300,8 @@ def save(path: Path | str, state: dict[str, Params], meta: dict[str, Any], force
     except OSError as exc:
         raise RunFailed(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        for partial in path.parent.glob(f"{tmp.name}*"):
+            shutil.rmtree(partial, ignore_errors=True)
     return path
 
 
@@ -213,22 +311,53 @@ def lock(path: Path | str) -> Iterator[None]:
 
     Two jobs on the same output (overlapping cron runs) cannot both write it:
     the second stops at once with :class:`Busy`. The lock file is a hidden
-    sibling, ``.<name>.lock``, and is released when the process dies.
+    sibling, ``.<name>.lock``, opened without following symlinks; it is
+    released when the process dies and removed on exit, together with the
+    folders made for it when nothing was written there.
     """
     path = Path(path).absolute()
+    made = [p for p in [path.parent, *path.parent.parents] if not p.exists()]
+    lock_file = path.parent / f".{path.name}.lock"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(path.parent / f".{path.name}.lock", "a")
+        fd = os.open(lock_file, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     except OSError as exc:
-        raise RunFailed(f"cannot write in {path.parent}: {exc.strerror or exc}") from None
-    with handle:
+        _remove_empty(made)
+        why = "a symlink is planted there" if exc.errno == errno.ELOOP else exc.strerror or exc
+        raise RunFailed(f"cannot make the lock file {lock_file}: {why}") from None
+    try:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise Busy(
                 f"another eslt process is writing {path}: wait for it to finish, or use --out elsewhere"
             ) from None
-        yield
+        # The holder before us may have removed the file after we opened it: then ours is stale.
+        if os.fstat(fd).st_ino != _inode(lock_file):
+            raise Busy(f"another eslt process has just written {path}: run the command again")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(lock_file)
+            if not path.exists():
+                _remove_empty(made)
+    finally:
+        os.close(fd)
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return os.lstat(path).st_ino
+    except OSError:
+        return None
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (deepest first) that this process made and that are still empty."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 class ResumeStore:

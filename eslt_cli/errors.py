@@ -37,3 +37,15 @@ class Busy(EsltError):
     """Another eslt process is writing the same output."""
 
     exit_code = 1
+
+
+# The signal (SIGINT/SIGTERM) the command layer received, 0 if none. Its handler raises
+# KeyboardInterrupt, but JAX may run Python code (garbage-collection callbacks) where such
+# an exception is swallowed; writers call check_interrupted() so a swallowed signal still stops them.
+SIGNAL = 0
+
+
+def check_interrupted() -> None:
+    """Raise KeyboardInterrupt if a signal arrived, even one whose exception was swallowed."""
+    if SIGNAL:
+        raise KeyboardInterrupt

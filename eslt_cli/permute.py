@@ -18,7 +18,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from eslt_cli import pruning
+from eslt_cli import checkpoint, pruning
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput
 from eslt_cli.tasks.base import Params
@@ -76,7 +76,7 @@ class PermutePlan:
 
     @property
     def fingerprint(self) -> dict[str, Any]:
-        return {"op": "permute", "parent": str(self.parent.path.resolve()), "variant": self.variant, "seed": self.seed}
+        return {"op": "permute", **checkpoint.parent_record(self.parent), "variant": self.variant, "seed": self.seed}
 
 
 def plan_permute(parent: Checkpoint, variant: str, seed: int = 0, out: Path | None = None) -> PermutePlan:
@@ -85,7 +85,7 @@ def plan_permute(parent: Checkpoint, variant: str, seed: int = 0, out: Path | No
         raise BadInput(f"unknown permutation {variant!r}: choose one of {', '.join(VARIANTS)}")
     if parent.kind != "ticket":
         raise BadInput(f"{parent.path}: is trained; permute a ticket (`eslt prune --snr {parent.path} | eslt permute`)")
-    out = Path(out) if out is not None else parent.path.parent / f"{parent.path.name}-perm-{variant}-s{seed}"
+    out = Path(out) if out is not None else checkpoint.inside(parent.path.parent / f"{parent.path.name}-perm-{variant}-s{seed}", parent.path.parent)
     return PermutePlan(parent, variant, int(seed), out.absolute())
 
 

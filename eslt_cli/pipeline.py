@@ -19,7 +19,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from eslt_cli import checkpoint, pruning, strategies
+from eslt_cli import checkpoint, pruning, schema, strategies
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput
 from eslt_cli.presets import ADAM_CPU, ADAM_PAPER, PPO_CPU, PPO_PAPER
@@ -53,7 +53,7 @@ class TrainPlan:
             "model": to_json(self.model),
             "trainer": to_json(self.trainer),
             "seed": self.seed,
-            "parent": None if self.parent is None else str(self.parent.path.resolve()),
+            **checkpoint.parent_record(self.parent),
         }
 
 
@@ -75,6 +75,18 @@ def task_of(meta: dict[str, Any]) -> Task:
     return build_task(from_json(TaskSpec, meta["task"]), from_json(ModelSpec, meta["model"]))
 
 
+def check_fits(ckpt: Checkpoint, task: Task) -> Task:
+    """``task`` if ``ckpt``'s arrays have the parameter shapes of its network, else one :class:`BadInput` line."""
+    want = jax.eval_shape(task.init_params, jax.random.PRNGKey(0))
+    have = ckpt.state["init"]
+    if jax.tree.structure(want) != jax.tree.structure(have) or any(
+        tuple(w.shape) != np.shape(h) for w, h in zip(jax.tree.leaves(want), jax.tree.leaves(have))
+    ):
+        raise BadInput(f"{ckpt.path}: its arrays do not fit the {task.spec.name} network its meta describes; "
+                       "damaged checkpoint")  # fmt: skip
+    return task
+
+
 def arrays_of(ckpt: Checkpoint, task: Task, which: str = "final") -> dict[str, Any]:
     """The data to evaluate ``ckpt``'s ``final`` or ``best`` weights with: the task's
     arrays and, for tasks with observation normalisation, the normaliser those
@@ -85,7 +97,8 @@ def arrays_of(ckpt: Checkpoint, task: Task, which: str = "final") -> dict[str, A
 
 def run_folder(root: Path, task: str, optimiser: str, seed: int) -> Path:
     """The folder that holds every level and arm of one IMP run (``optimiser``: the ES or gradient trainer)."""
-    return root / f"{task.replace(':', '-')}-{optimiser}-seed{seed}"
+    name = schema.safe_name(f"{task.replace(':', '-').replace('/', '-')}-{optimiser}-seed{seed}", "run folder")
+    return checkpoint.inside(root / name, root)
 
 
 # Which TrainerSpec fields each trainer uses; the kind of task it trains; its presets.
@@ -211,7 +224,7 @@ def plan_train(
             raise BadInput("--hidden cannot change a ticket's architecture; start a fresh run instead")
         model = dataclasses.replace(model, hidden=tuple(overrides["hidden"]))
     if overrides.get("seed") is not None:
-        seed = int(overrides["seed"])
+        seed = schema.check_seed(overrides["seed"])
 
     task_values = to_json(base_task)
     name = trainer_name(base_trainer, overrides)
@@ -232,24 +245,56 @@ def plan_train(
         if parent is None:
             out = run_folder(root, task_name, trainer.strategy or trainer.name, seed) / "L00-trained"
         else:
-            out = parent.path.parent / f"{parent.path.name}-trained"
+            out = checkpoint.inside(parent.path.parent / f"{parent.path.name}-trained", parent.path.parent)
     return TrainPlan(task, model, trainer, seed, level, arm, parent, Path(out).absolute())
 
 
-def existing_output(out: Path, fingerprint: dict[str, Any], force: bool) -> bool:
+def existing_output(out: Path, fingerprint: dict[str, Any], force: bool, inputs: Sequence[Path] = ()) -> bool:
     """True when ``out`` already holds this exact result (skip the work).
 
-    An output made with other settings is refused unless ``force``.
+    An output equal to, inside or above one of ``inputs`` is refused; so is an
+    existing ``out`` that is not an eslt checkpoint, even with ``force``. One
+    made with other settings, or from a parent with other content, is refused
+    unless ``force``, naming what differs.
     """
-    if force or not out.exists():
+    checkpoint.check_out(out, inputs)
+    if not out.exists() and not out.is_symlink():
         return False
+    checkpoint.replaceable(out)
     try:
         meta = checkpoint.read_meta(out)
-    except BadInput:
-        raise BadInput(f"{out} exists and is not an eslt checkpoint: move it away or pass --out elsewhere") from None
+    except BadInput as exc:
+        if force:
+            return False  # a damaged eslt checkpoint: --force re-makes it
+        raise BadInput(f"{exc} (--force replaces it)") from None
+    if force:
+        return False
     if meta.get("fingerprint") == fingerprint:
         return True
-    raise BadInput(f"{out} exists with different settings: pass --force to replace it, or --out elsewhere")
+    raise BadInput(
+        f"{out} exists, made {_difference(meta.get('fingerprint'), fingerprint)}: "
+        "pass --force to replace that eslt checkpoint, or --out elsewhere"
+    )
+
+
+def _difference(old: Any, new: dict[str, Any]) -> str:
+    """What sets an existing output's fingerprint apart from this run's, for the refusal message."""
+    if not isinstance(old, dict):
+        return "without a settings record"
+    if "parent_digest" not in old and "parent_digest" in new:
+        return "by an older eslt whose record lacks the parent's content digest, so it cannot be trusted as current"
+    if old.get("parent_digest") != new.get("parent_digest"):
+        return "from a parent whose content has changed since (it was re-made)"
+
+    def flat(d: Any, prefix: str = "") -> dict[str, Any]:
+        if not isinstance(d, dict):
+            return {prefix: d}
+        return {k2: v2 for k, v in d.items() for k2, v2 in flat(v, f"{prefix}{k}.").items()}
+
+    a, b = flat(old), flat(new)
+    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    shown = ", ".join(f"{k.rstrip('.')} {a.get(k)!r} -> {b.get(k)!r}" for k in keys[:3])
+    return f"with other settings ({shown}{', ...' if len(keys) > 3 else ''})"
 
 
 def _lineage(parent: Checkpoint | None) -> list[str]:
@@ -277,14 +322,15 @@ def run_train(
     """
     if save_every < 1:
         raise BadInput(f"--save-every must be positive, got {save_every}")
-    existing_output(plan.out, plan.fingerprint, force)  # refuse early, before making a lock file
+    inputs = [] if plan.parent is None else [plan.parent.path]
+    existing_output(plan.out, plan.fingerprint, force, inputs)  # refuse early, before making a lock file
     devices = devices or jax.device_count()
     if not checkpoint.is_writer():  # other processes of a multi-host run compute, process 0 writes
         store = checkpoint.ResumeStore(plan.out, plan.fingerprint, read_only=True)
         _train(plan, on_progress, store, save_every, stop, devices)
         return plan.out, True
     with checkpoint.lock(plan.out):
-        if existing_output(plan.out, plan.fingerprint, force):
+        if existing_output(plan.out, plan.fingerprint, force, inputs):
             return plan.out, False
         store = checkpoint.ResumeStore(plan.out, plan.fingerprint)
         state, meta = _train(plan, on_progress, store, save_every, stop, devices)
@@ -311,8 +357,7 @@ def _train(
         mask = jax.tree.map(lambda a: np.ones(np.shape(a), np.uint8), init)
     else:
         init, mask = plan.parent.state["init"], plan.parent.state["mask"]
-        if jax.tree.structure(init) != jax.tree.structure(jax.eval_shape(task.init_params, init_key)):
-            raise BadInput(f"{plan.parent.path}: its network does not fit task {plan.task.name}")
+        check_fits(plan.parent, task)
     start = time.perf_counter()
     train = trainers.get(plan.trainer.name)
     result = train(task, plan.trainer, init, mask, train_key, on_progress, store, save_every, stop, devices)
@@ -373,7 +418,7 @@ class PrunePlan:
             extra["batches"] = self.batches
         return extra | {
             "op": "prune",
-            "parent": str(self.parent.path.resolve()),
+            **checkpoint.parent_record(self.parent),
             "criterion": self.criterion,
             "rate": self.rate,
             "from": self.source,
@@ -425,7 +470,7 @@ def plan_prune(
     pruning.prunable(parent.state["mask"], exclude)  # validates layer names
     level = int(parent.meta["level"]) + 1
     arm = _arm(str(parent.meta.get("arm", "dense")), f"{criterion}-reinit" if reinit else criterion)
-    out = Path(out) if out is not None else parent.path.parent / f"L{level:02d}-{arm}"
+    out = Path(out) if out is not None else checkpoint.inside(parent.path.parent / f"L{level:02d}-{arm}", parent.path.parent)
     seed = int(parent.meta["seed"]) if seed is None else seed
     return PrunePlan(parent, criterion, rate, source, tuple(exclude), seed, out.absolute(), reinit, batches)
 
@@ -452,7 +497,9 @@ def run_prune(plan: PrunePlan, force: bool = False) -> tuple[Path, bool]:
     key = jax.random.fold_in(jax.random.PRNGKey(plan.seed), level)
     mean = parent.state["mean" if plan.source == "final" else "best"]
     std = parent.state.get("std")
-    data = None if plan.batches is None else pruning.training_batches(task_of(parent.meta), key, plan.batches)
+    data = None
+    if plan.batches is not None:
+        data = pruning.training_batches(check_fits(parent, task_of(parent.meta)), key, plan.batches)
     mask = pruning.prune(
         key, plan.criterion, mean, std, parent.state["mask"], keep, plan.exclude, parent.state["init"], data
     )
@@ -496,8 +543,8 @@ def write_ticket(
     refused unless ``force`` (see :func:`existing_output`).
     """
     meta = {**meta, "parent": str(parent.path.resolve()), "lineage": _lineage(parent), "fingerprint": fingerprint}
-    existing_output(out, fingerprint, force)  # refuse early, before making a lock file
+    existing_output(out, fingerprint, force, [parent.path])  # refuse early, before making a lock file
     with checkpoint.lock(out):
-        if existing_output(out, fingerprint, force):
+        if existing_output(out, fingerprint, force, [parent.path]):
             return out, False
         return checkpoint.save(out, state, meta, force=force), True

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -87,7 +88,8 @@ def _parse_records(path: Path) -> list[dict[str, Any]]:
         if not all(isinstance(o, dict) for o in items):
             raise BadInput(f"{path}: expected JSON objects (records of `eslt lmc` or `eslt sharpness`)")
         records = list(items)
-    for r in records:
+    for i, r in enumerate(records, 1):
+        check_record(r, f"{path} record {i}")
         r.setdefault("_source", str(path))
     return records
 
@@ -108,6 +110,58 @@ def _add_path(inputs: Inputs, path: Path) -> None:
         raise BadInput(f"{path}: not a checkpoint, folder, .jsonl/.json record file or .npz surface")
 
 
+def _finite(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _numbers(v: Any) -> bool:
+    """A number, or a (nested) list of numbers: NaN allowed, since a diverged evaluation is data too."""
+    if isinstance(v, list):
+        return all(_numbers(x) for x in v)
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _series(v: Any) -> bool:
+    return isinstance(v, list) and _numbers(v)
+
+
+def _text(v: Any) -> bool:
+    return isinstance(v, str) and len(v) <= 4096
+
+
+def _texts(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str | int) and not isinstance(x, bool) for x in v)
+
+
+def _level(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 999
+
+
+# Fields the plots read from `eslt lmc` / `eslt sharpness` records, and what each must hold (None is allowed).
+RECORD_FIELDS: dict[str, dict[str, Callable[[Any], bool]]] = {
+    "lmc": {"a": _text, "b": _text, "task": _text, "error_of": _text, "barrier": _finite,
+            "barrier_linear": _finite, "barrier_definition": _text, "alpha": _series, "error": _series,
+            "levels": lambda v: isinstance(v, list) and len(v) == 2 and all(_level(x) for x in v),
+            "seeds": _texts, "arms": _texts, "strategies": _texts},
+    "sharpness": {"task": _text, "arm": _text, "strategy": _text, "level": _level,
+                  "sparsity": lambda v: _finite(v) and 0 <= v <= 1, "t": _series, "loss": _series,
+                  "curvature": _series, "curvature_mean": lambda v: _numbers(v) and not isinstance(v, list),
+                  "surface": _text,
+                  "trainer": lambda v: _text(v) or (isinstance(v, dict) and _text(v.get("name", "es")))},
+}  # fmt: skip
+
+
+def check_record(r: dict[str, Any], where: str) -> dict[str, Any]:
+    """``r`` if the fields the plots read have the right types (a one-line :class:`BadInput` otherwise)."""
+    for key, ok in RECORD_FIELDS.get(str(r.get("kind")), {}).items():
+        if r.get(key) is not None and not ok(r[key]):
+            raise BadInput(f"{where}: {r.get('kind')} record field {key!r} is malformed: {str(r[key])[:60]!r}")
+    if r.get("kind") == "lmc" and isinstance(r.get("alpha"), list) and isinstance(r.get("error"), list):
+        if len(r["alpha"]) != len(r["error"]):
+            raise BadInput(f"{where}: lmc record has {len(r['alpha'])} alphas but {len(r['error'])} errors")
+    return r
+
+
 def collect(paths: Iterable[str], lines: Iterable[str] = ()) -> Inputs:
     """Parse path arguments and stdin ``lines`` (paths or JSON object lines) into :class:`Inputs`.
 
@@ -125,7 +179,14 @@ def collect(paths: Iterable[str], lines: Iterable[str] = ()) -> Inputs:
                 obj = json.loads(line)
             except ValueError:
                 raise BadInput(f"stdin line {n}: starts with '{{' but is not a JSON object") from None
-            inputs.records.append(obj)
+            if not isinstance(obj, dict):
+                raise BadInput(f"stdin line {n}: a JSON line must be an object (a record or a --json line)")
+            if str(obj.get("kind")) in RECORD_FIELDS:
+                inputs.records.append(check_record(obj, f"stdin line {n}"))
+            elif isinstance(obj.get("path"), str):  # a --json line of train/prune/...: its checkpoint
+                _add_path(inputs, Path(obj["path"]))
+            else:
+                inputs.records.append(obj)
         else:
             _add_path(inputs, Path(line))
     seen: set[Path] = set()
@@ -146,10 +207,29 @@ def check_out(out: Path, force: bool = False) -> None:
     """Refuse an output path with an unknown suffix, or one that exists without ``force``."""
     if out.suffix.lower() not in SUFFIXES:
         raise BadInput(f"--out {out}: unknown figure format '{out.suffix}'; end the name with .png, .svg or .pdf")
-    if out.exists() and not force:
-        raise BadInput(f"{out} exists: pass --force to replace it, or --out elsewhere")
+    if any(c in str(out) for c in "\n\r"):
+        raise BadInput(f"--out {str(out)[:80]!r} holds a line break: the next step of a pipe could not read it")
     if out.exists() and out.is_dir():
         raise BadInput(f"--out {out} is a folder: give a file name ending in .png, .svg or .pdf")
+    if out.exists() and not force:
+        raise BadInput(f"{out} exists: pass --force to replace it (if eslt drew it), or --out elsewhere")
+    if (out.exists() or out.is_symlink()) and not is_eslt_figure(out):
+        raise BadInput(f"{out} exists and is not a figure eslt drew: --force replaces only those; choose another --out")
+
+
+MARK = b"eslt-figure"  # written into every figure's metadata (PNG text, SVG/PDF creator)
+MAX_FIGURE_BYTES = 256 << 20
+
+
+def is_eslt_figure(path: Path) -> bool:
+    """Whether ``path`` is a regular file carrying eslt's figure mark (so ``--force`` may replace it)."""
+    try:
+        info = path.lstat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FIGURE_BYTES:
+            return False
+        return MARK in path.read_bytes()
+    except OSError:
+        return False
 
 
 def _save(fig: Any, out: Path, dpi: int) -> Path:
@@ -160,7 +240,9 @@ def _save(fig: Any, out: Path, dpi: int) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}{out.suffix}"
     try:
-        fig.savefig(tmp, dpi=dpi, format=out.suffix.lower()[1:], bbox_inches="tight")
+        fmt = out.suffix.lower()[1:]
+        mark = {"png": {"Software": MARK.decode()}, "svg": {"Creator": MARK.decode()}, "pdf": {"Creator": MARK.decode()}}
+        fig.savefig(tmp, dpi=dpi, format=fmt, bbox_inches="tight", metadata=mark[fmt])
         os.replace(tmp, out)
     except OSError as exc:
         raise RunFailed(f"cannot write {out}: {exc.strerror or exc}") from None

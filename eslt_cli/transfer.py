@@ -19,7 +19,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from eslt_cli import pruning, strategies
+from eslt_cli import checkpoint, pruning, strategies
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput
 from eslt_cli.specs import ModelSpec, TaskSpec, TrainerSpec, from_json, to_json
@@ -38,9 +38,8 @@ class TransferPlan:
 
     @property
     def fingerprint(self) -> dict[str, Any]:
-        parent = str(self.parent.path.resolve())
         extra = {"trainer": self.trainer} if self.trainer else {}  # absent when unused: older outputs still match
-        return {"op": "transfer", "parent": parent, "task": self.task, "strategy": self.strategy} | extra
+        return {"op": "transfer", **checkpoint.parent_record(self.parent), "task": self.task, "strategy": self.strategy} | extra
 
 
 def _shapes(tree: Any) -> list[tuple[str, tuple[int, ...]]]:
@@ -97,7 +96,7 @@ def plan_transfer(
         if strategy == meta["trainer"]["strategy"]:
             raise BadInput(f"{parent.path}: is already trained with {strategy}")
         label = strategy
-    out = Path(out) if out is not None else parent.path.parent / f"{parent.path.name}-to-{label.replace(':', '-')}"
+    out = Path(out) if out is not None else checkpoint.inside(parent.path.parent / f"{parent.path.name}-to-{label.replace(':', '-').replace('/', '-')}", parent.path.parent)
     return TransferPlan(parent, task, strategy, out.absolute(), trainer)
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import TICKET_META
+
 from eslt_cli import checkpoint
 from eslt_cli.errors import BadInput
 
@@ -21,7 +23,7 @@ def state() -> dict:
     return {"init": init, "mask": mask}
 
 
-META = {"kind": "ticket", "level": 1, "task": {"name": "mnist"}, "sparsity": {"global": 0.5}}
+META = TICKET_META
 
 
 def test_round_trip(tmp_path: Path) -> None:
@@ -55,9 +57,9 @@ def test_a_crashed_write_is_never_read_as_valid(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "damage, message",
     [
-        (lambda p: (p / "meta" / "metadata").write_text("{not json"), "unreadable meta"),
+        (lambda p: (p / "meta" / "metadata").write_text("{not json"), "not valid JSON"),
         (lambda p: (p / "meta" / "metadata").write_text(json.dumps({"schema": 99, "kind": "ticket"})), "upgrade eslt"),
-        (lambda p: (p / "meta" / "metadata").write_text(json.dumps({"schema": 1, "kind": "weird"})), "schema/kind"),
+        (lambda p: (p / "meta" / "metadata").write_text(json.dumps({"schema": 1, "kind": "weird"})), "valid kind"),
         (lambda p: shutil.rmtree(p / "state" / "d"), "unreadable state|damaged"),
     ],
 )

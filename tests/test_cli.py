@@ -69,7 +69,7 @@ def test_rerun_is_skipped_and_changed_settings_refused(cli) -> None:
     assert (code, again) == (0, out) and "up to date" in err
     assert (path / "meta" / "metadata").stat().st_mtime_ns == stamp
     code, _, err = cli(*args[:-1], "3")
-    assert code == 2 and "different settings" in err
+    assert code == 2 and "other settings (task.test_episodes 2 -> 3)" in err
     code, out2, _ = cli("--quiet", *args[:-1], "3", "--force")
     assert code == 0 and out2 == out and checkpoint.read_meta(path)["task"]["test_episodes"] == 3
 
@@ -121,7 +121,7 @@ BAD = [
     (["prune", "--snr", "{open_es}"], None, "use --magnitude"),
     (["prune", "{snes}"], None, "exactly one of"),
     (["prune", "--snr", "--random", "{snes}"], None, "exactly one of"),
-    (["prune", "--snr", "--out", "{snes}", "{snes}"], None, "different settings"),
+    (["prune", "--snr", "--out", "{snes}", "{snes}"], None, "is the input"),
     (["train", "{snes}"], None, "already trained"),
     (["prune", "--snr"], "{ticket}", "is a ticket"),
     (["train", "--task", "cartpole", "--population", "7", "--strategy", "pgpe"], None, "must be even"),
@@ -129,7 +129,7 @@ BAD = [
     (["train", "--task", "fashion_mnist", "--data-dir", "/nonexistent"], None, "does not exist"),
     (["prune", "--magnitude", "--exclude", "conv9", "{snes}"], None, "unknown layers"),
     (["train", "--task", "cartpole", "--preset", "huge"], None, "unknown preset"),
-    (["prune", "--snr", "{badmeta}"], None, "unreadable meta"),
+    (["prune", "--snr", "{badmeta}"], None, "not valid JSON"),
     (["prune", "--snr", "{newer}"], None, "upgrade eslt"),
     (["prune", "--snr", "{truncated}"], None, "damaged"),
     (["prune", "--snr"], '{{"nopath": 1}}\n', 'no "path"'),

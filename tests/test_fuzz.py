@@ -13,6 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import TICKET_META
+
 from eslt_cli import checkpoint
 from eslt_cli.errors import BadInput
 
@@ -24,7 +26,7 @@ STATE = {
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return checkpoint.save(tmp_path_factory.mktemp("fuzz") / "t", STATE, {"kind": "ticket", "level": 1})
+    return checkpoint.save(tmp_path_factory.mktemp("fuzz") / "t", STATE, TICKET_META)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -283,11 +283,15 @@ def test_bad_input_one_line_exit_2_nothing_written(cli, runs, tmp_path: Path, ar
 
 def test_force_replaces_an_existing_figure(cli, tmp_path: Path) -> None:
     out = tmp_path / "lmc.png"
-    out.write_bytes(b"old")
     stdin = "".join(json.dumps(r) + "\n" for r in lmc_records(True))
+    assert cli("plot", "lmc", "--out", str(out), stdin=stdin)[0] == 0
+    out.write_bytes(out.read_bytes() + b"x")  # still eslt's figure (its mark is in the PNG metadata)
     code, _, err = cli("plot", "lmc", "--out", str(out), "--force", stdin=stdin)
     assert code == 0, err
     assert_png(out)
+    out.write_bytes(b"\x89PNG a user's picture")
+    code, _, err = cli("plot", "lmc", "--out", str(out), "--force", stdin=stdin)
+    assert code == 2 and "not a figure eslt drew" in err and out.read_bytes() == b"\x89PNG a user's picture"
 
 
 def test_registry_functions_share_one_signature(tmp_path: Path) -> None:

@@ -219,10 +219,24 @@ def surface_path(checkpoint: Path, seed: int) -> Path:
 
 def check_writable(path: Path, force: bool) -> None:
     """Refuse to overwrite ``path`` unless ``force`` (checked before any work)."""
-    if path.exists() and not force:
-        raise BadInput(f"{path} exists: pass --force to replace it, or --surface-out elsewhere")
     if path.is_dir():
         raise BadInput(f"{path} is a folder: give --surface-out a file name ending in .npz")
+    if path.exists() and not force:
+        raise BadInput(f"{path} exists: pass --force to replace that eslt surface, or --surface-out elsewhere")
+    if (path.exists() or path.is_symlink()) and not _is_surface(path):
+        raise BadInput(f"{path} exists and is not a surface eslt wrote: --force replaces only those; "
+                       "choose another --surface-out")  # fmt: skip
+
+
+def _is_surface(path: Path) -> bool:
+    """Whether ``path`` is a regular ``.npz`` holding the arrays :func:`save_surface` writes."""
+    try:
+        if path.is_symlink() or not path.is_file():
+            return False
+        with np.load(path, allow_pickle=False) as data:
+            return {"alpha", "beta", "loss", "metric"} <= set(data.files)
+    except (OSError, ValueError, EOFError):  # not a zip, or not an npz
+        return False
 
 
 def save_surface(path: Path, surface: Surface, **extra: Any) -> Path:

@@ -8,12 +8,13 @@ traceback instead.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import Annotated
 
 import typer
 
-from eslt_cli import __version__
+from eslt_cli import __version__, errors
 from eslt_cli.cli import common, lmc, plot, prune, sharpness, show, train
 from eslt_cli.cli import permute as permute_cmd
 from eslt_cli.cli import transfer as transfer_cmd
@@ -62,8 +63,45 @@ app.command("permute")(permute_cmd.permute)
 app.command("transfer")(transfer_cmd.transfer)
 
 
+def _fail(message: str, code: int) -> None:
+    common.console.print(f"eslt: error: {message}", highlight=False, markup=False)
+    sys.exit(code)
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    if errors.SIGNAL:  # a second signal: stop now, without unwinding through library threads
+        os.write(2, b"eslt: interrupted\n")
+        os._exit(128 + signum)
+    errors.SIGNAL = signum
+    # Python swallows (and prints) exceptions raised in garbage-collection callbacks and
+    # finalisers, where JAX runs code often; there the flag alone stops the command
+    # (errors.check_interrupted before any write, and at exit).
+    if getattr(frame, "f_code", None) is None or frame.f_code.co_name not in ("_xla_gc_callback", "__del__"):  # type: ignore[attr-defined]
+        raise KeyboardInterrupt
+
+
+def _interrupted() -> None:
+    common.console.print("eslt: interrupted", highlight=False)
+    sys.exit(128 + (errors.SIGNAL or signal.SIGINT))
+
+
 def main() -> None:
     """Console-script entry point."""
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    for signum, handler in previous.items():
+        if handler is not signal.SIG_IGN:  # a background job's ignored SIGINT stays ignored
+            signal.signal(signum, _on_signal)
+    try:
+        _main()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        errors.SIGNAL = 0
+
+
+def _main() -> None:
+    if sys.stdout is None:  # started with fd 1 closed (`>&-`): results would go nowhere
+        _fail("stdout is closed: eslt prints its results there; redirect it (e.g. >/dev/null) instead", 2)
     try:
         code = app(prog_name="eslt", standalone_mode=False)
     except typer.TyperException as exc:  # usage errors, in one line like ours
@@ -75,14 +113,20 @@ def main() -> None:
         common.console.print(f"eslt: error: {exc.format_message()}{hint}", highlight=False, markup=False)
         sys.exit(exc.exit_code)
     except typer.Abort:
-        common.console.print("eslt: interrupted", highlight=False)
-        sys.exit(130)
+        _interrupted()
     except EsltError as exc:
         if DEBUG:
             raise
         common.console.print(f"eslt: error: {exc}", highlight=False, markup=False)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        common.console.print("eslt: interrupted", highlight=False)
-        sys.exit(130)
+        _interrupted()
+    except Exception as exc:  # a bug, not the user's input: still one line, with the way to see more
+        if errors.SIGNAL:  # e.g. an extension module turned the KeyboardInterrupt into an ImportError
+            _interrupted()
+        if DEBUG:
+            raise
+        _fail(f"unexpected {type(exc).__name__}: {str(exc)[:200]} (a bug in eslt: rerun with --debug and report it)", 1)
+    if errors.SIGNAL:  # the signal's exception was swallowed by a library callback
+        _interrupted()
     sys.exit(code if isinstance(code, int) else 0)

@@ -6,6 +6,7 @@ stderr through :data:`console`, so pipes and ``$(...)`` see clean output.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -21,7 +22,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from eslt_cli.errors import BadInput
+from eslt_cli import errors
+from eslt_cli.errors import BadInput, RunFailed
 
 # soft_wrap: plain log lines (cron, CI, 2>log) stay one line each.
 console = Console(stderr=True, soft_wrap=True)
@@ -35,7 +37,7 @@ DATA: Any = None  # where data goes when fd 1 had to be given to libraries (mult
 
 def default_root() -> Path:
     """Where derived outputs go: ``$ESLT_HOME`` or ``./eslt-runs``."""
-    return Path(os.environ.get("ESLT_HOME", "eslt-runs"))
+    return Path(os.environ.get("ESLT_HOME") or "eslt-runs")  # empty counts as unset: never the working folder
 
 
 def read_input(arg: str | None, none_on_terminal: bool = False, none_on_empty: bool = False) -> Path | None:
@@ -53,7 +55,7 @@ def read_input(arg: str | None, none_on_terminal: bool = False, none_on_empty: b
         if none_on_terminal:
             return None
         raise BadInput("no input checkpoint: give a path, or pipe one on stdin")
-    lines = [line.strip() for line in sys.stdin.read().splitlines() if line.strip()]
+    lines = stdin_lines()
     if not lines:
         if none_on_empty and arg is None:
             return None
@@ -61,6 +63,21 @@ def read_input(arg: str | None, none_on_terminal: bool = False, none_on_empty: b
     if len(lines) > 1:
         raise BadInput(f"stdin has {len(lines)} paths, this command takes one: pipe a single checkpoint")
     return Path(path_of(lines[0]))
+
+
+MAX_STDIN = 1 << 20  # paths and JSON lines: far more than any pipe of eslt outputs holds
+MAX_LINE = 1 << 16
+
+
+def stdin_lines() -> list[str]:
+    """The non-empty lines on stdin, stripped; bounded, so junk piped in is one error, not a hang."""
+    text = sys.stdin.read(MAX_STDIN + 1) if sys.stdin is not None else ""
+    if len(text) > MAX_STDIN:
+        raise BadInput("stdin holds more than 1 MiB: pipe checkpoint paths or eslt's JSON lines, one per line")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if any(len(line) > MAX_LINE for line in lines):
+        raise BadInput("a stdin line is longer than 64 KiB: pipe checkpoint paths or eslt's JSON lines")
+    return lines
 
 
 def path_of(line: str) -> str:
@@ -84,7 +101,19 @@ def finish(path: Path, made: bool, done: str, as_json: bool, summary: dict[str, 
 
 def emit(path: Path, as_json: bool, summary: dict[str, Any]) -> None:
     """The command's data on stdout: the path, or with ``--json`` one JSON line with the numbers."""
-    print(json.dumps({"path": str(path), **summary}) if as_json else path, file=DATA or sys.stdout, flush=True)
+    data_line(json.dumps({"path": str(path), **summary}) if as_json else str(path), f"{path} was written, but ")
+
+
+def data_line(text: str, done: str = "") -> None:
+    """One line of data on stdout; a full or broken stdout is one error line (``done``: what was made anyway)."""
+    errors.check_interrupted()
+    try:
+        print(text, file=DATA or sys.stdout, flush=True)
+    except OSError as exc:
+        # Keep the interpreter's exit-time flush from reporting the same failure again.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise RunFailed(f"{done}writing to stdout failed: {exc.strerror or exc}") from None
 
 
 def setup_runtime() -> None:
@@ -107,9 +136,17 @@ def setup_runtime() -> None:
     import jax
 
     cache = os.environ.get("ESLT_JAX_CACHE", str(Path.home() / ".cache" / "eslt" / "jax"))
-    if cache:
+    if cache and _writable(Path(cache)):  # an unwritable cache only costs compile time: go on quietly
         jax.config.update("jax_compilation_cache_dir", cache)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK | os.X_OK)
 
 
 def init_distributed(coordinator: str | None, num_processes: int | None, process_id: int | None) -> None:
@@ -202,9 +239,9 @@ class StopOnSignal:
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.signum:
-            signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
-            raise KeyboardInterrupt
+        if self.signum:  # a second signal: stop now, without unwinding through Orbax's threads
+            os.write(2, b"eslt: interrupted\n")
+            os._exit(128 + signum)
         self.signum = signum
         say(f"signal {signum}: stopping after the current chunk (again to stop now)")
 

@@ -28,8 +28,8 @@ Example:
 
 
 def lmc(
-    a: Annotated[str, typer.Argument(metavar="A", help="First trained checkpoint (α = 0).")],
-    b: Annotated[str, typer.Argument(metavar="B", help="Second trained checkpoint (α = 1).")],
+    a: Annotated[str, typer.Argument(metavar="A", help="First trained checkpoint (α = 0); '-': read stdin.")],
+    b: Annotated[str, typer.Argument(metavar="B", help="Second trained checkpoint (α = 1); '-': read stdin.")],
     points: Annotated[int, typer.Option(help="Number of α values in [0, 1], endpoints included.")] = 11,
     which: Annotated[str, typer.Option(help="Which trained mean: final or best.")] = "final",
 ) -> None:
@@ -39,7 +39,12 @@ def lmc(
 
     if which not in core.WHICH:
         raise typer.BadParameter(f"--which must be final or best, got {which!r}")
-    result = core.run_lmc(ckpt.load(a), ckpt.load(b), which, points)
+    if not 2 <= points <= 1001:
+        raise typer.BadParameter(f"--points must be in [2, 1001], got {points}")
+    if a == b == "-":
+        raise typer.BadParameter("only one of A and B can be '-' (read from stdin)")
+    first, second = (common.read_input(x) if x == "-" else x for x in (a, b))
+    result = core.run_lmc(ckpt.load(first), ckpt.load(second), which, points)  # type: ignore[arg-type]
     if not common.QUIET:
         from rich.table import Table
 
@@ -54,7 +59,7 @@ def lmc(
             f"barrier {result['barrier']:.4g} (Frankle et al. 2020), "
             f"barrier_linear {result['barrier_linear']:.4g} ({unit})"
         )
-    print(json.dumps(result), flush=True)
+    common.data_line(json.dumps(result))
 
 
 lmc.__doc__ = HELP

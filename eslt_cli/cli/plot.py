@@ -57,6 +57,8 @@ def plot(
 
     if kind not in plotting.PLOTS:
         raise BadInput(f"unknown plot kind {kind!r}: choose one of {', '.join(plotting.PLOTS)}")
+    if not 10 <= dpi <= 2400:
+        raise BadInput(f"--dpi must be in [10, 2400], got {dpi}")
     if which not in plotting.WHICH:
         raise BadInput(f"--which {which!r}: choose final or best")
     target = out if out is not None else Path(f"{kind}.png")
@@ -65,7 +67,7 @@ def plot(
     dash = "-" in (paths or [])
     paths = [p for p in paths or [] if p != "-"]
     if dash or (not paths and sys.stdin is not None and not sys.stdin.isatty()):
-        lines = sys.stdin.read().splitlines()
+        lines = common.stdin_lines()
     if not paths and not any(line.strip() for line in lines):
         raise BadInput(
             f"no inputs: {kind} needs {plotting.NEEDS[kind]}; give paths, or pipe them (or JSON lines) on stdin"
@@ -73,7 +75,7 @@ def plot(
     inputs = plotting.collect(paths, lines)
     path = plotting.plot(kind, inputs, target, which=which, dpi=dpi)
     common.say(f"{kind}: wrote {path} ({inputs.describe()})")
-    print(path.absolute())
+    common.data_line(str(path.absolute()), f"{path} was written, but ")
 
 
 plot.__doc__ = HELP

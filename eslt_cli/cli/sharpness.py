@@ -79,6 +79,9 @@ def sharpness(
     if which not in WHICH:
         raise typer.BadParameter(f"--which must be final or best, got {which!r}")
     points, grid = grid_sizes(preset, points, grid)
+    for option, value, high in (("--points", points, 1001), ("--grid", grid, 201), ("--directions", directions, 100)):
+        if not 1 <= value <= high:
+            raise typer.BadParameter(f"{option} must be in [1, {high}], got {value}")
     target = ckpt.load(common.read_input(checkpoint))  # type: ignore[arg-type]
     source = None if directions_from is None else ckpt.load(directions_from)
     result = core.run_sharpness(
@@ -92,7 +95,7 @@ def sharpness(
     )
     if result["surface"]:
         common.say(f"2D surface ({grid}x{grid}) written to {result['surface']}")
-    print(json.dumps(result), flush=True)
+    common.data_line(json.dumps(result))
 
 
 sharpness.__doc__ = HELP

@@ -109,7 +109,7 @@ def _row(path: Path, meta: dict[str, Any], base: Path | None) -> list[str]:
 def _paths_from_stdin() -> list[str]:
     if sys.stdin is None or sys.stdin.isatty():
         raise BadInput("no checkpoints: give paths or folders, or pipe paths on stdin")
-    lines = [line.strip() for line in sys.stdin.read().splitlines() if line.strip()]
+    lines = common.stdin_lines()
     if not lines:
         raise BadInput("empty stdin: expected checkpoint paths (did the previous command fail?)")
     return lines
@@ -123,14 +123,20 @@ def show(
 ) -> None:
     from eslt_cli import checkpoint as ckpt
 
-    given = paths if paths else _paths_from_stdin()
-    found: list[Path] = []
+    given = paths if paths else [common.path_of(line) for line in _paths_from_stdin()]
+    found: list[tuple[Path, bool]] = []  # (checkpoint, named itself rather than found in a folder)
     for p in given:
-        found += find_checkpoints(Path(p))
+        found += [(c, c == Path(p)) for c in find_checkpoints(Path(p))]
     rows: list[tuple[Path, dict[str, Any]]] = []
     listed: set[str] = set()
-    for path in found:
-        meta = ckpt.read_meta(path)
+    for path, named in found:
+        try:
+            meta = ckpt.read_meta(path)
+        except BadInput as exc:
+            if named:
+                raise
+            common.say(f"eslt: warning: {exc} (skipped)")  # one damaged run must not hide the others
+            continue
         for p, m in lineage(path, meta) if with_lineage else [(path, meta)]:
             key = str(p.resolve())
             if key not in listed:
@@ -157,10 +163,9 @@ def show(
     for p, m in rows:
         if as_json:
             record = {k: v for k, v in m.items() if history or k != "history"}
-            print(json.dumps({"path": str(p.absolute()), **record}))
+            common.data_line(json.dumps({"path": str(p.absolute()), **record}))
         else:
-            print(p.absolute())
-    sys.stdout.flush()
+            common.data_line(str(p.absolute()))
 
 
 show.__doc__ = HELP

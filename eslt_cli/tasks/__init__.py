@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from eslt_cli.errors import BadInput
+from eslt_cli.schema import TFDS
 from eslt_cli.presets import BRAX_CPU, BRAX_PAPER, CONTROL_CPU, CONTROL_PAPER, VISION_CPU, VISION_PAPER
 from eslt_cli.specs import ModelSpec, TaskSpec
 from eslt_cli.tasks.base import Params, Task
@@ -120,7 +121,9 @@ ALIASES = {entry.source.lower(): name for name, entry in reversed(TASKS.items())
 
 def canonical_task(name: str) -> str:
     """The registry name for ``name`` (aliases and ``tfds:NAME`` accepted)."""
-    if name.startswith("tfds:") and len(name) > 5:
+    if name.startswith("tfds:"):
+        if not TFDS.fullmatch(name):
+            raise BadInput(f"{name[:80]!r} is not a tfds dataset name (tfds:NAME, tfds:NAME/CONFIG, tfds:NAME:VERSION)")
         return name
     key = name.lower()
     key = ALIASES.get(key, key)

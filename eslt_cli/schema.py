@@ -1,0 +1,177 @@
+"""The checkpoint ``meta`` schema, checked once when a checkpoint is read.
+
+Every command reads meta through :func:`validate`, so a malformed field
+(wrong type, out of range, a path-like name, a missing key) is one
+:class:`~eslt_cli.errors.BadInput` line naming the field, never a traceback
+deep in the core. Names that become path segments (``arm``, task names) are
+held to :data:`NAME`, so nothing read from a checkpoint can steer a derived
+path out of its run folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from eslt_cli.errors import BadInput
+
+# A path segment eslt derives from a name: letters, digits and _ . + -, no leading dot, no "..".
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,199}")
+# tfds dataset names, optionally with a config and a version (tfds:mnist, tfds:emnist/letters:3.1.0).
+TFDS = re.compile(r"tfds:[a-z0-9_]+(/[a-z0-9_.]+)?(:[0-9.]+)?")
+SEED_LIMIT = 2**63  # jax.random.PRNGKey takes a signed 64-bit seed
+MAX_TEXT = 4096  # longest string accepted in a meta field (paths included)
+MAX_LEVEL = 999
+TRAINER_NAMES = ("es", "adam", "ppo")
+MODEL_OF_KIND = {"vision": "cnn", "control": "mlp"}
+
+
+def safe_name(value: Any, what: str) -> str:
+    """``value`` if it is a string usable as one path segment (:data:`NAME`), else :class:`BadInput`."""
+    if not isinstance(value, str) or not NAME.fullmatch(value) or ".." in value:
+        raise BadInput(f"{what} {str(value)[:80]!r} is not a plain name (letters, digits, _ . + -)")
+    return value
+
+
+def safe_text(value: Any, what: str) -> str:
+    """``value`` if it is a string of printable characters no longer than :data:`MAX_TEXT`."""
+    if not isinstance(value, str) or len(value) > MAX_TEXT or any(ord(c) < 32 for c in value):
+        raise BadInput(f"{what} must be one line of text (at most {MAX_TEXT} characters)")
+    return value
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    """Whether a JSON value fits a spec field's annotation (JSON lists stand for tuples)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin is tuple:
+        return isinstance(value, list | tuple) and all(_conforms(v, typing.get_args(hint)[0]) for v in value)
+    if origin is dict or hint is dict:
+        return isinstance(value, dict)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool) and abs(value) < SEED_LIMIT
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if hint is str:
+        return isinstance(value, str) and len(value) <= MAX_TEXT and not any(ord(c) < 32 for c in value)
+    return True  # Any
+
+
+def check_fields(cls: type, data: Any, what: str) -> dict[str, Any]:
+    """``data`` if it holds every required field of dataclass ``cls`` with values of the right types."""
+    if not isinstance(data, dict):
+        raise BadInput(f"{what} must be a JSON object, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise BadInput(f"{what} lacks {f.name!r}")
+            continue
+        if not _conforms(data[f.name], hints[f.name]):
+            raise BadInput(f"{what}.{f.name} has a value of the wrong type or range: {str(data[f.name])[:80]!r}")
+    return data
+
+
+def check_int(value: Any, what: str, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise BadInput(f"{what} must be an integer in [{low}, {high}], got {str(value)[:80]!r}")
+    return value
+
+
+def check_number(value: Any, what: str, low: float, high: float, low_open: bool = False) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or not (low < value if low_open else low <= value) or not value <= high:
+        bracket = "(" if low_open else "["
+        raise BadInput(f"{what} must be a number in {bracket}{low}, {high}], got {str(value)[:80]!r}")
+    return float(value)
+
+
+def check_seed(value: Any, what: str = "--seed") -> int:
+    """A seed jax.random.PRNGKey takes: an integer in [0, 2**63)."""
+    return check_int(value, what, 0, SEED_LIMIT - 1)
+
+
+def _positive_ints(data: dict[str, Any], what: str) -> None:
+    for k, v in data.items():
+        if isinstance(v, int) and not isinstance(v, bool) and v < 1 and k != "seed":
+            raise BadInput(f"{what}.{k} must be positive, got {v}")
+
+
+def validate(meta: Any, path: Path, newest: int) -> dict[str, Any]:
+    """``meta`` if it is a well-formed eslt meta record of schema 1..``newest``, else one :class:`BadInput` line."""
+    from eslt_cli.specs import ModelSpec, TaskSpec, TrainerSpec
+    from eslt_cli.tasks import canonical_task, get_entry
+
+    if not isinstance(meta, dict) or meta.get("kind") not in ("ticket", "trained"):
+        raise BadInput(f"{path}: meta lacks a valid kind (ticket or trained); not an eslt checkpoint")
+    schema = meta.get("schema")
+    if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:
+        raise BadInput(f"{path}: meta lacks a valid schema number; not an eslt checkpoint")
+    if schema > newest:
+        raise BadInput(f"{path}: written with checkpoint schema {schema}, this eslt reads up to {newest}: upgrade eslt")
+    where = f"{path}: meta"
+    try:
+        task = check_fields(TaskSpec, meta.get("task"), "task")
+        name = task["name"]
+        if name.startswith("tfds:") and not TFDS.fullmatch(name):
+            raise BadInput(f"task name {name[:80]!r} is not a tfds dataset name")
+        if canonical_task(name) != name:
+            raise BadInput(f"task name {name!r} is not a registry name")
+        _positive_ints(task, "task")
+        model = check_fields(ModelSpec, meta.get("model"), "model")
+        if MODEL_OF_KIND[get_entry(name).kind] != model["kind"]:
+            raise BadInput(f"model.kind {model['kind']!r} does not fit task {name} (a {get_entry(name).kind} task)")
+        _positive_ints(model, "model")
+        for k in ("hidden", "features"):
+            if any(v < 1 for v in model.get(k) or ()):
+                raise BadInput(f"model.{k} must hold positive widths")
+        trainer = check_fields(TrainerSpec, meta.get("trainer"), "trainer")
+        if trainer["name"] not in TRAINER_NAMES:
+            raise BadInput(f"trainer.name {trainer['name'][:80]!r} is not one of {', '.join(TRAINER_NAMES)}")
+        _positive_ints(trainer, "trainer")
+        if meta.get("metric") not in ("accuracy", "return"):
+            raise BadInput(f"metric must be accuracy or return, got {str(meta.get('metric'))[:40]!r}")
+        check_seed(meta.get("seed"), "seed")
+        check_int(meta.get("level"), "level", 0, MAX_LEVEL)
+        safe_name(meta.get("arm"), "arm")
+        if meta.get("parent") is not None:
+            safe_text(meta["parent"], "parent")
+        lineage = meta.get("lineage", [])
+        if not isinstance(lineage, list):
+            raise BadInput("lineage must be a list of paths")
+        for item in lineage:
+            safe_text(item, "lineage entry")
+        for k in ("sparsity", "fingerprint", "history", "run", "snr_stats", "permutation", "transfer"):
+            if meta.get(k) is not None and not isinstance(meta[k], dict):
+                raise BadInput(f"{k} must be a JSON object")
+        sparsity = meta.get("sparsity")
+        if not isinstance(sparsity, dict):
+            raise BadInput("sparsity is missing")
+        check_number(sparsity.get("global"), "sparsity.global", 0.0, 1.0)
+        pruning = meta.get("pruning")
+        if pruning is not None:
+            if not isinstance(pruning, dict):
+                raise BadInput("pruning must be a JSON object")
+            check_number(pruning.get("keep", 1.0), "pruning.keep", 0.0, 1.0, low_open=True)
+            check_number(pruning.get("rate", 0.5), "pruning.rate", 0.0, 1.0, low_open=True)
+        if meta["kind"] == "trained":
+            metrics = meta.get("metrics")
+            if not isinstance(metrics, dict) or not all(isinstance(metrics.get(k), dict) for k in ("final", "best")):
+                raise BadInput("metrics must hold final and best records")
+            for k in ("final", "best"):
+                value = metrics[k].get("metric")
+                if value is not None and not (isinstance(value, int | float) and not isinstance(value, bool)):
+                    raise BadInput(f"metrics.{k}.metric must be a number")
+    except BadInput as exc:
+        raise BadInput(f"{where}: {exc}; the checkpoint is damaged (or not eslt's): re-create it") from None
+    return meta

@@ -1,0 +1,293 @@
+"""Data safety (README: the --force rule and the path rule): hostile input never costs a user a file.
+
+Every case runs against a copy of a small world (trained checkpoints, a ticket,
+a user's folder and file) and checks the exit code, exactly one stderr line,
+clean stdout, and that every pre-existing file and folder is unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import TINY_CONTROL, TINY_VISION, needs_fashion, run_cli
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+
+@pytest.fixture(scope="module")
+def world0(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("world0")
+    code, out, err = run_cli("-q", "train", "--task", "pendulum", *TINY_CONTROL, "--out", str(root / "L00-trained"))
+    assert code == 0, err
+    code, out, err = run_cli("-q", "prune", "--magnitude", str(root / "L00-trained"))
+    assert code == 0, err
+    (root / "u" / "sub").mkdir(parents=True)
+    (root / "u" / "thesis.tex").write_text("my thesis")
+    (root / "afile").write_text("x")
+    (root / "u" / "photo.png").write_bytes(b"\x89PNG not eslt's")
+    np.savez(root / "u" / "data.npz", x=np.arange(3))
+    return root
+
+
+@pytest.fixture
+def world(world0: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "w"
+    shutil.copytree(world0, root)
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("ESLT_HOME", str(root / "runs"))
+    return root
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """A hash of every file (content) and folder (existence) under ``root``."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_symlink():
+            out[str(p)] = "link:" + os.readlink(p)
+        elif p.is_file():
+            out[str(p)] = hashlib.sha256(p.read_bytes()).hexdigest()
+        else:
+            out[str(p)] = "dir"
+    return out
+
+
+def edit_meta(path: Path, change) -> None:
+    file = path / "meta" / "metadata"
+    meta = json.loads(file.read_text())
+    change(meta)
+    file.write_text(json.dumps(meta))
+
+
+def _set(key: str, value):
+    return lambda m: m.__setitem__(key, value)
+
+
+def _drop(key: str):
+    return lambda m: m.pop(key)
+
+
+T, K = "L00-trained", "L01-magnitude"
+# (id, meta edit of the trained checkpoint or None, argv, expected code, stderr fragment)
+CASES = [
+    ("force-user-folder", None, ["prune", "--snr", "--out", "u", "--force", T], 2, "not an eslt checkpoint"),
+    ("force-user-file", None, ["prune", "--snr", "--out", "afile", "--force", T], 2, "not an eslt checkpoint"),
+    ("force-train-user-folder", None, ["train", "--task", "pendulum", *TINY_CONTROL, "--out", "u", "--force"], 2,
+     "not an eslt checkpoint"),
+    ("force-permute-user-folder", None, ["permute", "--weights", "--out", "u", "--force", K], 2,
+     "not an eslt checkpoint"),
+    ("out-dot", None, ["prune", "--snr", "--out", ".", "--force", T], 2, "holds the input"),
+    ("out-is-input", None, ["prune", "--snr", "--out", T, "--force", T], 2, "is the input"),
+    ("out-inside-input", None, ["prune", "--snr", "--out", f"{T}/meta", "--force", T], 2, "inside the input"),
+    ("out-newline", None, ["prune", "--snr", "--out", "a\nb", T], 2, "line break"),
+    ("arm-dotdot", _set("arm", "../../escape"), ["prune", "--snr", T], 2, "arm"),
+    ("arm-slash", _set("arm", "a/b"), ["prune", "--snr", T], 2, "arm"),
+    ("tfds-dotdot", None, ["train", "--task", "tfds:../../x"], 2, "not a tfds dataset name"),
+    ("level-text", _set("level", "abc"), ["prune", "--snr", T], 2, "level"),
+    ("level-negative", _set("level", -5), ["prune", "--snr", T], 2, "level"),
+    ("seed-text", _set("seed", "zero"), ["prune", "--snr", T], 2, "seed"),
+    ("seed-huge", _set("seed", 2**70), ["prune", "--snr", T], 2, "seed"),
+    ("no-task", _drop("task"), ["prune", "--snr", T], 2, "task"),
+    ("no-trainer", _drop("trainer"), ["prune", "--snr", T], 2, "trainer"),
+    ("lineage-not-list", _set("lineage", "x"), ["prune", "--snr", T], 2, "lineage"),
+    ("task-a-string", _set("task", "pendulum"), ["prune", "--snr", T], 2, "task"),
+    ("unknown-task", lambda m: m["task"].__setitem__("name", "nope"), ["prune", "--snr", T], 2, "unknown task"),
+    ("cnn-on-control", lambda m: m["model"].__setitem__("kind", "cnn"), ["prune", "--snr", T], 2, "does not fit"),
+    ("keep-negative", lambda m: m.__setitem__("pruning", {"keep": -1.0}), ["prune", "--snr", T], 2, "pruning.keep"),
+    ("population-text", lambda m: m["trainer"].__setitem__("population", "many"), ["show", T], 2, "population"),
+    ("seed-option-huge", None, ["train", "--task", "pendulum", "--seed", str(2**70)], 2, "--seed"),
+    ("dpi-huge", None, ["plot", "layers", "--dpi", "1000000", T], 2, "--dpi"),
+    ("stdin-huge", None, ["prune", "--snr"], 2, "stdin"),
+    ("grid-huge", None, ["sharpness", "--2d", "--grid", "100000", T], 2, "--grid"),
+    ("points-huge", None, ["lmc", "--points", "10000000", T, T], 2, "--points"),
+    ("lmc-two-dashes", None, ["lmc", "-", "-"], 2, "only one"),
+    ("plot-force-user-file", None, ["plot", "layers", "--out", "u/photo.png", "--force", T], 2, "not a figure"),
+    ("surface-force-user-file", None, ["sharpness", "--2d", "--surface-out", "u/data.npz", "--force", T], 2,
+     "not a surface"),
+    ("plot-out-newline", None, ["plot", "layers", "--out", "a\nb.png", T], 2, "line break"),
+]
+
+
+@pytest.mark.parametrize("name, edit, argv, code, message", CASES, ids=[c[0] for c in CASES])
+def test_hostile_input_is_one_line_and_changes_nothing(world: Path, name, edit, argv, code, message) -> None:
+    if edit is not None:
+        edit_meta(world / T, edit)
+    before = snapshot(world.parent)
+    stdin = "x" * (2 << 20) if name == "stdin-huge" else None
+    got, out, err = run_cli("-q", *argv, stdin=stdin)
+    assert (got, out) == (code, ""), err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("eslt: error:") and message in lines[0], err
+    assert "unexpected" not in err
+    assert snapshot(world.parent) == before
+
+
+def test_arrays_that_do_not_fit_the_meta_network(world: Path) -> None:
+    edit_meta(world / K, lambda m: m["model"].__setitem__("hidden", [16, 16]))
+    before = snapshot(world.parent)
+    code, out, err = run_cli("-q", "train", str(world / K))
+    assert (code, out) == (2, "") and "do not fit" in err and len(err.splitlines()) == 1, err
+    assert snapshot(world.parent) == before
+
+
+@pytest.mark.parametrize("planted", ["fifo", "dev-zero", "state-metadata"])
+def test_planted_files_in_a_checkpoint(world: Path, planted: str) -> None:
+    meta = world / T / "meta" / "metadata"
+    if planted == "fifo":
+        meta.unlink()
+        os.mkfifo(meta)
+    elif planted == "dev-zero":
+        meta.unlink()
+        meta.symlink_to("/dev/zero")
+    else:
+        (world / T / "state" / "_METADATA").write_text("{broken")
+    before = snapshot(world.parent)
+    code, out, err = run_cli("-q", "prune", "--snr", str(world / T))
+    assert (code, out) == (2, "") and len(err.splitlines()) == 1, err
+    assert ("regular file" if planted != "state-metadata" else "unreadable state") in err
+    assert snapshot(world.parent) == before
+
+
+def test_planted_lock_symlink_is_not_followed(world: Path) -> None:
+    victim = world / "u" / "thesis.tex"
+    (world / f".{K.replace('magnitude', 'snr')}.lock").symlink_to(victim)
+    code, out, err = run_cli("-q", "prune", "--snr", str(world / T))
+    assert (code, out) == (1, "") and "symlink" in err and len(err.splitlines()) == 1, err
+    assert victim.read_text() == "my thesis"
+    assert not (world / "L01-snr").exists()
+
+
+@needs_fashion
+def test_a_failed_run_leaves_no_run_folder_or_lock(world: Path) -> None:
+    code, _, err = run_cli("-q", "train", "--task", "fashion_mnist", *TINY_VISION, "--std-init", "1e38")
+    assert code == 1 and "non-finite" in err, err
+    assert not (world / "runs").exists(), list((world / "runs").rglob("*"))
+
+
+def test_show_lists_the_good_checkpoints_beside_a_bad_one(world: Path) -> None:
+    edit_meta(world / T, _set("level", "abc"))
+    code, out, err = run_cli("show", str(world))
+    assert code == 0 and out.split() == [str(world / K)], err
+    assert "warning" in err and "level" in err
+
+
+def test_empty_eslt_home_is_the_default_root(world: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ESLT_HOME", "")
+    code, out, err = run_cli("-q", "train", "--task", "pendulum", *TINY_CONTROL)
+    assert code == 0, err
+    assert Path(out.strip()).is_relative_to(world / "eslt-runs")
+
+
+def test_force_replaces_an_eslt_checkpoint(world: Path) -> None:
+    code, out, err = run_cli("-q", "prune", "--magnitude", "--force", str(world / T))
+    assert code == 0 and out.strip() == str(world / K), err
+    assert not list(world.glob(".*partial*")) and not list(world.glob(".*.lock"))
+
+
+def test_a_retrained_parent_invalidates_its_children(world: Path) -> None:
+    """Train level 0, prune it, re-train level 0 with other settings: the ticket is never reused."""
+    old = json.loads((world / K / "meta" / "metadata").read_text())
+    code, _, err = run_cli("-q", "train", "--task", "pendulum", *TINY_CONTROL[:-1], "3", "--out", str(world / T),
+                           "--force")  # fmt: skip
+    assert code == 0, err
+    code, out, err = run_cli("-q", "prune", "--magnitude", str(world / T))
+    assert (code, out) == (2, "") and "content has changed" in err, err
+    code, out, err = run_cli("-q", "prune", "--magnitude", "--force", str(world / T))
+    assert code == 0, err
+    new = json.loads((world / K / "meta" / "metadata").read_text())
+    parent = json.loads((world / T / "meta" / "metadata").read_text())
+    assert new["fingerprint"]["parent_digest"] == parent["digest"] != old["fingerprint"]["parent_digest"]
+    code, _, err = run_cli("-q", "prune", "--magnitude", str(world / T))
+    assert code == 0 and "up to date" not in err  # quiet; reused without a message
+    assert json.loads((world / K / "meta" / "metadata").read_text()) == new
+
+
+def test_json_lines_pipe_into_plot_and_lmc_reads_stdin(world: Path) -> None:
+    code, line, err = run_cli("-q", "prune", "--snr", "--json", str(world / T))
+    assert code == 0, err
+    code, out, err = run_cli("-q", "plot", "snr", "--out", str(world / "snr.png"), stdin=line)
+    assert code == 0 and Path(out.strip()) == world / "snr.png", err
+    code, out, err = run_cli("-q", "plot", "snr", "--out", str(world / "snr.png"), "--force", stdin=line)
+    assert code == 0, err  # an eslt figure may be replaced
+    code, out, err = run_cli("-q", "lmc", "--points", "2", "-", str(world / T), stdin=str(world / T))
+    assert code == 0 and json.loads(out)["barrier"] == 0.0, err
+
+
+def test_sigint_early_stops_with_130_and_writes_nothing(world: Path) -> None:
+    script = Path(sys.executable).parent / "eslt"
+    proc = subprocess.Popen([str(script), "prune", "--snr", str(world / T)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    time.sleep(0.8)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130 and out == "" and err.strip().endswith("eslt: interrupted"), err
+    assert not (world / "L01-snr").exists() and not list(world.glob(".L01-snr*"))
+
+
+@pytest.mark.parametrize("redirect", [">/dev/full", ">&-"])
+def test_a_full_or_closed_stdout_is_one_line(world: Path, redirect: str) -> None:
+    script = Path(sys.executable).parent / "eslt"
+    proc = subprocess.run(f"{script} -q prune --magnitude --force {world / T} {redirect}", shell=True,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("eslt: error:"), proc.stderr
+    assert proc.returncode == (1 if "full" in redirect else 2)
+
+
+# Values a damaged or hostile meta might hold in any field.
+HOSTILE = st.one_of(
+    st.sampled_from(["", "../..", "a/b", "tfds:../../x", "x" * 5000, "\n", "nan"]),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.none(),
+    st.just([]),
+    st.just({}),
+    st.just(["a", 1]),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_mutated_meta_is_one_line_or_success(world0: Path, tmp_path: Path, data: st.DataObject) -> None:
+    """Field by field, wrong types, out-of-range numbers, path-like strings, missing keys: never a traceback."""
+    target = tmp_path / uuid.uuid4().hex
+    shutil.copytree(world0 / T, target / T)
+    meta = json.loads((target / T / "meta" / "metadata").read_text())
+    section = data.draw(st.sampled_from([None, "task", "model", "trainer", "sparsity", "metrics"]))
+    holder = meta if section is None else meta[section]
+    key = data.draw(st.sampled_from(sorted(holder)))
+    if data.draw(st.booleans()):
+        holder.pop(key)
+    else:
+        holder[key] = data.draw(HOSTILE)
+    (target / T / "meta" / "metadata").write_text(json.dumps(meta))
+    argv = data.draw(st.sampled_from([["show"], ["prune", "--magnitude"], ["plot", "layers", "--out",
+                                                                           str(target / "f.png")]]))  # fmt: skip
+    code, out, err = run_cli("-q", *argv, str(target / T))
+    assert code in (0, 2), err
+    if code:
+        assert out == "" and len(err.splitlines()) == 1 and err.startswith("eslt: error:"), err
+        assert "unexpected" not in err, err
+
+
+@settings(max_examples=30, deadline=None)
+@given(record=st.dictionaries(st.sampled_from(["kind", "alpha", "error", "barrier", "level", "loss", "a", "b",
+                                                "task", "curvature", "sparsity", "trainer"]), HOSTILE))  # fmt: skip
+def test_malformed_json_lines_for_plot_are_one_line(record: dict, tmp_path_factory: pytest.TempPathFactory) -> None:
+    out = tmp_path_factory.mktemp("plot") / "f.png"
+    for kind in ("lmc", "sharpness"):
+        code, stdout, err = run_cli("-q", "plot", kind, "--out", str(out), "--force",
+                                    stdin=json.dumps({"kind": kind, **record}) + "\n")  # fmt: skip
+        assert code in (0, 2) and len(err.splitlines()) <= 1, err
+        assert "unexpected" not in err, err
