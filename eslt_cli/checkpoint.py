@@ -38,7 +38,7 @@ from eslt_cli import __version__, errors, schema
 from eslt_cli.errors import BadInput, Busy, RunFailed
 from eslt_cli.tasks.base import Params
 
-SCHEMA = 1
+SCHEMA = 2  # 2: typed settings records (a kind or name tag, only the fields that apply), digests
 KINDS = ("ticket", "trained")
 STATE_KEYS = ("init", "mask", "mean", "best", "std", "obs_norm", "obs_norm_best")
 NORM_KEYS = ("obs_norm", "obs_norm_best")  # observation normalisers: {count, mean, var}, not param trees

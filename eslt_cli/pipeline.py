@@ -22,13 +22,29 @@ import numpy as np
 from eslt_cli import checkpoint, pruning, schema, strategies
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput
-from eslt_cli.presets import ADAM_CPU, ADAM_PAPER, PPO_CPU, PPO_PAPER
-from eslt_cli.specs import ModelSpec, TaskSpec, TrainerSpec, check_ranges, from_json, to_json
+from eslt_cli import presets
+from eslt_cli.specs import (
+    TASK_KINDS,
+    TRAINER_KINDS,
+    AdamSpec,
+    CNNSpec,
+    ESSpec,
+    MLPSpec,
+    ModelSpec,
+    PPOSpec,
+    TaskSpec,
+    TrainerSpec,
+    check_ranges,
+    field_names,
+    from_json,
+    model_from_json,
+    task_from_json,
+    to_json,
+    trainer_from_json,
+)
 from eslt_cli.tasks import Task, build_task, canonical_task, check_task_spec, get_entry
 
 PRESETS = ("cpu", "paper")
-TASK_FIELDS = {f.name for f in dataclasses.fields(TaskSpec)} - {"name"}
-TRAINER_FIELDS = {f.name for f in dataclasses.fields(TrainerSpec)} - {"name"}
 
 
 @dataclass(frozen=True)
@@ -72,7 +88,7 @@ def eval_key(meta: dict[str, Any]) -> jax.Array:
 
 def task_of(meta: dict[str, Any]) -> Task:
     """The task (data or environment, model) a checkpoint was made for."""
-    return build_task(from_json(TaskSpec, meta["task"]), from_json(ModelSpec, meta["model"]))
+    return build_task(task_from_json(meta["task"]), model_from_json(meta["model"]))
 
 
 def check_fits(ckpt: Checkpoint, task: Task) -> Task:
@@ -101,25 +117,18 @@ def run_folder(root: Path, task: str, optimiser: str, seed: int) -> Path:
     return checkpoint.inside(root / name, root)
 
 
-# Which TrainerSpec fields each trainer uses; the kind of task it trains; its presets.
-ES_FIELDS = ("strategy", "population", "generations", "std_init", "lr", "optimizer", "elite_ratio", "mean_decay",
-             "eval_every")  # fmt: skip
-PPO_FIELDS = ("lr", "eval_every", "timesteps", "num_envs", "rollout_steps", "update_epochs", "minibatches", "gamma",
-              "gae_lambda", "clip_eps", "ent_coef", "vf_coef", "max_grad_norm")  # fmt: skip
-TRAINERS: dict[str, dict[str, Any]] = {
-    "es": {"fields": ES_FIELDS, "kind": None},
-    "adam": {"fields": ("lr", "epochs", "eval_every"), "kind": "vision", "cpu": ADAM_CPU, "paper": ADAM_PAPER},
-    "ppo": {"fields": PPO_FIELDS, "kind": "control", "cpu": PPO_CPU, "paper": PPO_PAPER},
-}
+# The trainers, the task families each trains, and the options that belong to a task family.
+TRAINERS: dict[str, tuple[str, ...]] = {"es": ("vision", "control", "brax"), "adam": ("vision",),
+                                        "ppo": ("control", "brax")}  # fmt: skip
 
 
 def schedule(spec: TrainerSpec) -> tuple[int, str]:
     """How many steps a run of ``spec`` has and what one is: generations, epochs or PPO updates."""
-    if spec.name == "adam":
-        return int(spec.epochs or 0), "epoch"
-    if spec.name == "ppo":
-        return int(spec.timesteps or 0) // max(int(spec.num_envs or 1) * int(spec.rollout_steps or 1), 1), "update"
-    return int(spec.generations or 0), "gen"
+    if isinstance(spec, AdamSpec):
+        return spec.epochs, "epoch"
+    if isinstance(spec, PPOSpec):
+        return spec.timesteps // max(spec.num_envs * spec.rollout_steps, 1), "update"
+    return spec.generations, "gen"
 
 
 def trainer_name(base: TrainerSpec | None, overrides: dict[str, Any]) -> str:
@@ -127,57 +136,112 @@ def trainer_name(base: TrainerSpec | None, overrides: dict[str, Any]) -> str:
     name = overrides.get("trainer") or (base.name if base is not None else "es")
     if name not in TRAINERS:
         raise BadInput(f"unknown trainer {name!r}: choose one of {', '.join(TRAINERS)}")
-    return name
+    return str(name)
 
 
-def trainer_defaults(task_name: str, name: str, preset: str) -> dict[str, Any]:
-    """The preset settings (trainer and task fields) of trainer ``name`` on ``task_name``."""
+def check_trainer_fits(name: str, task_name: str) -> None:
+    """Refuse a gradient trainer on a task family it does not train (adam: vision; ppo: control)."""
+    family = get_entry(task_name).family
+    if family not in TRAINERS[name]:
+        wanted = "vision" if name == "adam" else "control"
+        raise BadInput(f"--trainer {name} needs a {wanted} task; {task_name} is a {get_entry(task_name).kind} task")
+
+
+def _option(k: str) -> str:
+    return f"--{k.replace('_', '-')}"
+
+
+def _given(overrides: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    return {k: overrides[k] for k in keys if overrides.get(k) is not None}
+
+
+def settle_task(
+    task_name: str, preset: str, base: TaskSpec | None, overrides: dict[str, Any], trainer: str, new_trainer: bool
+) -> TaskSpec:
+    """The task settings of a run: the ticket's (or the preset's for a fresh run), the preset's for
+    ``--preset paper`` or a trainer new to the ticket, then the options given."""
     entry = get_entry(task_name)
-    if name == "es":
-        return {**entry.cpu, **(entry.paper if preset == "paper" else {})}
-    info = TRAINERS[name]
-    if entry.kind != info["kind"]:
-        raise BadInput(f"--trainer {name} needs a {info['kind']} task; {task_name} is a {entry.kind} task")
-    return {**info["cpu"], **(info["paper"] if preset == "paper" else {})}
-
-
-def _trainer_spec(task_name: str, preset: str, base: TrainerSpec | None, overrides: dict[str, Any]) -> TrainerSpec:
-    name = trainer_name(base, overrides)
-    fields = TRAINERS[name]["fields"]
-    given = {k: v for k, v in overrides.items() if k in TRAINER_FIELDS and v is not None}
-    wrong = sorted(set(given) - set(fields))
+    cls = TASK_KINDS[entry.family]
+    defaults = presets.preset_settings(task_name, entry.family, preset, trainer, overrides.get("strategy"))["task"]
+    if base is None:
+        values: dict[str, Any] = dict(defaults)
+        if entry.family == "brax":
+            values = {"backend": entry.backends[0], "episode_length": entry.episode_length} | values
+    else:
+        values = to_json(base)
+        if preset == "paper":
+            values |= defaults
+        elif new_trainer:
+            values |= presets.trainer_task(task_name, entry.family, preset, trainer)
+    all_task_fields = {f for c in TASK_KINDS.values() for f in field_names(c)} - {"name"}
+    given = _given(overrides, sorted(all_task_fields))
+    wrong = sorted(set(given) - set(field_names(cls)))
     if wrong:
-        options = ", ".join(f"--{k.replace('_', '-')}" for k in wrong)
+        kinds = [k for k, c in TASK_KINDS.items() if wrong[0] in field_names(c)]
+        raise BadInput(f"{_option(wrong[0])} applies to {' and '.join(kinds)} tasks only, not {task_name}")
+    values |= given
+    if values.get("data_dir"):
+        values["data_dir"] = str(Path(values["data_dir"]).absolute())
+    task = check_ranges(from_json(cls, {**values, "name": task_name}))
+    check_task_spec(task)
+    return task
+
+
+def settle_model(task_name: str, preset: str, overrides: dict[str, Any]) -> ModelSpec:
+    """The network of a fresh run: the preset's, with ``--hidden``."""
+    entry = get_entry(task_name)
+    values = presets.preset_settings(task_name, entry.family, preset, "es", None)["model"]
+    if overrides.get("hidden") is not None:
+        if entry.kind != "control":
+            raise BadInput("--hidden applies to control tasks (MLP policies) only")
+        values = {**values, "hidden": tuple(overrides["hidden"])}
+    return check_ranges(from_json(CNNSpec if entry.kind == "vision" else MLPSpec, values))
+
+
+# ES settings that belong to one strategy: a new strategy brings its own unless given.
+STRATEGY_FIELDS = ("optimizer", "lr", "elite_ratio", "temperature", "lr_decay", "lr_floor", "std_decay", "std_floor",
+                   "std_lr", "adam_b1", "constants")  # fmt: skip
+
+
+def settle_trainer(task_name: str, preset: str, base: TrainerSpec | None, overrides: dict[str, Any]) -> TrainerSpec:
+    """The trainer settings of a run: the ticket's (or the preset's), ``--preset paper``, then the options given."""
+    name = trainer_name(base, overrides)
+    check_trainer_fits(name, task_name)
+    cls = TRAINER_KINDS[name]
+    all_fields = {f for c in TRAINER_KINDS.values() for f in field_names(c)}
+    given = _given(overrides, sorted(all_fields))
+    wrong = sorted(set(given) - set(field_names(cls)))
+    if wrong:
+        options = ", ".join(_option(k) for k in wrong)
         raise BadInput(f"{options} {'does' if len(wrong) == 1 else 'do'} not apply to --trainer {name}")
     if base is not None and base.name != name:
         base = None  # a new trainer starts from its own defaults
-    defaults = trainer_defaults(task_name, name, preset)
+    family = get_entry(task_name).family
+    strategy = None
+    if name == "es":
+        strategy = given.get("strategy") or (base.strategy if isinstance(base, ESSpec) else None)
+        strategy = None if strategy is None else strategies.canonical_strategy(strategy)
+    defaults = presets.preset_settings(task_name, family, preset, name, strategy)["trainer"]
+    values: dict[str, Any] = to_json(base) if base is not None else dict(defaults)
+    if base is not None and preset == "paper":
+        values |= defaults
     if name != "es":
-        values = to_json(base) if base is not None else {k: v for k, v in defaults.items() if k in fields}
-        if base is not None and preset == "paper":
-            values |= {k: v for k, v in TRAINERS[name]["paper"].items() if k in fields}
-        return check_ranges(from_json(TrainerSpec, {**values, **given, "name": name}))
-    values: dict[str, Any] = (
-        to_json(base) if base is not None else {"mean_decay": 0.0, "lr": None, "optimizer": None, "elite_ratio": None}
-    )
-    if base is None:
-        values |= {k: v for k, v in get_entry(task_name).cpu.items() if k in TRAINER_FIELDS}
-    if preset == "paper":
-        values |= {k: v for k, v in get_entry(task_name).paper.items() if k in TRAINER_FIELDS}
+        return check_ranges(from_json(cls, values | given))
     values |= given
     values["strategy"] = strategies.canonical_strategy(values["strategy"])
-    strategy = strategies.get_strategy(values["strategy"])
-    if base is not None and values["strategy"] != base.strategy:
-        # A new strategy brings its own optimiser defaults unless they were given.
-        for k in ("optimizer", "lr", "elite_ratio"):
-            values[k] = overrides.get(k)
-    if strategy.default_optimizer is None:
-        # Presets set an optimiser "where the strategy takes one"; only explicit options reach check_spec.
-        values["optimizer"], values["lr"] = overrides.get("optimizer"), overrides.get("lr")
+    entry = strategies.get_strategy(values["strategy"])
+    if isinstance(base, ESSpec) and values["strategy"] != base.strategy and preset != "paper":
+        for k in STRATEGY_FIELDS:  # a new strategy brings its own settings unless they were given
+            values.pop(k, None)
+            if k in given:
+                values[k] = given[k]
+    if entry.default_optimizer is None:
+        # Presets set an optimiser only where the strategy takes one; only explicit options reach check_spec.
+        values["optimizer"], values["lr"] = given.get("optimizer"), given.get("lr")
     else:
-        values["optimizer"] = values.get("optimizer") or strategy.default_optimizer
-        values["lr"] = strategy.default_lr if values.get("lr") is None else values["lr"]
-    spec = from_json(TrainerSpec, {**values, "name": "es"})
+        values["optimizer"] = values.get("optimizer") or entry.default_optimizer
+        values["lr"] = entry.default_lr if values.get("lr") is None else values["lr"]
+    spec = check_ranges(from_json(ESSpec, values))
     strategies.check_spec(spec)
     return spec
 
@@ -192,8 +256,9 @@ def plan_train(
     """Settle the settings of a training run.
 
     Fresh runs start from the task's CPU defaults; a ticket is trained with the
-    settings recorded in it. ``--preset paper`` then applies appendix C, and
-    explicit ``overrides`` (None means "not given") win over both.
+    settings recorded in it. ``--preset paper`` then applies the paper's code's
+    settings (:mod:`eslt_cli.presets`), and explicit ``overrides`` (None means
+    "not given") win over both.
     """
     preset = preset or "cpu"
     if preset not in PRESETS:
@@ -208,45 +273,49 @@ def plan_train(
             raise BadInput(
                 f"{parent.path}: is a {task_name} ticket; retargeting it to {given} is `eslt transfer`'s job"
             )
-        base_task = from_json(TaskSpec, meta["task"])
-        model = from_json(ModelSpec, meta["model"])
-        base_trainer: TrainerSpec | None = from_json(TrainerSpec, meta["trainer"])
+        base_task: TaskSpec | None = task_from_json(meta["task"])
+        model = model_from_json(meta["model"])
+        if overrides.get("hidden") is not None:
+            if not isinstance(model, MLPSpec):
+                raise BadInput("--hidden applies to control tasks (MLP policies) only")
+            if tuple(overrides["hidden"]) != model.hidden:
+                raise BadInput("--hidden cannot change a ticket's architecture; start a fresh run instead")
+        base_trainer: TrainerSpec | None = trainer_from_json(meta["trainer"])
         seed, level, arm = int(meta["seed"]), int(meta["level"]), str(meta["arm"])
     else:
         task_name = canonical_task(overrides.get("task") or "fashion_mnist")
-        base_task = get_entry(task_name).task_spec(task_name, preset)
-        model = get_entry(task_name).model
-        base_trainer, seed, level, arm = None, 0, 0, "dense"
-    if overrides.get("hidden") is not None:
-        if model.kind != "mlp":
-            raise BadInput("--hidden applies to control tasks (MLP policies) only")
-        if parent is not None and tuple(overrides["hidden"]) != model.hidden:
-            raise BadInput("--hidden cannot change a ticket's architecture; start a fresh run instead")
-        model = dataclasses.replace(model, hidden=tuple(overrides["hidden"]))
+        base_task, base_trainer, seed, level, arm = None, None, 0, 0, "dense"
+        model = settle_model(task_name, preset, overrides)
     if overrides.get("seed") is not None:
         seed = schema.check_seed(overrides["seed"])
-
-    task_values = to_json(base_task)
     name = trainer_name(base_trainer, overrides)
-    if preset == "paper" or (name != "es" and (base_trainer is None or base_trainer.name != name)):
-        # The trainer's preset task settings (e.g. Adam's batch 128) apply to a new trainer.
-        task_values |= {k: v for k, v in trainer_defaults(task_name, name, preset).items() if k in TASK_FIELDS}
-    task_values |= {k: v for k, v in overrides.items() if k in TASK_FIELDS and v is not None}
-    if task_values.get("data_dir"):
-        task_values["data_dir"] = str(Path(task_values["data_dir"]).absolute())
-    task = from_json(TaskSpec, task_values | {"name": task_name})
-    for k in ("batch_size", "train_episodes", "test_episodes"):
-        if getattr(task, k) is not None and getattr(task, k) < 1:
-            raise BadInput(f"--{k.replace('_', '-')} must be positive, got {getattr(task, k)}")
-    check_task_spec(task)
-
-    trainer = _trainer_spec(task_name, preset, base_trainer, overrides)
+    check_trainer_fits(name, task_name)
+    new_trainer = name != "es" and (base_trainer is None or base_trainer.name != name)
+    task = settle_task(task_name, preset, base_task, overrides, name, new_trainer)
+    trainer = settle_trainer(task_name, preset, base_trainer, overrides)
     if out is None:
         if parent is None:
-            out = run_folder(root, task_name, trainer.strategy or trainer.name, seed) / "L00-trained"
+            optimiser = trainer.strategy if isinstance(trainer, ESSpec) else trainer.name
+            out = run_folder(root, task_name, optimiser, seed) / "L00-trained"
         else:
             out = checkpoint.inside(parent.path.parent / f"{parent.path.name}-trained", parent.path.parent)
     return TrainPlan(task, model, trainer, seed, level, arm, parent, Path(out).absolute())
+
+
+def settings_record(plan: TrainPlan, preset: str | None) -> dict[str, Any]:
+    """What ``eslt train --dry-run`` prints: every settled setting of ``plan`` and where its result would go."""
+    return {
+        "preset": preset or "cpu",
+        "task": to_json(plan.task),
+        "model": to_json(plan.model),
+        "trainer": to_json(plan.trainer),
+        "seed": plan.seed,
+        "level": plan.level,
+        "arm": plan.arm,
+        "parent": None if plan.parent is None else str(plan.parent.path),
+        "out": str(plan.out),
+        "exists": plan.out.exists(),
+    }
 
 
 def existing_output(out: Path, fingerprint: dict[str, Any], force: bool, inputs: Sequence[Path] = ()) -> bool:

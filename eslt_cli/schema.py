@@ -27,7 +27,6 @@ TFDS = re.compile(r"tfds:[a-z0-9_]+(/[a-z0-9_.]+)?(:[0-9.]+)?")
 SEED_LIMIT = 2**63  # jax.random.PRNGKey takes a signed 64-bit seed
 MAX_TEXT = 4096  # longest string accepted in a meta field (paths included)
 MAX_LEVEL = 999
-TRAINER_NAMES = ("es", "adam", "ppo")
 MODEL_OF_KIND = {"vision": "cnn", "control": "mlp"}
 
 
@@ -77,6 +76,8 @@ def check_fields(cls: type, data: Any, what: str) -> dict[str, Any]:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise BadInput(f"{what} lacks {f.name!r}")
             continue
+        if data[f.name] is None and f.default is not dataclasses.MISSING:
+            continue  # null: the default (schema 1 wrote null for settings of other kinds)
         if not _conforms(data[f.name], hints[f.name]):
             raise BadInput(f"{what}.{f.name} has a value of the wrong type or range: {str(data[f.name])[:80]!r}")
     return data
@@ -109,7 +110,7 @@ def _positive_ints(data: dict[str, Any], what: str) -> None:
 
 def validate(meta: Any, path: Path, newest: int) -> dict[str, Any]:
     """``meta`` if it is a well-formed eslt meta record of schema 1..``newest``, else one :class:`BadInput` line."""
-    from eslt_cli.specs import ModelSpec, TaskSpec, TrainerSpec
+    from eslt_cli.specs import MODEL_KINDS, TASK_KINDS, TRAINER_KINDS
     from eslt_cli.tasks import canonical_task, get_entry
 
     if not isinstance(meta, dict) or meta.get("kind") not in ("ticket", "trained"):
@@ -121,23 +122,34 @@ def validate(meta: Any, path: Path, newest: int) -> dict[str, Any]:
         raise BadInput(f"{path}: written with checkpoint schema {schema}, this eslt reads up to {newest}: upgrade eslt")
     where = f"{path}: meta"
     try:
-        task = check_fields(TaskSpec, meta.get("task"), "task")
+        task = meta.get("task")
+        if not isinstance(task, dict) or not isinstance(task.get("name"), str):
+            raise BadInput("task must be a JSON object with a name")
         name = task["name"]
         if name.startswith("tfds:") and not TFDS.fullmatch(name):
             raise BadInput(f"task name {name[:80]!r} is not a tfds dataset name")
         if canonical_task(name) != name:
             raise BadInput(f"task name {name!r} is not a registry name")
+        family = get_entry(name).family
+        if task.get("kind", family) != family:
+            raise BadInput(f"task.kind {str(task.get('kind'))[:40]!r} does not fit task {name} (a {family} task)")
+        check_fields(TASK_KINDS[family], task, "task")
         _positive_ints(task, "task")
-        model = check_fields(ModelSpec, meta.get("model"), "model")
-        if MODEL_OF_KIND[get_entry(name).kind] != model["kind"]:
-            raise BadInput(f"model.kind {model['kind']!r} does not fit task {name} (a {get_entry(name).kind} task)")
+        model = meta.get("model")
+        if not isinstance(model, dict):
+            raise BadInput("model must be a JSON object")
+        if MODEL_OF_KIND[get_entry(name).kind] != model.get("kind"):
+            raise BadInput(f"model.kind {str(model.get('kind'))[:40]!r} does not fit task {name} "
+                           f"(a {get_entry(name).kind} task)")  # fmt: skip
+        check_fields(MODEL_KINDS[model["kind"]], model, "model")
         _positive_ints(model, "model")
         for k in ("hidden", "features"):
             if any(v < 1 for v in model.get(k) or ()):
                 raise BadInput(f"model.{k} must hold positive widths")
-        trainer = check_fields(TrainerSpec, meta.get("trainer"), "trainer")
-        if trainer["name"] not in TRAINER_NAMES:
-            raise BadInput(f"trainer.name {trainer['name'][:80]!r} is not one of {', '.join(TRAINER_NAMES)}")
+        trainer = meta.get("trainer")
+        if not isinstance(trainer, dict) or trainer.get("name", "es") not in TRAINER_KINDS:
+            raise BadInput(f"trainer must be a JSON object naming one of {', '.join(TRAINER_KINDS)}")
+        check_fields(TRAINER_KINDS[trainer.get("name", "es")], trainer, "trainer")
         _positive_ints(trainer, "trainer")
         if meta.get("metric") not in ("accuracy", "return"):
             raise BadInput(f"metric must be accuracy or return, got {str(meta.get('metric'))[:40]!r}")

@@ -1,103 +1,219 @@
-"""Frozen settings, one dataclass per concern, stored in a checkpoint's ``meta``.
+"""Frozen settings, one dataclass per concern and kind, stored in a checkpoint's ``meta``.
 
-``prune`` and ``train`` read them back to know how a parent was made; change one
-with :func:`dataclasses.replace`, never in place.
+Tasks: :class:`VisionSpec`, :class:`ControlSpec` (gymnax), :class:`BraxSpec`.
+Models: :class:`CNNSpec`, :class:`MLPSpec`. Trainers: :class:`ESSpec`,
+:class:`AdamSpec`, :class:`PPOSpec`. Each holds only the fields that apply to it
+and serialises to ``meta`` with its tag (``kind`` for tasks and models,
+``name`` for trainers); :func:`task_from_json`, :func:`model_from_json` and
+:func:`trainer_from_json` read them back, converting schema-1 records (one flat
+record per concern, fields of other kinds set to null) on the way. ``prune``
+and ``train`` read them to know how a parent was made; change one with
+:func:`dataclasses.replace`, never in place.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
+
+from eslt_cli.errors import BadInput
 
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class TaskSpec:
-    """What is optimised: a registered task name and how it is sampled."""
+class VisionSpec:
+    """An image classification task: training images per fitness evaluation (or Adam step)."""
 
     name: str
-    data_dir: str | None = None  # vision: IDX folder or tfds data dir
-    batch_size: int | None = None  # vision: images per fitness evaluation
-    train_episodes: int | None = None  # control: episodes per fitness evaluation
-    test_episodes: int | None = None  # control: episodes per test evaluation
-    obs_norm: bool | None = None  # control: running observation normalisation (default: on for brax)
-    backend: str | None = None  # brax: physics pipeline (generalized, positional, spring, mjx)
-    episode_length: int | None = None  # brax: steps per episode
+    batch_size: int = 256
+    data_dir: str | None = None  # IDX folder or tfds data dir
+    standardize: bool = False  # inputs (x/255 - 0.1307)/0.3081, as the paper's code (MNIST constants)
+    kind: ClassVar[str] = "vision"
 
 
 @dataclass(frozen=True)
-class ModelSpec:
-    """The network: ``cnn`` (vision) or ``mlp`` (control) and its sizes."""
+class ControlSpec:
+    """A gymnax control task: episodes per fitness and per test evaluation."""
 
-    kind: str
-    hidden: tuple[int, ...] | None = None  # mlp hidden units
-    features: tuple[int, ...] | None = None  # cnn conv channels
-    kernel_size: int | None = None  # cnn filter size
+    name: str
+    train_episodes: int = 8
+    test_episodes: int = 16
+    obs_norm: bool = False  # running observation normalisation
+    kind: ClassVar[str] = "control"
 
 
 @dataclass(frozen=True)
-class TrainerSpec:
-    """How it is optimised: an evosax strategy (``es``) or a gradient trainer (``adam``, ``ppo``).
+class BraxSpec:
+    """A brax control task: as :class:`ControlSpec`, plus the physics backend and episode length."""
 
-    Fields that do not apply to a trainer stay None.
-    """
-
-    name: str  # "es" | "adam" | "ppo"
-    strategy: str | None = None  # es: evosax strategy
-    population: int | None = None  # es
-    generations: int | None = None  # es
-    std_init: float | None = None  # es: initial search std
-    lr: float | None = None  # es: ES optimiser learning rate (None: no optimiser); adam/ppo: Adam's
-    optimizer: str | None = None  # es: "adam" | "sgd" | "clipup" (None: the strategy has none)
-    elite_ratio: float | None = None  # es: only for strategies with elite selection
-    mean_decay: float = 0.0  # es: L2 penalty on the search mean (evosax add_weight_decay)
-    eval_every: int = 10  # test evaluations every eval_every generations (es), epochs (adam), updates (ppo)
-    epochs: int | None = None  # adam: passes over the training set
-    timesteps: int | None = None  # ppo: environment steps in all
-    num_envs: int | None = None  # ppo: parallel environments
-    rollout_steps: int | None = None  # ppo: steps per environment per update
-    update_epochs: int | None = None  # ppo: epochs over each rollout
-    minibatches: int | None = None  # ppo: minibatches per epoch
-    gamma: float | None = None  # ppo: discount
-    gae_lambda: float | None = None  # ppo: GAE lambda
-    clip_eps: float | None = None  # ppo: ratio clip
-    ent_coef: float | None = None  # ppo: entropy bonus
-    vf_coef: float | None = None  # ppo: value loss weight
-    max_grad_norm: float | None = None  # ppo: gradient clipping
+    name: str
+    train_episodes: int = 2
+    test_episodes: int = 16
+    obs_norm: bool = True
+    backend: str = "generalized"  # generalized, positional, spring, mjx
+    episode_length: int = 200
+    kind: ClassVar[str] = "brax"
 
 
-def check_ranges(spec: TrainerSpec) -> TrainerSpec:
-    """``spec`` if its gradient-trainer settings are in range, else a one-line :class:`BadInput`."""
-    from eslt_cli.errors import BadInput
+@dataclass(frozen=True)
+class CNNSpec:
+    """The paper's CNN: conv channels and filter size."""
+
+    features: tuple[int, ...] = (8, 16)
+    kernel_size: int = 5
+    bias_init: float = 0.0  # conv biases ~ U[0, bias_init) (the paper's code: 0.05); the output bias is zero
+    kind: ClassVar[str] = "cnn"
+
+
+@dataclass(frozen=True)
+class MLPSpec:
+    """The paper's MLP policy: hidden widths."""
+
+    hidden: tuple[int, ...] = (32, 32)
+    bias_init: float = 0.0  # every bias ~ U[0, bias_init) (the paper's code: 0.05)
+    linear_output: bool = False  # continuous actions: linear output instead of tanh (the paper's Pendulum)
+    kind: ClassVar[str] = "mlp"
+
+
+@dataclass(frozen=True)
+class ESSpec:
+    """An evosax strategy and its settings (see :mod:`eslt_cli.strategies` for how each is applied)."""
+
+    strategy: str
+    population: int
+    generations: int
+    std_init: float
+    lr: float | None = None  # ES optimiser learning rate (None: the strategy has no optimiser)
+    optimizer: str | None = None  # "adam" | "sgd" | "clipup" (None: the strategy has none)
+    elite_ratio: float | None = None  # only for strategies with elite selection
+    mean_decay: float = 0.0  # the mean shrinks by the factor 1 - mean_decay after every update (paper code)
+    eval_every: int = 10
+    temperature: float | None = None  # snes, des: softmax temperature of the fitness weights (None: evosax's)
+    lr_decay: float = 1.0  # ES optimiser lr times lr_decay per generation ...
+    lr_floor: float = 0.0  # ... never below lr_floor
+    std_decay: float = 1.0  # pgpe: search std times std_decay per generation ...
+    std_floor: float = 0.0  # ... never below std_floor
+    std_lr: float | None = None  # pgpe: learning rate of the std adaptation (None: evosax's 0.1)
+    adam_b1: float = 0.9  # Adam's first-moment decay (the paper's code: 0.99)
+    constants: str = "evosax"  # sep_cma_es: "evosax" (0.3) or "paper" (evosax 0.1.4 weights and rates)
+    name: ClassVar[str] = "es"
+
+
+@dataclass(frozen=True)
+class AdamSpec:
+    """Gradient descent with Adam on a vision task (the paper's GD baseline)."""
+
+    lr: float = 3e-4
+    epochs: int = 2
+    eval_every: int = 1
+    name: ClassVar[str] = "adam"
+
+
+@dataclass(frozen=True)
+class PPOSpec:
+    """Masked PPO on a control task (the paper's GD baseline for control)."""
+
+    lr: float = 3e-4
+    timesteps: int = 200_000
+    num_envs: int = 8
+    rollout_steps: int = 128
+    update_epochs: int = 4
+    minibatches: int = 4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_eps: float = 0.2
+    ent_coef: float = 0.01
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    reward_scale: float = 1.0  # rewards times this in the PPO loss (brax configs' reward_scaling)
+    critic: tuple[int, ...] = ()  # value-network widths (empty: the policy's hidden widths)
+    eval_every: int = 10
+    name: ClassVar[str] = "ppo"
+
+
+TaskSpec = VisionSpec | ControlSpec | BraxSpec
+ModelSpec = CNNSpec | MLPSpec
+TrainerSpec = ESSpec | AdamSpec | PPOSpec
+TASK_KINDS: dict[str, type[TaskSpec]] = {c.kind: c for c in (VisionSpec, ControlSpec, BraxSpec)}
+MODEL_KINDS: dict[str, type[ModelSpec]] = {c.kind: c for c in (CNNSpec, MLPSpec)}
+TRAINER_KINDS: dict[str, type[TrainerSpec]] = {c.name: c for c in (ESSpec, AdamSpec, PPOSpec)}
+
+
+def field_names(cls: type) -> tuple[str, ...]:
+    """The settings a spec class holds (its tag excluded)."""
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def check_ranges(spec: T) -> T:
+    """``spec`` if its numbers are in range, else a one-line :class:`BadInput` naming the option."""
 
     def bad(k: str, v: Any, what: str) -> BadInput:
         return BadInput(f"--{k.replace('_', '-')} must be {what}, got {v}")
 
-    for k in ("lr", "epochs", "eval_every", "timesteps", "num_envs", "rollout_steps", "update_epochs", "minibatches",
-              "clip_eps", "max_grad_norm"):  # fmt: skip
-        if getattr(spec, k) is not None and not getattr(spec, k) > 0:
-            raise bad(k, getattr(spec, k), "positive")
-    for k in ("ent_coef", "vf_coef"):
-        if getattr(spec, k) is not None and not getattr(spec, k) >= 0:
-            raise bad(k, getattr(spec, k), "non-negative")
-    for k in ("gamma", "gae_lambda"):
-        if getattr(spec, k) is not None and not 0.0 <= getattr(spec, k) <= 1.0:
-            raise bad(k, getattr(spec, k), "in [0, 1]")
+    for k in field_names(type(spec)):
+        v = getattr(spec, k)
+        if isinstance(v, bool) or v is None or isinstance(v, str):
+            continue
+        if k in ("ent_coef", "vf_coef", "mean_decay", "lr_floor", "std_floor", "std_lr", "bias_init"):
+            if not v >= 0:
+                raise bad(k, v, "non-negative")
+        elif k in ("gamma", "gae_lambda", "adam_b1"):
+            if not 0.0 <= v <= 1.0:
+                raise bad(k, v, "in [0, 1]")
+        elif k in ("lr_decay", "std_decay"):
+            if not 0.0 < v <= 1.0:
+                raise bad(k, v, "in (0, 1]")
+        elif isinstance(v, tuple):
+            if any(x < 1 for x in v):
+                raise bad(k, ",".join(map(str, v)), "positive widths")
+        elif not v > 0:
+            raise bad(k, v, "positive")
+    if isinstance(spec, ESSpec) and spec.mean_decay >= 1:
+        raise BadInput(f"--mean-decay must be below 1 (the mean shrinks by 1 - c), got {spec.mean_decay}")
     return spec
 
 
 def to_json(spec: Any) -> dict[str, Any]:
-    """A spec as a JSON-ready dict (tuples become lists)."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(spec).items()}
+    """A spec as a JSON-ready dict with its tag (tuples become lists)."""
+    tag = {"name": spec.name} if isinstance(spec, ESSpec | AdamSpec | PPOSpec) else {"kind": spec.kind}
+    values = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(spec).items()}
+    return {**tag, **values}
 
 
 def from_json(cls: type[T], data: dict[str, Any]) -> T:
-    """Read a spec back from ``meta``; unknown keys are ignored, lists become tuples."""
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names}
+    """Read a spec of class ``cls`` from ``meta``: unknown keys and schema-1 nulls are dropped, lists become tuples."""
+    names = set(field_names(cls))
+    optional = {f.name for f in dataclasses.fields(cls) if "None" in str(f.type)}  # type: ignore[arg-type]
+    values = {
+        k: tuple(v) if isinstance(v, list) else v
+        for k, v in data.items()
+        if k in names and (v is not None or k in optional)
+    }
     return cls(**values)
+
+
+def task_kind(data: dict[str, Any]) -> str:
+    """The kind of a task record: its tag, or (schema 1) what the registry says of its name."""
+    if isinstance(data.get("kind"), str):
+        return str(data["kind"])
+    from eslt_cli.tasks import get_entry
+
+    entry = get_entry(str(data["name"]))
+    return "brax" if entry.library == "brax" else entry.kind
+
+
+def task_from_json(data: dict[str, Any]) -> TaskSpec:
+    return from_json(TASK_KINDS[task_kind(data)], data)
+
+
+def model_from_json(data: dict[str, Any]) -> ModelSpec:
+    return from_json(MODEL_KINDS[str(data["kind"])], data)
+
+
+def trainer_from_json(data: dict[str, Any]) -> TrainerSpec:
+    return from_json(TRAINER_KINDS[str(data.get("name", "es"))], data)
 
 
 def optimiser_of(meta: dict[str, Any]) -> str:

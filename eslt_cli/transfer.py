@@ -12,6 +12,7 @@ trains it with the new settings recorded in its meta.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import numpy as np
 from eslt_cli import checkpoint, pruning, strategies
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput
-from eslt_cli.specs import ModelSpec, TaskSpec, TrainerSpec, from_json, to_json
+from eslt_cli.specs import model_from_json, task_from_json, to_json, trainer_from_json
 from eslt_cli.tasks import build_task, canonical_task, get_entry
 
 
@@ -71,7 +72,9 @@ def plan_transfer(
                 f"cannot transfer a {meta['task']['name']} ticket ({get_entry(meta['task']['name']).kind}) "
                 f"to {task} ({get_entry(task).kind}): the networks differ"
             )
-        target = build_task(get_entry(task).task_spec(task, "cpu"), from_json(ModelSpec, meta["model"]))
+        from eslt_cli.pipeline import settle_task
+
+        target = build_task(settle_task(task, "cpu", None, {}, "es", False), model_from_json(meta["model"]))
         want = _shapes(jax.eval_shape(target.init_params, jax.random.PRNGKey(0)))
         have = _shapes(parent.state["init"])
         if want != have:
@@ -82,18 +85,16 @@ def plan_transfer(
             )
         label = task
     elif trainer is not None:
-        from eslt_cli.pipeline import trainer_defaults, trainer_name
+        from eslt_cli.pipeline import check_trainer_fits, trainer_name
 
-        trainer_defaults(
-            meta["task"]["name"], trainer_name(None, {"trainer": trainer}), "cpu"
-        )  # checks name and task kind
+        check_trainer_fits(trainer_name(None, {"trainer": trainer}), meta["task"]["name"])
         if trainer == meta["trainer"].get("name", "es"):
             raise BadInput(f"{parent.path}: is already trained with --trainer {trainer}")
         label = trainer
     else:
         strategy = strategies.canonical_strategy(strategy)  # type: ignore[arg-type]
         strategies.get_strategy(strategy)
-        if strategy == meta["trainer"]["strategy"]:
+        if strategy == meta["trainer"].get("strategy"):
             raise BadInput(f"{parent.path}: is already trained with {strategy}")
         label = strategy
     out = Path(out) if out is not None else checkpoint.inside(parent.path.parent / f"{parent.path.name}-to-{label.replace(':', '-').replace('/', '-')}", parent.path.parent)
@@ -102,37 +103,33 @@ def plan_transfer(
 
 def run_transfer(plan: TransferPlan, force: bool = False) -> tuple[Path, bool]:
     """Write the retargeted ticket; returns its path and whether it was made now."""
-    from eslt_cli.pipeline import TASK_FIELDS, _trainer_spec, trainer_defaults, write_ticket
+    from eslt_cli.pipeline import settle_task, settle_trainer, write_ticket
 
     parent = plan.parent
-    meta = {k: v for k, v in parent.meta.items() if k not in ("schema", "eslt_version")}
-    old_task, old_trainer = parent.meta["task"], from_json(TrainerSpec, parent.meta["trainer"])
+    meta = {k: v for k, v in parent.meta.items() if k not in ("schema", "eslt_version", "digest")}
+    old_task, old_trainer = task_from_json(parent.meta["task"]), trainer_from_json(parent.meta["trainer"])
+    record: dict[str, Any]
     if plan.task is not None:
         entry = get_entry(plan.task)
-        spec = entry.task_spec(plan.task, "cpu")
-        if entry.library == get_entry(old_task["name"]).library:
-            # Same kind of environment: keep the ticket's episode settings (e.g. a paper preset's 164 test episodes).
-            kept = ("train_episodes", "test_episodes", "obs_norm", "episode_length", "backend", "batch_size")
-            spec = from_json(
-                TaskSpec,
-                {**to_json(spec), **{k: old_task[k] for k in kept if old_task.get(k) is not None}, "name": plan.task},
-            )
-        target = build_task(spec, from_json(ModelSpec, meta["model"]))
+        spec = settle_task(plan.task, "cpu", None, {}, old_trainer.name, False)
+        if type(spec) is type(old_task):
+            # Same kind of environment: keep the ticket's episode settings (e.g. a paper preset's test episodes).
+            spec = dataclasses.replace(old_task, name=plan.task)
+        target = build_task(spec, model_from_json(meta["model"]))
         meta["task"] = to_json(spec)
         meta["metric"] = target.metric
-        record: dict[str, Any] = {"from_task": old_task["name"], "to_task": plan.task}
+        record = {"from_task": old_task.name, "to_task": plan.task}
         if entry.env_params:
             record["env_params"] = dict(entry.env_params)
     elif plan.trainer is not None:
-        meta["trainer"] = to_json(_trainer_spec(old_task["name"], "cpu", old_trainer, {"trainer": plan.trainer}))
+        meta["trainer"] = to_json(settle_trainer(old_task.name, "cpu", old_trainer, {"trainer": plan.trainer}))
         # The new trainer's task settings (e.g. Adam's batch 128) replace the old trainer's.
-        defaults = trainer_defaults(old_task["name"], plan.trainer, "cpu")
-        meta["task"] = {**old_task, **{k: v for k, v in defaults.items() if k in TASK_FIELDS}}
+        meta["task"] = to_json(settle_task(old_task.name, "cpu", old_task, {}, plan.trainer, True))
         record = {"from_trainer": old_trainer.name, "to_trainer": plan.trainer}
     else:
-        trainer = _trainer_spec(old_task["name"], "cpu", old_trainer, {"strategy": plan.strategy})
+        trainer = settle_trainer(old_task.name, "cpu", old_trainer, {"strategy": plan.strategy})
         meta["trainer"] = to_json(trainer)
-        record = {"from_strategy": old_trainer.strategy, "to_strategy": plan.strategy}
+        record = {"from_strategy": getattr(old_trainer, "strategy", None), "to_strategy": plan.strategy}
     meta |= {
         "kind": "ticket",
         "arm": f"{parent.meta.get('arm', 'dense')}+to-{plan.task or plan.strategy or plan.trainer}",

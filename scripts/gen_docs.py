@@ -292,9 +292,22 @@ def man_pages() -> dict[str, str]:
 # --------------------------------------------------------------------------- driver
 
 
+TABLE_START, TABLE_END = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
+
+
+def readme(root: Path = ROOT) -> str:
+    """README.md with its settings tables regenerated from eslt_cli.presets (the one source of settings)."""
+    from eslt_cli import presets
+
+    text = (root / "README.md").read_text()
+    head, rest = text.split(TABLE_START, 1)
+    _, tail = rest.split(TABLE_END, 1)
+    return f"{head}{TABLE_START}\n{presets.readme_table()}\n{TABLE_END}{tail}"
+
+
 def generate() -> dict[str, str]:
     """Every generated file: path relative to the repository root -> content."""
-    return {**completion_files(), **man_pages()}
+    return {**completion_files(), **man_pages(), "README.md": readme()}
 
 
 def obsolete(files: dict[str, str], root: Path = ROOT) -> list[str]:

@@ -9,7 +9,7 @@ import pytest
 from eslt_cli.analysis import lmc, sharpness
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput
-from eslt_cli.specs import ModelSpec, TaskSpec
+from eslt_cli.specs import ControlSpec, MLPSpec
 from eslt_cli.tasks import build_task
 from eslt_cli.tasks.base import evaluate
 
@@ -69,7 +69,7 @@ def test_interpolate_hits_both_ends_exactly() -> None:
 
 @pytest.fixture(scope="module")
 def pendulum():
-    task = build_task(TaskSpec("pendulum", train_episodes=2, test_episodes=2), ModelSpec("mlp", hidden=(8,)))
+    task = build_task(ControlSpec("pendulum", train_episodes=2, test_episodes=2), MLPSpec(hidden=(8,)))
     a = jax.tree.map(np.asarray, task.init_params(jax.random.PRNGKey(0)))
     b = jax.tree.map(np.asarray, task.init_params(jax.random.PRNGKey(1)))
     return task, a, b

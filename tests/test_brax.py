@@ -22,8 +22,8 @@ import pytest
 from conftest import eslt
 from eslt_cli import checkpoint, pipeline
 from eslt_cli.errors import BadInput
-from eslt_cli.specs import TaskSpec
-from eslt_cli.tasks import TASKS, build_task, check_task_spec, get_entry
+from eslt_cli.specs import task_from_json
+from eslt_cli.tasks import TASKS, build_task, get_entry
 
 BRAX = [name for name, entry in TASKS.items() if entry.library == "brax"]
 ALL = os.environ.get("ESLT_TEST_ALL_BRAX") == "1"
@@ -56,36 +56,34 @@ def train(trained: dict[str, Path], name: str) -> checkpoint.Checkpoint:
 
 def test_registry() -> None:
     assert len(BRAX) == 12 and {"ant", "humanoidstandup", "ant_heavy", "halfcheetah_heavy"} <= set(BRAX)
-    spec = get_entry("ant").task_spec("ant", "cpu")
+    spec = pipeline.settle_task("ant", "cpu", None, {}, "es", False)
     assert (spec.backend, spec.episode_length, spec.obs_norm) == ("generalized", 200, True)
     plan = pipeline.plan_train(None, {"task": "ant"}, "paper")
-    assert (plan.task.episode_length, plan.task.train_episodes, plan.task.test_episodes) == (1000, 8, 164)
+    assert (plan.task.episode_length, plan.task.train_episodes, plan.task.test_episodes) == (500, 8, 64)
     assert (plan.trainer.population, plan.trainer.generations, plan.trainer.eval_every) == (256, 3000, 100)
     assert get_entry("ant_heavy").env_params == {"mass_scale": {"torso": 1.5}}
 
 
 @pytest.mark.parametrize(
-    ("spec", "message"),
+    ("task", "options", "message"),
     [
-        (TaskSpec("ant_heavy", backend="spring", episode_length=5), "choose one of generalized, mjx"),
-        (TaskSpec("ant", backend="warp", episode_length=5), "generalized, positional, spring, mjx"),
-        (TaskSpec("ant", backend="generalized", episode_length=0), "--episode-length must be positive"),
-        (TaskSpec("pendulum", backend="generalized"), "--backend applies to brax tasks only"),
-        (TaskSpec("pendulum", episode_length=5), "--episode-length applies to brax tasks only"),
-        (TaskSpec("mnist", obs_norm=True), "--obs-norm applies to control tasks only"),
+        ("ant_heavy", {"backend": "spring"}, "choose one of generalized, mjx"),
+        ("ant", {"backend": "warp"}, "generalized, positional, spring, mjx"),
+        ("ant", {"episode_length": 0}, "--episode-length must be positive"),
+        ("pendulum", {"backend": "generalized"}, "--backend applies to brax tasks only"),
+        ("pendulum", {"episode_length": 5}, "--episode-length applies to brax tasks only"),
+        ("mnist", {"obs_norm": True}, "--obs-norm applies to control and brax tasks only"),
     ],
 )
-def test_bad_task_settings(spec: TaskSpec, message: str) -> None:
+def test_bad_task_settings(task: str, options: dict, message: str) -> None:
     with pytest.raises(BadInput, match=message):
-        check_task_spec(spec)
-    with pytest.raises(BadInput, match=message):
-        build_task(spec, get_entry(spec.name).model)
+        pipeline.plan_train(None, {"task": task, **options})
 
 
 @pytest.mark.parametrize("name", BRAX)
 def test_every_task_traces(name: str) -> None:
     """One generation's fitness and a test evaluation trace for every task, with the normaliser."""
-    spec = get_entry(name).task_spec(name, "cpu")
+    spec = pipeline.settle_task(name, "cpu", None, {}, "es", False)
     task = build_task(
         dataclasses.replace(spec, episode_length=3, train_episodes=1, test_episodes=1), get_entry(name).model
     )
@@ -139,7 +137,7 @@ def test_normaliser_round_trip(trained: dict[str, Path]) -> None:
 def test_heavy_variant_and_transfer(cli, trained: dict[str, Path]) -> None:
     ant = train(trained, "ant")
     base_task = pipeline.task_of(ant.meta)
-    heavy_task = build_task(dataclasses.replace(TaskSpec(**ant.meta["task"]), name="ant_heavy"), base_task.model_spec)
+    heavy_task = build_task(dataclasses.replace(task_from_json(ant.meta["task"]), name="ant_heavy"), base_task.model_spec)
     assert (heavy_task.obs_size, heavy_task.num_actions) == (base_task.obs_size, base_task.num_actions) == (27, 8)
     for field in ("body_mass", "body_inertia"):
         base, new = getattr(base_task.env.sys, field), getattr(heavy_task.env.sys, field)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from eslt_cli.models import CNN, MLP, ShiftedConv, cnn_group_logits
-from eslt_cli.specs import ModelSpec, TaskSpec
+from eslt_cli.specs import CNNSpec, VisionSpec
 from eslt_cli.tasks.data import ImageData
 from eslt_cli.tasks.vision import VisionTask
 
@@ -70,7 +70,7 @@ def test_group_fitness_equals_member_fitness() -> None:
         10,
         "synthetic",
     )
-    task = VisionTask(TaskSpec("synthetic", batch_size=8), ModelSpec("cnn", features=(8, 16), kernel_size=5), data)
+    task = VisionTask(VisionSpec("synthetic", batch_size=8), CNNSpec(features=(8, 16), kernel_size=5), data)
     assert task.member_batch == 16
     members = _members(jax.jit(task.init_params)(jax.random.PRNGKey(0)), 4, seed=1)
 

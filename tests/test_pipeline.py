@@ -30,8 +30,10 @@ def test_overrides_win_and_aliases_resolve() -> None:
 def test_paper_preset_plans_for_every_strategy(name: str) -> None:
     p = pipeline.plan_train(None, {"task": "fashion_mnist", "strategy": name}, preset="paper")
     assert (p.trainer.population, p.trainer.generations, p.task.batch_size) == (128, 4000, 1024)
-    takes_optimizer = strategies.get_strategy(name).default_optimizer is not None
-    assert (p.trainer.optimizer == "adam") == takes_optimizer
+    # The paper's code: Adam only for PGPE; SNES and DES recombine with lr 1; Sep-CMA-ES has no optimiser.
+    expected = {"pgpe": "adam", "snes": "sgd", "des": "sgd", "sep_cma_es": None}
+    default = strategies.get_strategy(name).default_optimizer
+    assert p.trainer.optimizer == expected.get(name, default)
 
 
 def test_fingerprint_changes_with_settings() -> None:

@@ -12,7 +12,7 @@ from jax.flatten_util import ravel_pytree
 from conftest import needs_fashion
 from eslt_cli import pruning
 from eslt_cli.errors import BadInput
-from eslt_cli.specs import ModelSpec, TaskSpec
+from eslt_cli.specs import CNNSpec, ControlSpec, VisionSpec
 from eslt_cli.tasks.data import ImageData
 from eslt_cli.tasks.vision import VisionTask
 
@@ -150,7 +150,7 @@ def test_every_criterion_shares_one_signature_with_data() -> None:
 def test_missing_inputs_are_clear_errors() -> None:
     with pytest.raises(BadInput, match="training batches"):
         pruning.prune(jax.random.PRNGKey(0), "grasp", tiny_init(), None, tiny_mask(), keep=0.5, init=tiny_init())
-    control = types.SimpleNamespace(spec=TaskSpec("pendulum"))
+    control = types.SimpleNamespace(spec=ControlSpec("pendulum"))
     with pytest.raises(BadInput, match="vision task"):
         pruning.training_batches(control, jax.random.PRNGKey(0), 1)  # type: ignore[arg-type]
 
@@ -161,8 +161,8 @@ def small_vision_task(batch_size: int = 4) -> VisionTask:
         rng.integers(0, 256, (40, 8, 8, 1), dtype=np.uint8), rng.integers(0, 10, 40).astype(np.int32),
         rng.integers(0, 256, (10, 8, 8, 1), dtype=np.uint8), rng.integers(0, 10, 10).astype(np.int32), 10, "synthetic",
     )  # fmt: skip
-    model = ModelSpec("cnn", features=(2, 3), kernel_size=3)
-    return VisionTask(TaskSpec("synthetic", batch_size=batch_size), model, data)
+    model = CNNSpec(features=(2, 3), kernel_size=3)
+    return VisionTask(VisionSpec("synthetic", batch_size=batch_size), model, data)
 
 
 def test_cnn_grasp_matches_an_explicit_hessian() -> None:

@@ -182,7 +182,7 @@ def run_lmc(a: Checkpoint, b: Checkpoint, which: str = "final", points: int = 11
     check_compatible(a, b)
     if points < 2:
         raise BadInput(f"--points must be at least 2 (the two endpoints), got {points}")
-    task = pipeline.task_of(a.meta)
+    task = pipeline.check_fits(a, pipeline.task_of(a.meta))
     result = lmc(task, pa, pb, pipeline.eval_key(a.meta), points, pipeline.arrays_of(a, task, which))
     metas = (a.meta, b.meta)
     return {
@@ -194,7 +194,7 @@ def run_lmc(a: Checkpoint, b: Checkpoint, which: str = "final", points: int = 11
         "levels": [m["level"] for m in metas],
         "sparsity": [m["sparsity"]["global"] for m in metas],
         "arms": [m.get("arm") for m in metas],
-        "strategies": [m["trainer"]["strategy"] for m in metas],
+        "strategies": [m["trainer"].get("strategy") for m in metas],
         "seeds": [m["seed"] for m in metas],
         **result.to_json(),
     }

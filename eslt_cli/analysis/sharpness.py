@@ -303,7 +303,7 @@ def run_sharpness(
         check_same_architecture(params, reference, str(directions_from.path))
         check_mask_within(ckpt.state["mask"], directions_from.state["mask"], str(directions_from.path))
         dirs = masked(directions(seed, n_drawn, reference, directions_from.state["mask"]), ckpt.state["mask"])
-    task, key = pipeline.task_of(ckpt.meta), pipeline.eval_key(ckpt.meta)
+    task, key = pipeline.check_fits(ckpt, pipeline.task_of(ckpt.meta)), pipeline.eval_key(ckpt.meta)
     arrays = pipeline.arrays_of(ckpt, task, which)
 
     def evaluate(stacked: Params) -> dict[str, np.ndarray]:
@@ -328,7 +328,7 @@ def run_sharpness(
         "level": meta["level"],
         "arm": meta.get("arm"),
         "sparsity": meta["sparsity"]["global"],
-        "strategy": meta["trainer"]["strategy"],
+        "strategy": meta["trainer"].get("strategy"),
         "trainer": meta["trainer"],
         "seed": meta["seed"],
         "which": which,

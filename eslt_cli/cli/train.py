@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from eslt_cli.cli import common
-from eslt_cli.presets import CONTROL_CPU, VISION_CPU
+from eslt_cli.presets import CPU, PAPER
 
 
-def _describe(preset: dict) -> str:
-    return (f"{preset['strategy'].upper()}, population {preset['population']}, "
-            f"{preset['generations']} generations, std {preset['std_init']}")  # fmt: skip
+def _describe(family: str) -> str:
+    es = CPU[family]["es"]
+    return f"{es['strategy'].upper()}, population {es['population']}, {es['generations']} generations, std {es['std_init']}"
+
+
+def _paper(family: str) -> str:
+    es = PAPER[family]["es"]
+    return f"population {es['population']}, {es['generations']} generations, mean decay {es['mean_decay']:g}"
 
 
 HELP = f"""Train with an evolution strategy (or a gradient baseline) and print the checkpoint path on stdout.
@@ -29,8 +35,8 @@ network by gradient descent: the paper's GD baselines. Pruned weights stay at
 exactly zero; the checkpoint has no search std, so prune it with --magnitude.
 
 CPU defaults (train within a minute or two on 2 cores): vision tasks
-{_describe(VISION_CPU)}, batch 256; control tasks {_describe(CONTROL_CPU)},
-8 train / 16 test episodes.
+{_describe("vision")}, batch {CPU["vision"]["task"]["batch_size"]}; control tasks {_describe("control")},
+{CPU["control"]["task"]["train_episodes"]} train / {CPU["control"]["task"]["test_episodes"]} test episodes.
 
 A run interrupted by SIGINT/SIGTERM saves its progress (exit 130/143); after
 those, or a crash or SIGKILL, re-running the same command resumes from the last
@@ -40,9 +46,12 @@ snapshot (every --save-every generations) with bit-identical results.
 --num-processes and --process-id join several hosts (jax.distributed), with the
 population split over all their devices and process 0 writing the checkpoint
 (the output folder must be on a filesystem all processes see).
---preset paper: appendix C (vision: population 128, 4000 generations, batch
-1024; control: population 256, 3000 generations, 164 test episodes; ES
-optimiser Adam) for GPU hosts.
+--preset paper: the paper's code's settings (README, "Settings"), for GPU
+hosts: vision {_paper("vision")}, batch 1024; Pendulum {_paper("control")};
+brax {_paper("brax")}, 500-step episodes; per strategy and task the tuned
+std, temperature, elite ratio and PGPE schedules; the strategy of the task's
+curves in the paper's figures unless --strategy. --dry-run prints every
+settled setting as one JSON line and exits without training.
 
 Example:
 
@@ -92,7 +101,22 @@ def train(
         Optional[str], typer.Option(help="ES optimiser: adam, sgd, clipup.", rich_help_panel=ES)
     ] = None,
     elite_ratio: Annotated[Float, typer.Option(help="Elite ratio (sep_cma_es, ars).", rich_help_panel=ES)] = None,
-    mean_decay: Annotated[Float, typer.Option(help="L2 decay of the search mean.", rich_help_panel=ES)] = None,
+    mean_decay: Annotated[
+        Float, typer.Option(help="The mean shrinks by the factor 1 - c after every update.", rich_help_panel=ES)
+    ] = None,
+    temperature: Annotated[
+        Float, typer.Option(help="snes, des: temperature of the softmax fitness weights.", rich_help_panel=ES)
+    ] = None,
+    lr_decay: Annotated[Float, typer.Option(help="ES optimiser lr times this per generation.", rich_help_panel=ES)] = None,
+    lr_floor: Annotated[Float, typer.Option(help="Lower bound of the decayed ES lr.", rich_help_panel=ES)] = None,
+    std_decay: Annotated[Float, typer.Option(help="pgpe: search std times this per generation.", rich_help_panel=ES)] = None,
+    std_floor: Annotated[Float, typer.Option(help="pgpe: lower bound of the decayed std.", rich_help_panel=ES)] = None,
+    std_lr: Annotated[Float, typer.Option(help="pgpe: learning rate of the std adaptation.", rich_help_panel=ES)] = None,
+    adam_b1: Annotated[Float, typer.Option(help="First-moment decay of the ES Adam optimiser.", rich_help_panel=ES)] = None,
+    constants: Annotated[
+        Optional[str],
+        typer.Option(help="sep_cma_es: evosax (0.3) or paper (evosax 0.1.4 weights and rates).", rich_help_panel=ES),
+    ] = None,
     epochs: Annotated[Int, typer.Option(help="adam: passes over the training set.", rich_help_panel=GRAD)] = None,
     timesteps: Annotated[Int, typer.Option(help="ppo: environment steps in all.", rich_help_panel=GRAD)] = None,
     num_envs: Annotated[Int, typer.Option(help="ppo: parallel environments.", rich_help_panel=GRAD)] = None,
@@ -158,6 +182,10 @@ def train(
         int, typer.Option(help="Generations/epochs/updates between resume snapshots.", rich_help_panel=RUN)
     ] = 100,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output.", rich_help_panel=RUN)] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print the settled settings as one JSON line; train nothing.", rich_help_panel=RUN),
+    ] = False,
 ) -> None:
     common.setup_runtime()
     common.init_distributed(coordinator, num_processes, process_id)
@@ -176,10 +204,16 @@ def train(
         "rollout_steps": rollout_steps, "update_epochs": update_epochs, "minibatches": minibatches, "gamma": gamma,
         "gae_lambda": gae_lambda, "clip_eps": clip_eps, "ent_coef": ent_coef, "vf_coef": vf_coef,
         "max_grad_norm": max_grad_norm, "obs_norm": obs_norm, "backend": backend, "episode_length": episode_length,
-        "data_dir": str(data_dir) if data_dir is not None else None,
+        "data_dir": str(data_dir) if data_dir is not None else None, "temperature": temperature,
+        "lr_decay": lr_decay, "lr_floor": lr_floor, "std_decay": std_decay, "std_floor": std_floor, "std_lr": std_lr,
+        "adam_b1": adam_b1, "constants": constants,
     }  # fmt: skip
     plan = pipeline.plan_train(parent, overrides, preset, out, root or common.default_root())
-    label = f"{plan.task.name} {plan.trainer.strategy or plan.trainer.name} L{plan.level:02d}"
+    if dry_run:  # nothing written, no lock taken: the settings a run would use
+        ckpt.check_out(plan.out, [] if parent is None else [parent.path])
+        common.data_line(json.dumps(pipeline.settings_record(plan, preset)))
+        return
+    label = f"{plan.task.name} {getattr(plan.trainer, 'strategy', plan.trainer.name)} L{plan.level:02d}"
     metric = "accuracy" if plan.model.kind == "cnn" else "return"
     total, unit = pipeline.schedule(plan.trainer)
     with common.Reporter(label, total, metric, unit) as reporter, common.StopOnSignal() as stop:

@@ -16,8 +16,7 @@ from typing import Any
 
 from eslt_cli.errors import BadInput
 from eslt_cli.schema import TFDS
-from eslt_cli.presets import BRAX_CPU, BRAX_PAPER, CONTROL_CPU, CONTROL_PAPER, VISION_CPU, VISION_PAPER
-from eslt_cli.specs import ModelSpec, TaskSpec
+from eslt_cli.specs import TASK_KINDS, BraxSpec, CNNSpec, MLPSpec, ModelSpec, TaskSpec, VisionSpec
 from eslt_cli.tasks.base import Params, Task
 
 __all__ = ["TASKS", "Params", "Task", "TaskEntry", "build_task", "canonical_task", "check_task_spec", "get_entry"]
@@ -25,44 +24,33 @@ __all__ = ["TASKS", "Params", "Task", "TaskEntry", "build_task", "canonical_task
 
 @dataclass(frozen=True)
 class TaskEntry:
-    """One registered task; all entries share this shape."""
+    """One registered task; all entries share this shape. Preset settings live in :mod:`eslt_cli.presets`."""
 
     kind: str  # "vision" | "control"
     source: str  # tfds dataset name, gymnax environment id or brax environment name
-    cpu: dict[str, Any]
-    paper: dict[str, Any]
     env_params: dict[str, Any] = field(default_factory=dict)
     default_data: Path | None = None  # IDX folder used when present and no --data-dir
     library: str | None = None  # control: "gymnax" | "brax"
     backends: tuple[str, ...] = ()  # brax: physics backends the environment runs on, the default first
-    episode_length: int | None = None  # brax: steps per episode on the CPU preset (paper: 1000)
+    episode_length: int | None = None  # brax: steps per episode on the CPU preset (paper: 500)
+
+    @property
+    def family(self) -> str:
+        """The preset family and settings type: ``vision``, ``control`` (gymnax) or ``brax``."""
+        return "brax" if self.library == "brax" else self.kind
 
     @property
     def model(self) -> ModelSpec:
-        if self.kind == "vision":
-            return ModelSpec("cnn", features=(8, 16), kernel_size=5)
-        return ModelSpec("mlp", hidden=(32, 32))
-
-    def task_spec(self, name: str, preset: str) -> TaskSpec:
-        """The default :class:`TaskSpec` under ``preset`` (``cpu`` or ``paper``)."""
-        paper = preset == "paper"
-        if self.kind == "vision":
-            return TaskSpec(name, batch_size=1024 if paper else 256)
-        if self.library == "brax":
-            # Observation normalisation on (appendix C.1); brax episodes differ only in
-            # their reset noise, so fewer training episodes do on a CPU.
-            episodes = {"train_episodes": 8 if paper else 2, "test_episodes": 164 if paper else 16}
-            length = 1000 if paper else self.episode_length
-            return TaskSpec(name, **episodes, obs_norm=True, backend=self.backends[0], episode_length=length)
-        return TaskSpec(name, train_episodes=8, test_episodes=164 if paper else 16)
+        """The network of a fresh CPU-preset run."""
+        return CNNSpec() if self.kind == "vision" else MLPSpec()
 
 
 def _vision(source: str, default_data: Path | None = None) -> TaskEntry:
-    return TaskEntry("vision", source, VISION_CPU, VISION_PAPER, default_data=default_data)
+    return TaskEntry("vision", source, default_data=default_data)
 
 
 def _gymnax(env_id: str, **env_params: Any) -> TaskEntry:
-    return TaskEntry("control", env_id, CONTROL_CPU, CONTROL_PAPER, env_params, library="gymnax")
+    return TaskEntry("control", env_id, env_params, library="gymnax")
 
 
 # brax 0.14's physics backends; every registered environment accepts each.
@@ -75,8 +63,7 @@ MASS_BACKENDS = ("generalized", "mjx")
 
 def _brax(env: str, episode_length: int, backends: tuple[str, ...] = BRAX_BACKENDS, **env_params: Any) -> TaskEntry:
     """A brax environment on ``backends`` (the first is the default), ``episode_length`` steps on CPU."""
-    return TaskEntry("control", env, BRAX_CPU, BRAX_PAPER, env_params, library="brax", backends=backends,
-                     episode_length=episode_length)  # fmt: skip
+    return TaskEntry("control", env, env_params, library="brax", backends=backends, episode_length=episode_length)
 
 
 TASKS: dict[str, TaskEntry] = {
@@ -141,17 +128,10 @@ def get_entry(name: str) -> TaskEntry:
 def check_task_spec(spec: TaskSpec) -> None:
     """Refuse settings that do not apply to ``spec``'s task (:class:`BadInput`, one line)."""
     entry = get_entry(spec.name)
-    if entry.kind == "vision" and spec.obs_norm:
-        raise BadInput(f"--obs-norm applies to control tasks only, not {spec.name}")
-    if entry.library != "brax":
-        for option, value in (("--backend", spec.backend), ("--episode-length", spec.episode_length)):
-            if value is not None:
-                raise BadInput(f"{option} applies to brax tasks only, not {spec.name}")
-        return
-    if spec.backend not in entry.backends:
+    if type(spec) is not TASK_KINDS[entry.family]:
+        raise BadInput(f"{spec.name} is a {entry.family} task: its settings cannot be {type(spec).__name__}")
+    if isinstance(spec, BraxSpec) and spec.backend not in entry.backends:
         raise BadInput(f"--backend {spec.backend} does not run {spec.name}: choose one of {', '.join(entry.backends)}")
-    if spec.episode_length is None or spec.episode_length < 1:
-        raise BadInput(f"--episode-length must be positive, got {spec.episode_length}")
 
 
 @functools.lru_cache(maxsize=8)
@@ -159,7 +139,7 @@ def build_task(spec: TaskSpec, model: ModelSpec) -> Task:
     """The task for ``spec``; cached so one process reuses data and compiled functions."""
     entry = get_entry(spec.name)
     check_task_spec(spec)
-    if entry.kind == "vision":
+    if isinstance(spec, VisionSpec):
         from eslt_cli.tasks.data import load_images
         from eslt_cli.tasks.vision import VisionTask
 

@@ -46,3 +46,17 @@ def _jitted_evaluate(task: Task) -> Callable[..., dict[str, jax.Array]]:
 def evaluate(task: Task, params: Params, key: jax.Array) -> dict[str, float]:
     """Test metric and loss of ``params`` on ``task``, jitted once per task."""
     return {k: float(v) for k, v in _jitted_evaluate(task)(task.arrays, params, key).items()}
+
+
+def uniform_biases(params: Params, key: jax.Array, high: float, skip: tuple[str, ...] = ()) -> Params:
+    """``params`` with every bias (layers in ``skip`` aside) drawn from U[0, ``high``), as the paper's
+    networks initialise them (flax ``initializers.uniform(0.05)``); unchanged when ``high`` is 0."""
+    if not high:
+        return params
+    out = {}
+    for i, (layer, leaves) in enumerate(sorted(params.items())):
+        if "bias" in leaves and layer not in skip:
+            bias = jax.random.uniform(jax.random.fold_in(key, i), leaves["bias"].shape, leaves["bias"].dtype, 0, high)
+            leaves = {**leaves, "bias": bias}
+        out[layer] = leaves
+    return out

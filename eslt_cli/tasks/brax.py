@@ -24,7 +24,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from eslt_cli.specs import ModelSpec, TaskSpec
+from eslt_cli.specs import BraxSpec, MLPSpec
 from eslt_cli.tasks.control import ControlTask
 
 # Fields of a brax System (an mjx.Model) derived from body masses; mjx reads its own copies.
@@ -75,7 +75,7 @@ def scale_masses(sys: Any, scales: dict[str, float]) -> Any:
 class BraxTask(ControlTask):
     """An MLP policy in a brax environment; actions in [-1, 1], ``spec.episode_length`` steps."""
 
-    def __init__(self, spec: TaskSpec, model_spec: ModelSpec, env_name: str, env_params: dict[str, Any] | None = None):
+    def __init__(self, spec: BraxSpec, model_spec: MLPSpec, env_name: str, env_params: dict[str, Any] | None = None):
         with _quiet():
             from brax import envs
 
@@ -87,7 +87,7 @@ class BraxTask(ControlTask):
         self.num_actions = int(self.env.action_size)
         self.discrete = False
         self.low, self.high = -jnp.ones(self.num_actions), jnp.ones(self.num_actions)
-        self.max_steps = int(spec.episode_length)  # set for every brax task (check_task_spec)
+        self.max_steps = spec.episode_length
         self._setup(spec, model_spec)
 
     def reset(self, key: jax.Array) -> tuple[jax.Array, Any]:

@@ -23,8 +23,8 @@ import numpy as np
 
 from eslt_cli import obsnorm
 from eslt_cli.models import MLP
-from eslt_cli.specs import ModelSpec, TaskSpec
-from eslt_cli.tasks.base import Arrays, Params
+from eslt_cli.specs import BraxSpec, ControlSpec, MLPSpec
+from eslt_cli.tasks.base import Arrays, Params, uniform_biases
 
 
 class ControlTask:
@@ -44,14 +44,16 @@ class ControlTask:
     low: Any = None
     high: Any = None
 
-    def _setup(self, spec: TaskSpec, model_spec: ModelSpec) -> None:
+    def _setup(self, spec: ControlSpec | BraxSpec, model_spec: MLPSpec) -> None:
         self.spec, self.model_spec = spec, model_spec
-        self.model = MLP(self.num_actions, model_spec.hidden or (32, 32), tanh_output=not self.discrete)
+        tanh = not self.discrete and not model_spec.linear_output
+        self.model = MLP(self.num_actions, model_spec.hidden, tanh_output=tanh)
         # Environments are code; the only data is the normaliser, when on.
         self.arrays: Arrays = {"obs_norm": obsnorm.init(self.obs_size)} if spec.obs_norm else {}
 
     def init_params(self, key: jax.Array) -> Params:
-        return self.model.init(key, jnp.zeros((1, self.obs_size)))["params"]
+        params = self.model.init(key, jnp.zeros((1, self.obs_size)))["params"]
+        return uniform_biases(params, jax.random.fold_in(key, 1), self.model_spec.bias_init)
 
     def reset(self, key: jax.Array) -> tuple[jax.Array, Any]:
         """(observation, environment state) of a new episode."""
@@ -106,20 +108,20 @@ class ControlTask:
     def member_fitness(self, arrays: Arrays, key: jax.Array) -> Callable[[Params], Any]:
         # Common random numbers: every member sees the same episodes in a generation.
         def fitness(params: Params) -> Any:
-            totals, stats = self.returns(params, key, self.spec.train_episodes or 8, arrays)
+            totals, stats = self.returns(params, key, self.spec.train_episodes, arrays)
             return (-totals.mean(), stats) if "obs_norm" in arrays else -totals.mean()
 
         return fitness
 
     def evaluate(self, arrays: Arrays, params: Params, key: jax.Array) -> dict[str, jax.Array]:
-        ret = self.returns(params, key, self.spec.test_episodes or 16, arrays)[0].mean()
+        ret = self.returns(params, key, self.spec.test_episodes, arrays)[0].mean()
         return {"metric": ret, "loss": -ret}
 
 
 class GymnaxTask(ControlTask):
     """An MLP policy in a gymnax environment."""
 
-    def __init__(self, spec: TaskSpec, model_spec: ModelSpec, env_id: str, env_params: dict[str, Any] | None = None):
+    def __init__(self, spec: ControlSpec, model_spec: MLPSpec, env_id: str, env_params: dict[str, Any] | None = None):
         self.env, self.env_params = gymnax.make(env_id)
         if env_params:
             self.env_params = self.env_params.replace(**env_params)
