@@ -1,12 +1,30 @@
 """Registry of the evolution strategies eslt trains with, all from evosax 0.3.
 
 Every entry builds an evosax algorithm over the ticket's surviving weights (a
-flat vector of nnz entries) from one :class:`~eslt_cli.specs.TrainerSpec`, and
-says how to read the per-weight search std that SNR pruning needs (Section 2).
+flat vector of nnz entries) from one :class:`~eslt_cli.specs.ESSpec`, and says
+how to read the per-weight search std that SNR pruning needs (Section 2).
+
+The paper's code ran evosax 0.1.4; :func:`build` can reproduce its settings on
+top of the 0.3 algorithms (only params replaced and small subclasses, never a
+re-implemented update):
+
+- ``temperature`` (snes, des): 0.1.4's temperature fitness weights;
+- ``mean_decay``: after every tell ``mean <- (1 - c) * mean`` (0.1.4's
+  ``mean_decay``, not an L2 penalty on the fitness);
+- ``lr_decay``/``lr_floor``: ES optimiser learning rate
+  ``max(lr * lr_decay**g, lr_floor)`` at generation g; ``adam_b1``: Adam's b1;
+- ``std_decay``/``std_floor`` (pgpe): after every tell
+  ``std <- max(std * std_decay, std_floor)``; ``std_lr`` (pgpe): the rate of
+  PGPE's std adaptation (0.1.4's adaptation is in effect zero, see the README);
+- ``constants="paper"`` (sep_cma_es): 0.1.4's recombination weights, learning
+  rates and h_sigma timing.
+
+Every setting at its default builds exactly what evosax 0.3 builds.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,18 +33,35 @@ import jax
 import jax.numpy as jnp
 import optax
 from evosax.algorithms import ARS, PGPE, SNES, DiscoveredES, Open_ES, Sep_CMA_ES
-from evosax.core.fitness_shaping import add_weight_decay
-from evosax.core.optimizer import clipup
+from evosax.core.optimizer import clipup, scale_by_clipup
 
 from eslt_cli.errors import BadInput
-from eslt_cli.specs import TrainerSpec
+from eslt_cli.specs import ESSpec
 
-OPTIMIZERS: dict[str, Callable[[float], optax.GradientTransformation]] = {
-    "adam": lambda lr: optax.adam(lr),
-    "sgd": lambda lr: optax.sgd(lr),
+Schedule = float | Callable[[Any], Any]
+
+
+def _clipup(lr: Schedule) -> optax.GradientTransformation:
     # evosax's default for PGPE: max velocity twice the learning rate.
-    "clipup": lambda lr: clipup(learning_rate=lr, max_velocity=2 * lr),
+    if not callable(lr):
+        return clipup(learning_rate=lr, max_velocity=2 * lr)
+    # A decaying lr: evosax's clipup chain (normalise, clip the velocity at
+    # max_velocity / lr = 2, scale by lr) built here, because clipup() divides
+    # max_velocity by the learning rate and needs a number.
+    return optax.chain(
+        optax.normalize_by_update_norm(eps=1e-8),
+        scale_by_clipup(max_velocity_ratio=2.0, momentum=0.9),
+        optax.scale_by_learning_rate(lr),
+    )
+
+
+OPTIMIZERS: dict[str, Callable[[Schedule, float], optax.GradientTransformation]] = {
+    "adam": lambda lr, b1: optax.adam(lr, b1=b1),
+    "sgd": lambda lr, b1: optax.sgd(lr),
+    "clipup": lambda lr, b1: _clipup(lr),
 }
+ADAM_B1 = 0.9  # optax's default; ESSpec.adam_b1's default must equal it
+CONSTANTS = ("evosax", "paper")
 
 
 def _diag_std(state: Any) -> jax.Array:
@@ -50,13 +85,16 @@ class Strategy:
     elite: bool  # has an elite ratio
     antithetic: bool  # population must be even
     search_std: Callable[[Any], jax.Array] | None  # per-weight effective std, None if isotropic
+    temperature: bool = False  # takes --temperature (0.1.4's softmax fitness weights)
+    std_decay: bool = False  # takes --std-decay/--std-floor/--std-lr (PGPE's std schedule and adaptation rate)
+    paper_constants: bool = False  # takes --constants paper (evosax 0.1.4's weights and rates)
 
 
 STRATEGIES: dict[str, Strategy] = {
-    "pgpe": Strategy(PGPE, "clipup", 0.01, False, False, True, _diag_std),
-    "snes": Strategy(SNES, "sgd", 1.0, False, False, False, _diag_std),
-    "sep_cma_es": Strategy(Sep_CMA_ES, None, None, False, True, False, _sep_cma_std),
-    "des": Strategy(DiscoveredES, "sgd", 1.0, False, False, False, _diag_std),
+    "pgpe": Strategy(PGPE, "clipup", 0.01, False, False, True, _diag_std, std_decay=True),
+    "snes": Strategy(SNES, "sgd", 1.0, False, False, False, _diag_std, temperature=True),
+    "sep_cma_es": Strategy(Sep_CMA_ES, None, None, False, True, False, _sep_cma_std, paper_constants=True),
+    "des": Strategy(DiscoveredES, "sgd", 1.0, False, False, False, _diag_std, temperature=True),
     "open_es": Strategy(Open_ES, "sgd", 1e-3, True, False, True, None),
     "ars": Strategy(ARS, "adam", 1e-3, True, True, True, None),
 }
@@ -77,7 +115,11 @@ def canonical_strategy(name: str) -> str:
     return ALIASES.get(name.lower(), name.lower())
 
 
-def check_spec(spec: TrainerSpec) -> None:
+def _with(names: list[str]) -> str:
+    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
+
+
+def check_spec(spec: ESSpec) -> None:
     """Raise :class:`BadInput` for settings the strategy cannot take."""
     entry = get_strategy(spec.strategy)
     if spec.population < 2:
@@ -92,30 +134,165 @@ def check_spec(spec: TrainerSpec) -> None:
         raise BadInput(f"unknown optimizer {spec.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
     if entry.default_optimizer is None and (spec.optimizer is not None or spec.lr is not None):
         raise BadInput(f"{spec.strategy} has no optimiser: drop --optimizer/--lr")
+    if entry.default_optimizer is None and (spec.lr_decay != 1.0 or spec.lr_floor != 0.0):
+        raise BadInput(f"{spec.strategy} has no optimiser: drop --lr-decay/--lr-floor")
     if spec.lr is not None and not spec.lr > 0:
         raise BadInput(f"--lr must be positive, got {spec.lr}")
+    if not 0 < spec.lr_decay <= 1:
+        raise BadInput(f"--lr-decay must be in (0, 1], got {spec.lr_decay}")
+    if not spec.lr_floor >= 0:
+        raise BadInput(f"--lr-floor must be non-negative, got {spec.lr_floor}")
+    if entry.default_optimizer is not None and spec.lr_floor > (spec.lr or entry.default_lr or 0.0):
+        raise BadInput(f"--lr-floor {spec.lr_floor} is above the learning rate {spec.lr or entry.default_lr}")
+    if spec.adam_b1 != ADAM_B1 and (spec.optimizer or entry.default_optimizer) != "adam":
+        raise BadInput(f"--adam-b1 is for the adam optimizer: {spec.strategy} here uses "
+                       f"{spec.optimizer or entry.default_optimizer or 'none'}")  # fmt: skip
+    if not 0 <= spec.adam_b1 < 1:
+        raise BadInput(f"--adam-b1 must be in [0, 1), got {spec.adam_b1}")
     if spec.elite_ratio is not None and not entry.elite:
         raise BadInput(f"{spec.strategy} has no elite selection: drop --elite-ratio")
     if spec.elite_ratio is not None and not 0 < spec.elite_ratio <= 1:
         raise BadInput(f"--elite-ratio must be in (0, 1], got {spec.elite_ratio}")
-    if spec.mean_decay < 0:
-        raise BadInput(f"--mean-decay must be non-negative, got {spec.mean_decay}")
+    if spec.mean_decay < 0 or spec.mean_decay >= 1:
+        raise BadInput(f"--mean-decay must be in [0, 1) (the mean shrinks by 1 - c), got {spec.mean_decay}")
+    if spec.temperature is not None and not entry.temperature:
+        takes = [k for k, e in STRATEGIES.items() if e.temperature]
+        raise BadInput(f"{spec.strategy} has no fitness temperature (only {_with(takes)}): drop --temperature")
+    if spec.temperature is not None and not spec.temperature > 0:
+        raise BadInput(f"--temperature must be positive, got {spec.temperature}")
+    given = [f"--{k.replace('_', '-')}" for k, v, d in (("std_decay", spec.std_decay, 1.0),
+             ("std_floor", spec.std_floor, 0.0), ("std_lr", spec.std_lr, None)) if v != d]  # fmt: skip
+    if given and not entry.std_decay:
+        takes = [k for k, e in STRATEGIES.items() if e.std_decay]
+        raise BadInput(f"{spec.strategy} has no std schedule (only {_with(takes)}): drop {'/'.join(given)}")
+    if not 0 < spec.std_decay <= 1:
+        raise BadInput(f"--std-decay must be in (0, 1], got {spec.std_decay}")
+    if not spec.std_floor >= 0:
+        raise BadInput(f"--std-floor must be non-negative, got {spec.std_floor}")
+    if spec.std_lr is not None and not spec.std_lr >= 0:
+        raise BadInput(f"--std-lr must be non-negative, got {spec.std_lr}")
+    if spec.constants not in CONSTANTS:
+        raise BadInput(f"unknown --constants {spec.constants!r}: choose one of {', '.join(CONSTANTS)}")
+    if spec.constants != "evosax" and not entry.paper_constants:
+        takes = [k for k, e in STRATEGIES.items() if e.paper_constants]
+        raise BadInput(f"{spec.strategy} has no evosax 0.1.4 constants (only {_with(takes)}): drop --constants")
 
 
-def build(spec: TrainerSpec, solution: jax.Array) -> tuple[Any, Any]:
+def temperature_weights(population: int, temperature: float) -> jax.Array:
+    """evosax 0.1.4's SNES weights: ``softmax(-T * (i / (N - 1) - 0.5))`` for rank i (0 = best)."""
+    centred = jnp.arange(population) / (population - 1) - 0.5
+    return jax.nn.softmax(-temperature * centred)
+
+
+class Sep_CMA_ES_014(Sep_CMA_ES):
+    """Sep-CMA-ES with evosax 0.1.4's h_sigma timing.
+
+    evosax 0.3 calls ``h_std`` with ``generation_counter + 1`` and adds one more
+    inside (exponent ``2 * (g + 2)``); 0.1.4 uses ``2 * (g + 1)``. Shifting the
+    counter back by one gives 0.1.4's stall test, which otherwise differs in the
+    first generations.
+    """
+
+    def h_std(self, norm_p_std: jax.Array, generation_counter: int, params: Any) -> jax.Array:
+        return super().h_std(norm_p_std, generation_counter - 1, params)
+
+
+def sep_cma_paper_params(es: Sep_CMA_ES, params: Any) -> Any:
+    """``params`` with evosax 0.1.4's Sep-CMA-ES weights and learning rates (``es.elite_ratio`` elites).
+
+    0.3's defaults are full CMA-ES's: log weights over the top half whatever the
+    elite ratio, and no (n + 2) / 3 boost of the rank-mu rate, so they search
+    differently. These are 0.1.4's closed forms (sep_cma_es.py), n the number of
+    surviving weights, n' = min(n, 40000), mu the number of elites.
+    """
+    n, population, mu = es.num_dims, es.population_size, es.num_elites
+    n_sq = min(n, 40000)
+    w_prime = jnp.log(mu + 1) - jnp.log(jnp.arange(1, mu + 1))
+    w_prime = w_prime / w_prime.sum()
+    weights = jnp.zeros(population).at[:mu].set(w_prime)  # the rest of the population gets weight 0
+    mu_eff = 1 / jnp.sum(w_prime**2)
+    c_1 = 2 / ((n_sq + 1.3) ** 2 + mu_eff)
+    rank_mu = 2 / mu_eff / (n_sq + jnp.sqrt(2.0)) ** 2
+    rank_mu += (1 - 1 / mu_eff) * jnp.minimum(1, (2 * mu_eff - 1) / ((n_sq + 2) ** 2 + mu_eff))
+    c_mu = (n + 2) / 3 * rank_mu  # the sep-CMA (n + 2) / 3 boost
+    c_std = (mu_eff + 2) / (n + mu_eff + 3)
+    d_std = 1 + 2 * jnp.maximum(0, jnp.sqrt((mu_eff - 1) / (n + 1)) - 1) + c_std
+    c_c = 4 / (n + 4)
+    chi_n = jnp.sqrt(n) * (1 - 1 / (4 * n) + 1 / (21 * n_sq**2))
+    return params.replace(
+        weights=weights, mu_eff=mu_eff, c_mean=1.0, c_std=c_std, d_std=d_std, c_c=c_c, c_1=c_1, c_mu=c_mu, chi_n=chi_n
+    )
+
+
+@functools.cache
+def _scheduled(cls: type) -> type:
+    """``cls`` whose every tell ends with the paper code's per-generation decays.
+
+    evosax 0.3 has neither 0.1.4's ``mean_decay`` nor PGPE's ``sigma_decay`` /
+    ``sigma_limit``; 0.1.4 applies both once per tell, after the strategy's own
+    update (std first, inside the strategy; then the mean). Overriding ``_tell``
+    keeps evosax's best-solution bookkeeping and counter as they are.
+    """
+
+    class Scheduled(cls):
+        mean_decay = 0.0
+        std_decay = 1.0
+        std_floor = 0.0
+
+        def _tell(self, key: jax.Array, population: Any, fitness: Any, state: Any, params: Any) -> Any:
+            state = super()._tell(key, population, fitness, state, params)
+            if self.std_decay != 1.0 or self.std_floor > 0:
+                state = state.replace(std=jnp.maximum(state.std * self.std_decay, self.std_floor))
+            if self.mean_decay > 0:
+                state = state.replace(mean=(1 - self.mean_decay) * state.mean)
+            return state
+
+    Scheduled.__name__ = Scheduled.__qualname__ = f"Scheduled{cls.__name__}"
+    return Scheduled
+
+
+def learning_rate(spec: ESSpec) -> Schedule | None:
+    """The ES optimiser's learning rate: a number, or a schedule when it decays (None: no optimiser)."""
+    entry = get_strategy(spec.strategy)
+    if entry.default_optimizer is None:
+        return None
+    lr = spec.lr or entry.default_lr
+    assert lr is not None
+    if spec.lr_decay < 1.0:
+        # max(lr * decay**g, floor) at the g-th update: optax counts updates from 0.
+        return optax.exponential_decay(lr, transition_steps=1, decay_rate=spec.lr_decay, end_value=spec.lr_floor)
+    return lr
+
+
+def build(spec: ESSpec, solution: jax.Array) -> tuple[Any, Any]:
     """The evosax algorithm and its params for ``spec`` over a flat ``solution``."""
     entry = get_strategy(spec.strategy)
     kwargs: dict[str, Any] = {}
-    if entry.default_optimizer is not None:
-        kwargs["optimizer"] = OPTIMIZERS[spec.optimizer or entry.default_optimizer](spec.lr or entry.default_lr)
+    lr = learning_rate(spec)
+    if lr is not None:
+        kwargs["optimizer"] = OPTIMIZERS[spec.optimizer or entry.default_optimizer](lr, spec.adam_b1)  # type: ignore[index]
     if entry.std_in_schedule:
         kwargs["std_schedule"] = optax.constant_schedule(spec.std_init)
-    es = entry.cls(spec.population, solution, **kwargs)
-    if spec.mean_decay > 0:
-        es.fitness_shaping_fn = add_weight_decay(es.fitness_shaping_fn, spec.mean_decay)
+    cls = Sep_CMA_ES_014 if spec.constants == "paper" else entry.cls
+    schedules = spec.mean_decay > 0 or spec.std_decay != 1.0 or spec.std_floor > 0
+    if schedules:
+        cls = _scheduled(cls)
+    es = cls(spec.population, solution, **kwargs)
+    if schedules:
+        es.mean_decay, es.std_decay, es.std_floor = spec.mean_decay, spec.std_decay, spec.std_floor
     if spec.elite_ratio is not None:
         es.elite_ratio = spec.elite_ratio  # read by default_params (CMA weights) and num_elites
+    if spec.temperature is not None and isinstance(es, DiscoveredES):
+        es.temperature = spec.temperature  # DES's own attribute, read by default_params
     params = es.default_params
     if hasattr(params, "std_init"):
         params = params.replace(std_init=jnp.asarray(spec.std_init, dtype=jnp.float32))
+    if spec.temperature is not None and isinstance(es, SNES):
+        # 0.3's SNES weights are xNES's log-rank weights with a -1/N baseline; 0.1.4's
+        # temperature weights sum to one and have none.
+        params = params.replace(weights=temperature_weights(spec.population, spec.temperature))
+    if spec.std_lr is not None:
+        params = params.replace(std_lr=float(spec.std_lr))  # a number, as evosax's default
+    if spec.constants == "paper":
+        params = sep_cma_paper_params(es, params)
     return es, params

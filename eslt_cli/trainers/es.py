@@ -3,8 +3,11 @@
 The ES mean starts at the ticket's masked initialisation (not at zero, Section
 2) and searches only the surviving weights. Generations run inside a jitted
 ``lax.scan`` of ``eval_every`` generations; between chunks the host evaluates
-the mean on the test split, keeps the best test-scoring mean, and reports
-progress. Nothing crosses to the host inside a chunk.
+the mean on the test split, keeps the best test-scoring mean (with the search
+std it was scored with), and reports progress. Nothing crosses to the host
+inside a chunk. The paper code's per-generation schedules (mean decay, PGPE's
+std decay, the optimiser's learning-rate decay) are part of the algorithm that
+:func:`eslt_cli.strategies.build` returns.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from jax.sharding import PartitionSpec as P
 from eslt_cli import obsnorm, strategies
 from eslt_cli.errors import BadInput, Interrupted, RunFailed
 from eslt_cli.sparse import SparseView
-from eslt_cli.specs import TrainerSpec
+from eslt_cli.specs import ESSpec
 from eslt_cli.tasks.base import Arrays, Params, Task
 
 
@@ -43,7 +46,12 @@ class Progress:
 
 @dataclass(frozen=True)
 class TrainResult:
-    """Final and best means, per-weight search std (None if isotropic), history."""
+    """Final and best means, per-weight search std (None if isotropic), history.
+
+    ``best_std`` is the search std when the best mean was scored (None if
+    isotropic, for gradient trainers, or when resumed from a snapshot that
+    predates it).
+    """
 
     mean: Params
     best: Params
@@ -53,6 +61,7 @@ class TrainResult:
     best_norm: dict[str, np.ndarray] | None  # ... and when the best mean was scored
     best_metrics: dict[str, float]
     history: dict[str, list[Any]]
+    best_std: Params | None = None
 
 
 def mesh_of(devices: int) -> Mesh | None:
@@ -65,7 +74,7 @@ def mesh_of(devices: int) -> Mesh | None:
 
 @functools.lru_cache(maxsize=16)
 def _programs(
-    task: Task, spec: TrainerSpec, view: SparseView, devices: int = 1
+    task: Task, spec: ESSpec, view: SparseView, devices: int = 1
 ) -> tuple[Any, Any, Callable, Callable, Mesh | None]:
     """evosax algorithm, its params, the jitted chunk and evaluation functions, the mesh.
 
@@ -199,7 +208,13 @@ class Record:
             )
 
     def result(
-        self, mean: Params, best: Params, std: Params | None, norm: Any = None, best_norm: Any = None
+        self,
+        mean: Params,
+        best: Params,
+        std: Params | None,
+        norm: Any = None,
+        best_norm: Any = None,
+        best_std: Params | None = None,
     ) -> TrainResult:
         """The :class:`TrainResult` of the finished run."""
         stats = np.concatenate(self.stats)
@@ -212,6 +227,7 @@ class Record:
             best_norm=best_norm,
             best_metrics=self.best,
             history={"fitness_mean": stats[:, 0].tolist(), "fitness_best": stats[:, 1].tolist(), "eval": self.evals},
+            best_std=best_std,
         )
 
 
@@ -225,7 +241,7 @@ class SnapshotStore(Protocol):
 
 def train(
     task: Task,
-    spec: TrainerSpec,
+    spec: ESSpec,
     init: Params,
     mask: Params,
     key: jax.Array,
@@ -266,7 +282,9 @@ def train(
     state = jax.tree.map(lambda a: jnp.asarray(a, dtype=jnp.result_type(a)), es.init(k_init, x0, es_params))
 
     record = Record(int(spec.generations), "generation")
+    search_std = strategies.get_strategy(spec.strategy).search_std
     best_x = x0
+    best_std = None if search_std is None else search_std(state)  # the std best_x was scored with
     norm = task.arrays.get("obs_norm")
     best_norm = norm
     leaves, treedef = jax.tree.flatten(state)
@@ -275,11 +293,14 @@ def train(
         saved, info = snapshot
         state = treedef.unflatten([saved["es"][f"{i:05d}"] for i in range(len(leaves))])
         best_x, norm, best_norm = saved["best_x"], saved.get("norm"), saved.get("best_norm")
+        best_std = saved.get("best_std")  # None from a snapshot that predates it: unknown, not guessed
         record.resume(saved["stats"], info)
 
     def save() -> None:
         es_leaves = {f"{i:05d}": host(leaf) for i, leaf in enumerate(jax.tree.leaves(state))}
         snapshot = {"es": es_leaves, "best_x": host(best_x), "stats": np.concatenate(record.stats)}
+        if best_std is not None:
+            snapshot["best_std"] = host(best_std)
         if norm is not None:
             snapshot |= {"norm": jax.tree.map(host, norm), "best_norm": jax.tree.map(host, best_norm)}
         store.save(record.done, snapshot, record.info())  # type: ignore[union-attr]
@@ -296,17 +317,18 @@ def train(
         elapsed = time.perf_counter() - start
         if record.add(n, chunk_stats, metrics, "lower --std-init or --lr, or check the task"):
             best_x, best_norm = state.mean, norm
+            best_std = None if search_std is None else search_std(state)
         if on_progress is not None:
             on_progress(
                 Progress(record.done, spec.generations, float(chunk_stats[-1, 0]), metrics["metric"], n / elapsed)
             )
         record.after_chunk(stop, store, save_every, save)
 
-    search_std = strategies.get_strategy(spec.strategy).search_std
     return record.result(
         mean=view.decode(host(state.mean)),
         best=view.decode(host(best_x)),
         std=None if search_std is None else view.decode(host(search_std(state))),
         norm=None if norm is None else jax.tree.map(host, norm),
         best_norm=None if best_norm is None else jax.tree.map(host, best_norm),
+        best_std=None if best_std is None else view.decode(host(best_std)),
     )
