@@ -40,10 +40,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from bench_train import plan_case, strong  # noqa: E402
 from jax.sharding import NamedSharding  # noqa: E402
 from jax.sharding import PartitionSpec as P  # noqa: E402
 
-from bench_train import plan_case, strong  # noqa: E402
 from eslt_cli.sparse import SparseView  # noqa: E402
 from eslt_cli.tasks import build_task  # noqa: E402
 from eslt_cli.trainers import es as es_trainer  # noqa: E402

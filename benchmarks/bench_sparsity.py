@@ -28,14 +28,14 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-from eslt_cli import pruning, strategies  # noqa: E402
-from eslt_cli.sparse import SparseView  # noqa: E402
-from eslt_cli.specs import TaskSpec, TrainerSpec  # noqa: E402
-from eslt_cli.tasks import build_task, get_entry  # noqa: E402
+from eslt_cli import pruning, strategies
+from eslt_cli.sparse import SparseView
+from eslt_cli.specs import ESSpec, VisionSpec
+from eslt_cli.tasks import build_task, get_entry
 
 STRATEGIES = {"snes": ("sgd", 1.0), "sep_cma_es": (None, None)}
 
@@ -50,8 +50,7 @@ def state_bytes(state: Any) -> int:
 
 def measure(strategy: str, population: int, nnz: int, repeats: int, seed: int) -> dict[str, Any]:
     optimizer, lr = STRATEGIES[strategy]
-    spec = TrainerSpec(
-        name="es",
+    spec = ESSpec(
         strategy=strategy,
         population=population,
         generations=1,
@@ -91,14 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--levels", type=int, nargs="+", default=[0, 5, 10, 20])
     p.add_argument("--strategies", nargs="+", choices=list(STRATEGIES), default=list(STRATEGIES))
     p.add_argument("--population", type=int, default=128)
-    p.add_argument("--batch", type=int, default=256, help="TaskSpec batch_size (does not affect the ES state)")
+    p.add_argument("--batch", type=int, default=256, help="VisionSpec batch_size (does not affect the ES state)")
     p.add_argument("--repeats", type=int, default=7, help="timed ask+tell steps per point; the median counts")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
 
     log(f"jax {jax.__version__} on {jax.devices()[0].platform} ({os.cpu_count()} CPUs)")
-    task = build_task(TaskSpec("fashion_mnist", batch_size=args.batch), get_entry("fashion_mnist").model)
+    task = build_task(VisionSpec("fashion_mnist", batch_size=args.batch), get_entry("fashion_mnist").model)
     init = jax.tree.map(np.asarray, task.init_params(jax.random.PRNGKey(args.seed)))
     dense_mask = jax.tree.map(lambda a: np.ones(np.shape(a), np.uint8), init)
     dense = sum(int(np.size(a)) for a in jax.tree.leaves(init))

@@ -43,17 +43,17 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
-from evosax.algorithms import SNES  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from evosax.algorithms import SNES
 
-from eslt_cli import pipeline  # noqa: E402
-from eslt_cli.models import CNN  # noqa: E402
-from eslt_cli.sparse import SparseView  # noqa: E402
-from eslt_cli.tasks import build_task  # noqa: E402
-from eslt_cli.trainers import es as es_trainer  # noqa: E402
+from eslt_cli import pipeline
+from eslt_cli.models import CNN
+from eslt_cli.sparse import SparseView
+from eslt_cli.tasks import build_task
+from eslt_cli.trainers import es as es_trainer
 
 CASES = {
     # case: (task, default population, default batch or episodes, default generations)

@@ -88,7 +88,7 @@ def inside(path: Path, folder: Path) -> Path:
     return path
 
 
-def parent_record(parent: "Checkpoint | None") -> dict[str, Any]:
+def parent_record(parent: Checkpoint | None) -> dict[str, Any]:
     """How a fingerprint names its parent: by path and by content, so a re-made parent invalidates its children."""
     if parent is None:
         return {"parent": None}
@@ -287,7 +287,9 @@ def save(path: Path | str, state: dict[str, Params], meta: dict[str, Any], force
         _remove_stale(path)
         checkpointer = _checkpointer()
         try:
-            checkpointer.save(tmp, ocp.args.Composite(state=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta)))
+            checkpointer.save(
+                tmp, ocp.args.Composite(state=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta))
+            )
         finally:
             checkpointer.close()
         if path.exists():  # only reached with force

@@ -85,7 +85,11 @@ def plan_permute(parent: Checkpoint, variant: str, seed: int = 0, out: Path | No
         raise BadInput(f"unknown permutation {variant!r}: choose one of {', '.join(VARIANTS)}")
     if parent.kind != "ticket":
         raise BadInput(f"{parent.path}: is trained; permute a ticket (`eslt prune --snr {parent.path} | eslt permute`)")
-    out = Path(out) if out is not None else checkpoint.inside(parent.path.parent / f"{parent.path.name}-perm-{variant}-s{seed}", parent.path.parent)
+    out = (
+        Path(out)
+        if out is not None
+        else checkpoint.inside(parent.path.parent / f"{parent.path.name}-perm-{variant}-s{seed}", parent.path.parent)
+    )
     return PermutePlan(parent, variant, int(seed), out.absolute())
 
 

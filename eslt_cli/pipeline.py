@@ -9,7 +9,6 @@ settings is skipped, so a re-run pipe resumes where it stopped.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,10 +18,9 @@ from typing import Any
 import jax
 import numpy as np
 
-from eslt_cli import checkpoint, pruning, schema, strategies
+from eslt_cli import checkpoint, presets, pruning, schema, strategies
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput
-from eslt_cli import presets
 from eslt_cli.specs import (
     TASK_KINDS,
     TRAINER_KINDS,
@@ -539,7 +537,11 @@ def plan_prune(
     pruning.prunable(parent.state["mask"], exclude)  # validates layer names
     level = int(parent.meta["level"]) + 1
     arm = _arm(str(parent.meta.get("arm", "dense")), f"{criterion}-reinit" if reinit else criterion)
-    out = Path(out) if out is not None else checkpoint.inside(parent.path.parent / f"L{level:02d}-{arm}", parent.path.parent)
+    out = (
+        Path(out)
+        if out is not None
+        else checkpoint.inside(parent.path.parent / f"L{level:02d}-{arm}", parent.path.parent)
+    )
     seed = int(parent.meta["seed"]) if seed is None else seed
     return PrunePlan(parent, criterion, rate, source, tuple(exclude), seed, out.absolute(), reinit, batches)
 

@@ -27,12 +27,12 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from eslt_cli.checkpoint import find, read_meta  # noqa: E402
-from eslt_cli.errors import BadInput, RunFailed  # noqa: E402
-from eslt_cli.specs import optimiser_of  # noqa: E402
+from eslt_cli.checkpoint import find, read_meta
+from eslt_cli.errors import BadInput, RunFailed
+from eslt_cli.specs import optimiser_of
 
 SUFFIXES = (".png", ".svg", ".pdf")
 WHICH = ("final", "best")
@@ -86,7 +86,7 @@ def _parse_records(path: Path) -> list[dict[str, Any]]:
             raise BadInput(f"{path}: not JSON lines (one JSON object per line, as `eslt lmc` prints)") from None
         items = whole if isinstance(whole, list) else [whole]
         if not all(isinstance(o, dict) for o in items):
-            raise BadInput(f"{path}: expected JSON objects (records of `eslt lmc` or `eslt sharpness`)")
+            raise BadInput(f"{path}: expected JSON objects (records of `eslt lmc` or `eslt sharpness`)") from None
         records = list(items)
     for i, r in enumerate(records, 1):
         check_record(r, f"{path} record {i}")
@@ -156,9 +156,9 @@ def check_record(r: dict[str, Any], where: str) -> dict[str, Any]:
     for key, ok in RECORD_FIELDS.get(str(r.get("kind")), {}).items():
         if r.get(key) is not None and not ok(r[key]):
             raise BadInput(f"{where}: {r.get('kind')} record field {key!r} is malformed: {str(r[key])[:60]!r}")
-    if r.get("kind") == "lmc" and isinstance(r.get("alpha"), list) and isinstance(r.get("error"), list):
-        if len(r["alpha"]) != len(r["error"]):
-            raise BadInput(f"{where}: lmc record has {len(r['alpha'])} alphas but {len(r['error'])} errors")
+    alpha, error = r.get("alpha"), r.get("error")
+    if r.get("kind") == "lmc" and isinstance(alpha, list) and isinstance(error, list) and len(alpha) != len(error):
+        raise BadInput(f"{where}: lmc record has {len(alpha)} alphas but {len(error)} errors")
     return r
 
 
@@ -241,7 +241,11 @@ def _save(fig: Any, out: Path, dpi: int) -> Path:
     tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}{out.suffix}"
     try:
         fmt = out.suffix.lower()[1:]
-        mark = {"png": {"Software": MARK.decode()}, "svg": {"Creator": MARK.decode()}, "pdf": {"Creator": MARK.decode()}}
+        mark = {
+            "png": {"Software": MARK.decode()},
+            "svg": {"Creator": MARK.decode()},
+            "pdf": {"Creator": MARK.decode()},
+        }
         fig.savefig(tmp, dpi=dpi, format=fmt, bbox_inches="tight", metadata=mark[fmt])
         os.replace(tmp, out)
     except OSError as exc:
@@ -477,7 +481,7 @@ def plot_lmc(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100) ->
                 grid[a, b] = float(np.mean(v))
             im = ax.imshow(grid, cmap="magma_r", origin="lower", vmin=0.0)
             if len(levels) <= 12:
-                for (a, b), v in cells.items():
+                for a, b in cells:
                     val = grid[a, b]
                     ax.text(b, a, f"{val:.2f}" if abs(val) < 10 else f"{val:.0f}", ha="center", va="center", fontsize=7,
                             color="white" if val > np.nanmax(grid) * 0.6 else "black")  # fmt: skip
@@ -721,11 +725,11 @@ def plot_snr(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100) ->
     many_tasks = len({_task(c.meta) for c in cks}) > 1
     many_methods = len({optimiser_of(c.meta) for c in cks}) > 1
     fig, axes = _axes(2)
-    for ax, stat, name in zip(axes, ("pearson", "spearman"), ("Pearson", "Spearman")):
+    for ax, key, name in zip(axes, ("pearson", "spearman"), ("Pearson", "Spearman")):
         groups: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
         for c in cks:
             label = " ".join(s for s in (_group_label(c.meta, many_tasks, many_methods), str(c.meta.get("arm"))) if s)
-            value = c.meta["snr_stats"].get(stat)
+            value = c.meta["snr_stats"].get(key)
             if value is not None and np.isfinite(value):
                 groups[label][int(c.meta.get("level", 0))].append(float(value))
         for label, levels in sorted(groups.items()):

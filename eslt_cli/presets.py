@@ -118,7 +118,8 @@ STRATEGY_DEFAULTS: dict[str, Settings] = {
 }
 # The strategy of each task's curves in the paper's main figures (notebooks/f3_gd_es.ipynb).
 FIGURE_STRATEGY = {"ant": "sep_cma_es", "pendulum": "sep_cma_es", "mnist": "sep_cma_es", "fashion_mnist": "snes",
-                   "halfcheetah": "snes", "hopper": "snes", "reacher": "pgpe", "walker2d": "pgpe", "kmnist": "pgpe"}  # fmt: skip
+                   "halfcheetah": "snes", "hopper": "snes", "reacher": "pgpe", "walker2d": "pgpe",
+                   "kmnist": "pgpe"}  # fmt: skip
 PAPER_STRATEGIES = tuple(TUNED)
 # Gradient baselines: configs/train/sgd_mnist.yaml (GD-IMP: 2 epochs; the ES->GD transfer of
 # mnist_es2sgd.yaml trains 20) and src/brax_ppo/brax_configs.py (all: 2048 envs, 500-step episodes,

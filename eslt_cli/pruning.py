@@ -157,7 +157,7 @@ def _init_saliency(trained: Trained, criterion: str) -> tuple[Params, Params, Pa
     if trained.init is None or trained.mask is None or trained.data is None:
         raise BadInput(f"--{criterion} needs the initialisation, the mask and training batches, which were not given")
     data = trained.data
-    as_f32 = lambda tree: jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), tree)  # noqa: E731
+    as_f32 = lambda tree: jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), tree)
     kernels = jax.tree.map(lambda m, p: jnp.full(np.shape(m), p, jnp.float32), trained.mask, prunable(trained.mask))
     out = _saliency_program(data.loss)(as_f32(trained.init), as_f32(trained.mask), kernels, data.images, data.labels)
     return jax.tree.map(lambda a: np.asarray(a, np.float64), out)
@@ -266,7 +266,7 @@ def snr_correlation(mean: Params, std: Params, mask: Params) -> dict[str, float]
     from scipy import stats
 
     can_prune = prunable(mask)
-    pick = lambda tree: np.concatenate(  # noqa: E731
+    pick = lambda tree: np.concatenate(
         [np.ravel(t)[np.ravel(m).astype(bool)] for t, m, p in
          zip(jax.tree.leaves(tree), jax.tree.leaves(mask), jax.tree.leaves(can_prune)) if p]
     )  # fmt: skip

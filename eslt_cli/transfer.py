@@ -40,7 +40,12 @@ class TransferPlan:
     @property
     def fingerprint(self) -> dict[str, Any]:
         extra = {"trainer": self.trainer} if self.trainer else {}  # absent when unused: older outputs still match
-        return {"op": "transfer", **checkpoint.parent_record(self.parent), "task": self.task, "strategy": self.strategy} | extra
+        return {
+            "op": "transfer",
+            **checkpoint.parent_record(self.parent),
+            "task": self.task,
+            "strategy": self.strategy,
+        } | extra
 
 
 def _shapes(tree: Any) -> list[tuple[str, tuple[int, ...]]]:
@@ -97,7 +102,14 @@ def plan_transfer(
         if strategy == meta["trainer"].get("strategy"):
             raise BadInput(f"{parent.path}: is already trained with {strategy}")
         label = strategy
-    out = Path(out) if out is not None else checkpoint.inside(parent.path.parent / f"{parent.path.name}-to-{label.replace(':', '-').replace('/', '-')}", parent.path.parent)
+    out = (
+        Path(out)
+        if out is not None
+        else checkpoint.inside(
+            parent.path.parent / f"{parent.path.name}-to-{label.replace(':', '-').replace('/', '-')}",
+            parent.path.parent,
+        )
+    )
     return TransferPlan(parent, task, strategy, out.absolute(), trainer)
 
 

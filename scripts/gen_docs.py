@@ -35,9 +35,9 @@ import typer.main  # noqa: E402
 from typer._completion_shared import get_completion_script  # noqa: E402
 
 try:  # recent Typer vendors a trimmed click as typer._click; older ones use click itself
-    from typer import _click as click  # noqa: E402
+    from typer import _click as click
 except ImportError:  # pragma: no cover
-    import click  # type: ignore[no-redef]  # noqa: E402
+    import click  # type: ignore[no-redef]
 
 from eslt_cli import __version__  # noqa: E402
 from eslt_cli.cli import app  # noqa: E402

@@ -123,7 +123,7 @@ def test_directions_are_filter_and_neuron_normalised_and_masked() -> None:
     for layer in ("conv0", "dense"):
         k, w, m = d[layer]["kernel"], weights[layer]["kernel"], mask[layer]["kernel"]
         axes = tuple(range(k.ndim - 1))  # every axis but the output one
-        norm = lambda a: np.sqrt((a.astype(np.float64) ** 2).sum(axes))  # noqa: E731
+        norm = lambda a, axes=axes: np.sqrt((a.astype(np.float64) ** 2).sum(axes))
         np.testing.assert_allclose(norm(k), norm(w * m), rtol=1e-5)
         assert (k[m == 0] == 0).all()  # pruned weights stay pruned
         assert (d[layer]["bias"] == 0).all()  # biases do not move

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import FASHION, TINY_CONTROL, TINY_VISION, needs_fashion, run_cli
-from eslt_cli import checkpoint
 from test_analysis import hand_directions
 
+from eslt_cli import checkpoint
 
 run = run_cli
 
@@ -139,7 +138,7 @@ def test_directions_from_level_0_match_a_hand_computation(pendulum) -> None:
 
         # θ + t·d in float32, the precision the networks run at.
         f32 = np.float32
-        nets = [jax.tree.map(lambda p, d: f32(p) + f32(t) * f32(d), theta, d) for d in dirs for t in ts]
+        nets = [jax.tree.map(lambda p, d, t=t: f32(p) + f32(t) * f32(d), theta, d) for d in dirs for t in ts]
         return evaluate_as(pendulum["trained"], stack(*nets))["loss"].reshape(len(dirs), len(ts))
 
     expected = along(hand)

@@ -18,8 +18,8 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-
 from conftest import eslt
+
 from eslt_cli import checkpoint, pipeline
 from eslt_cli.errors import BadInput
 from eslt_cli.specs import task_from_json
@@ -137,7 +137,9 @@ def test_normaliser_round_trip(trained: dict[str, Path]) -> None:
 def test_heavy_variant_and_transfer(cli, trained: dict[str, Path]) -> None:
     ant = train(trained, "ant")
     base_task = pipeline.task_of(ant.meta)
-    heavy_task = build_task(dataclasses.replace(task_from_json(ant.meta["task"]), name="ant_heavy"), base_task.model_spec)
+    heavy_task = build_task(
+        dataclasses.replace(task_from_json(ant.meta["task"]), name="ant_heavy"), base_task.model_spec
+    )
     assert (heavy_task.obs_size, heavy_task.num_actions) == (base_task.obs_size, base_task.num_actions) == (27, 8)
     for field in ("body_mass", "body_inertia"):
         base, new = getattr(base_task.env.sys, field), getattr(heavy_task.env.sys, field)

@@ -4,8 +4,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import TINY_CONTROL, TINY_VISION, eslt, needs_fashion
+
 from eslt_cli import checkpoint, pipeline
 from eslt_cli.tasks.base import evaluate
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import gzip
 import struct
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TICKET_META
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from conftest import TICKET_META
 
 from eslt_cli import checkpoint
 from eslt_cli.errors import BadInput

@@ -5,8 +5,8 @@ from collections import Counter
 import jax
 import numpy as np
 import pytest
-
 from conftest import TINY_CONTROL
+
 from eslt_cli import checkpoint
 from eslt_cli.permute import permute_mask, permute_weights
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import TINY_CONTROL, TTY, eslt
+
 from eslt_cli import plotting
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

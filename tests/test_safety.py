@@ -82,10 +82,20 @@ T, K = "L00-trained", "L01-magnitude"
 CASES = [
     ("force-user-folder", None, ["prune", "--snr", "--out", "u", "--force", T], 2, "not an eslt checkpoint"),
     ("force-user-file", None, ["prune", "--snr", "--out", "afile", "--force", T], 2, "not an eslt checkpoint"),
-    ("force-train-user-folder", None, ["train", "--task", "pendulum", *TINY_CONTROL, "--out", "u", "--force"], 2,
-     "not an eslt checkpoint"),
-    ("force-permute-user-folder", None, ["permute", "--weights", "--out", "u", "--force", K], 2,
-     "not an eslt checkpoint"),
+    (
+        "force-train-user-folder",
+        None,
+        ["train", "--task", "pendulum", *TINY_CONTROL, "--out", "u", "--force"],
+        2,
+        "not an eslt checkpoint",
+    ),
+    (
+        "force-permute-user-folder",
+        None,
+        ["permute", "--weights", "--out", "u", "--force", K],
+        2,
+        "not an eslt checkpoint",
+    ),
     ("out-dot", None, ["prune", "--snr", "--out", ".", "--force", T], 2, "holds the input"),
     ("out-is-input", None, ["prune", "--snr", "--out", T, "--force", T], 2, "is the input"),
     ("out-inside-input", None, ["prune", "--snr", "--out", f"{T}/meta", "--force", T], 2, "inside the input"),
@@ -112,8 +122,13 @@ CASES = [
     ("points-huge", None, ["lmc", "--points", "10000000", T, T], 2, "--points"),
     ("lmc-two-dashes", None, ["lmc", "-", "-"], 2, "only one"),
     ("plot-force-user-file", None, ["plot", "layers", "--out", "u/photo.png", "--force", T], 2, "not a figure"),
-    ("surface-force-user-file", None, ["sharpness", "--2d", "--surface-out", "u/data.npz", "--force", T], 2,
-     "not a surface"),
+    (
+        "surface-force-user-file",
+        None,
+        ["sharpness", "--2d", "--surface-out", "u/data.npz", "--force", T],
+        2,
+        "not a surface",
+    ),
     ("plot-out-newline", None, ["plot", "layers", "--out", "a\nb.png", T], 2, "line break"),
 ]
 

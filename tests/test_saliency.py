@@ -7,9 +7,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import needs_fashion
 from jax.flatten_util import ravel_pytree
 
-from conftest import needs_fashion
 from eslt_cli import pruning
 from eslt_cli.errors import BadInput
 from eslt_cli.specs import CNNSpec, ControlSpec, VisionSpec
@@ -21,7 +21,7 @@ LAYERS = (("dense0", (4, 3)), ("dense1", (3, 2)))
 
 def tiny_init(seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
-    normal = lambda *shape: rng.normal(size=shape).astype(np.float32)  # noqa: E731
+    normal = lambda *shape: rng.normal(size=shape).astype(np.float32)
     return {name: {"kernel": normal(*shape), "bias": normal(shape[1])} for name, shape in LAYERS}
 
 

@@ -62,7 +62,9 @@ def test_a_schema1_ticket_trains_exactly_as_before(fixtures: Path) -> None:
     assert code == 0, err
     trained = checkpoint.load(out.strip())
     want = EXPECTED["pendulum-L01-snr-trained"]
-    assert {k: digest(trained.state[k]) for k in ("mean", "best", "std")} == {k: want[k] for k in ("mean", "best", "std")}
+    assert {k: digest(trained.state[k]) for k in ("mean", "best", "std")} == {
+        k: want[k] for k in ("mean", "best", "std")
+    }
     assert trained.meta["metrics"]["final"] == want["final"] and trained.meta["schema"] == 2
 
 

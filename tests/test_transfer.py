@@ -5,8 +5,8 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-
 from conftest import TINY_CONTROL, run_cli
+
 from eslt_cli import checkpoint
 from eslt_cli.tasks import ALIASES, canonical_task, get_entry
 

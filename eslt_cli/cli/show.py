@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -66,10 +67,8 @@ def _short(path: Path, base: Path | None) -> str:
     absolute = str(path.absolute())
     options = [absolute]
     for start in ([base] if base is not None else []) + [Path.cwd()]:
-        try:
+        with contextlib.suppress(ValueError):  # another drive (Windows): no relative path
             options.append(os.path.relpath(absolute, start))
-        except ValueError:
-            pass
     return min(options, key=len)
 
 

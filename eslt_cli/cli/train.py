@@ -14,7 +14,8 @@ from eslt_cli.presets import CPU, PAPER
 
 def _describe(family: str) -> str:
     es = CPU[family]["es"]
-    return f"{es['strategy'].upper()}, population {es['population']}, {es['generations']} generations, std {es['std_init']}"
+    return (f"{es['strategy'].upper()}, population {es['population']}, {es['generations']} generations, "
+            f"std {es['std_init']}")  # fmt: skip
 
 
 def _paper(family: str) -> str:
@@ -107,12 +108,20 @@ def train(
     temperature: Annotated[
         Float, typer.Option(help="snes, des: temperature of the softmax fitness weights.", rich_help_panel=ES)
     ] = None,
-    lr_decay: Annotated[Float, typer.Option(help="ES optimiser lr times this per generation.", rich_help_panel=ES)] = None,
+    lr_decay: Annotated[
+        Float, typer.Option(help="ES optimiser lr times this per generation.", rich_help_panel=ES)
+    ] = None,
     lr_floor: Annotated[Float, typer.Option(help="Lower bound of the decayed ES lr.", rich_help_panel=ES)] = None,
-    std_decay: Annotated[Float, typer.Option(help="pgpe: search std times this per generation.", rich_help_panel=ES)] = None,
+    std_decay: Annotated[
+        Float, typer.Option(help="pgpe: search std times this per generation.", rich_help_panel=ES)
+    ] = None,
     std_floor: Annotated[Float, typer.Option(help="pgpe: lower bound of the decayed std.", rich_help_panel=ES)] = None,
-    std_lr: Annotated[Float, typer.Option(help="pgpe: learning rate of the std adaptation.", rich_help_panel=ES)] = None,
-    adam_b1: Annotated[Float, typer.Option(help="First-moment decay of the ES Adam optimiser.", rich_help_panel=ES)] = None,
+    std_lr: Annotated[
+        Float, typer.Option(help="pgpe: learning rate of the std adaptation.", rich_help_panel=ES)
+    ] = None,
+    adam_b1: Annotated[
+        Float, typer.Option(help="First-moment decay of the ES Adam optimiser.", rich_help_panel=ES)
+    ] = None,
     constants: Annotated[
         Optional[str],
         typer.Option(help="sep_cma_es: evosax (0.3) or paper (evosax 0.1.4 weights and rates).", rich_help_panel=ES),
@@ -184,7 +193,9 @@ def train(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output.", rich_help_panel=RUN)] = False,
     dry_run: Annotated[
         bool,
-        typer.Option("--dry-run", help="Print the settled settings as one JSON line; train nothing.", rich_help_panel=RUN),
+        typer.Option(
+            "--dry-run", help="Print the settled settings as one JSON line; train nothing.", rich_help_panel=RUN
+        ),
     ] = False,
 ) -> None:
     common.setup_runtime()

@@ -50,7 +50,7 @@ class VisionTask:
         # Images stay uint8 on the device and are scaled per batch: 4x less memory.
         n_test = len(data.y_test)
         n_pad = -n_test % EVAL_BATCH
-        pad = lambda a: np.concatenate([a, np.zeros((n_pad, *a.shape[1:]), a.dtype)])  # noqa: E731
+        pad = lambda a: np.concatenate([a, np.zeros((n_pad, *a.shape[1:]), a.dtype)])
         self.arrays = {
             "x_train": jnp.asarray(data.x_train),
             "y_train": jnp.asarray(data.y_train),
