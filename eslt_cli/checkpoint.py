@@ -40,7 +40,7 @@ from eslt_cli.tasks.base import Params
 
 SCHEMA = 2  # 2: typed settings records (a kind or name tag, only the fields that apply), digests
 KINDS = ("ticket", "trained")
-STATE_KEYS = ("init", "mask", "mean", "best", "std", "obs_norm", "obs_norm_best")
+STATE_KEYS = ("init", "mask", "mean", "best", "std", "std_best", "obs_norm", "obs_norm_best")
 NORM_KEYS = ("obs_norm", "obs_norm_best")  # observation normalisers: {count, mean, var}, not param trees
 _MARKERS = ("_CHECKPOINT_METADATA", "state", "meta")
 

@@ -448,7 +448,7 @@ def _train(
         "run": {"seconds": round(seconds, 3), "device": str(jax.devices()[0].platform), "devices": devices},
     }
     state = {"init": init, "mask": mask, "mean": result.mean, "best": result.best, "std": result.std,
-             "obs_norm": result.norm, "obs_norm_best": result.best_norm}  # fmt: skip
+             "std_best": result.best_std, "obs_norm": result.norm, "obs_norm_best": result.best_norm}  # fmt: skip
     return state, meta
 
 
@@ -567,7 +567,9 @@ def run_prune(plan: PrunePlan, force: bool = False) -> tuple[Path, bool]:
     keep = float((parent.meta.get("pruning") or {}).get("keep", 1.0)) * (1.0 - plan.rate)
     key = jax.random.fold_in(jax.random.PRNGKey(plan.seed), level)
     mean = parent.state["mean" if plan.source == "final" else "best"]
-    std = parent.state.get("std")
+    # --from best scores the best mean with the std it was scored with (stored since schema 2; older
+    # checkpoints have only the final std).
+    std = parent.state.get("std_best" if plan.source == "best" and "std_best" in parent.state else "std")
     data = None
     if plan.batches is not None:
         data = pruning.training_batches(check_fits(parent, task_of(parent.meta)), key, plan.batches)
