@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from eslt_cli.errors import BadInput
 from eslt_cli.models import CNN, MLP, ShiftedConv, cnn_group_logits
 from eslt_cli.specs import CNNSpec, VisionSpec
 from eslt_cli.tasks.data import ImageData
@@ -82,3 +83,27 @@ def test_group_fitness_equals_member_fitness() -> None:
     group, ref = both(members, jax.random.PRNGKey(3))
     assert group.shape == (4,)
     np.testing.assert_allclose(group, ref, rtol=1e-4)
+
+
+def test_population_evaluation_grouped_and_vmap_train_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CPU (grouped) and accelerator (vmap over all members) evaluations give the same run."""
+    from eslt_cli.specs import ESSpec
+    from eslt_cli.trainers import es
+
+    rng = np.random.default_rng(0)
+    data = ImageData(rng.integers(0, 256, (64, 28, 28, 1), dtype=np.uint8), rng.integers(0, 10, 64, dtype=np.int32),
+                     rng.integers(0, 256, (8, 28, 28, 1), dtype=np.uint8), np.zeros(8, np.int32), 10, "synthetic")  # fmt: skip
+    task = VisionTask(VisionSpec("synthetic", batch_size=8), CNNSpec(features=(2, 2), kernel_size=3), data)
+    spec = ESSpec("snes", 4, 3, 0.02, 1.0, "sgd", None, 0.0, 1)
+    init = jax.tree.map(np.asarray, task.init_params(jax.random.PRNGKey(0)))
+    mask = jax.tree.map(lambda a: np.ones(a.shape, np.uint8), init)
+    runs = {}
+    for mode in ("grouped", "vmap"):
+        monkeypatch.setenv("ESLT_POPULATION_EVAL", mode)
+        runs[mode] = es.train(task, spec, init, mask, jax.random.PRNGKey(1))
+    for a, b in zip(jax.tree.leaves(runs["grouped"].mean), jax.tree.leaves(runs["vmap"].mean)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert es.population_eval("auto") == "grouped"  # this CPU
+    monkeypatch.setenv("ESLT_POPULATION_EVAL", "fast")
+    with pytest.raises(BadInput, match="ESLT_POPULATION_EVAL"):
+        es.population_eval()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,9 +73,35 @@ def mesh_of(devices: int) -> Mesh | None:
     return None if devices == 1 else Mesh(np.array(jax.devices()[:devices]), ("pop",))
 
 
-@functools.lru_cache(maxsize=16)
+POPULATION_EVAL = ("auto", "grouped", "vmap")
+
+
+def population_eval(mode: str | None = None) -> str:
+    """How a population is evaluated: ``grouped`` (members in groups through the task's
+    ``group_fitness``, fastest on CPU) or ``vmap`` (all of a device's members at once, for GPUs).
+
+    ``mode`` (default ``$ESLT_POPULATION_EVAL``, else ``auto``): ``auto`` picks grouped on CPU and
+    vmap on accelerators. Both give the same fitness up to float rounding, so it is not a setting
+    of the run.
+    """
+    mode = mode or os.environ.get("ESLT_POPULATION_EVAL") or "auto"
+    if mode not in POPULATION_EVAL:
+        raise BadInput(f"ESLT_POPULATION_EVAL={mode!r}: choose one of {', '.join(POPULATION_EVAL)}")
+    if mode == "auto":
+        return "grouped" if jax.default_backend() == "cpu" else "vmap"
+    return mode
+
+
 def _programs(
     task: Task, spec: ESSpec, view: SparseView, devices: int = 1
+) -> tuple[Any, Any, Callable, Callable, Mesh | None]:
+    """:func:`_compiled` for the population evaluation :func:`population_eval` chooses."""
+    return _compiled(task, spec, view, devices, population_eval())
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(
+    task: Task, spec: ESSpec, view: SparseView, devices: int, evaluation: str
 ) -> tuple[Any, Any, Callable, Callable, Mesh | None]:
     """evosax algorithm, its params, the jitted chunk and evaluation functions, the mesh.
 
@@ -87,10 +114,11 @@ def _programs(
         raise BadInput(f"--population {spec.population} must be a multiple of --devices {devices}")
     es, es_params = strategies.build(spec, jnp.zeros(view.nnz, jnp.float32))
     local = spec.population // devices
-    batch = math.gcd(min(task.member_batch or local, local), local)
+    vmap_all = evaluation == "vmap"
+    batch = local if vmap_all else math.gcd(min(task.member_batch or local, local), local)
     mesh = mesh_of(devices)
     normalizes = "obs_norm" in task.arrays
-    group_fitness = getattr(task, "group_fitness", None)
+    group_fitness = None if vmap_all else getattr(task, "group_fitness", None)
 
     def population_fitness(population: jax.Array, arrays: Arrays, idx: jax.Array, key: jax.Array) -> Any:
         if group_fitness is not None:  # the task evaluates ``batch`` members at once itself
