@@ -91,8 +91,9 @@ def test_population_evaluation_grouped_and_vmap_train_alike(monkeypatch: pytest.
     from eslt_cli.trainers import es
 
     rng = np.random.default_rng(0)
-    data = ImageData(rng.integers(0, 256, (64, 28, 28, 1), dtype=np.uint8), rng.integers(0, 10, 64, dtype=np.int32),
-                     rng.integers(0, 256, (8, 28, 28, 1), dtype=np.uint8), np.zeros(8, np.int32), 10, "synthetic")  # fmt: skip
+    images = rng.integers(0, 256, (72, 28, 28, 1), dtype=np.uint8)
+    labels = rng.integers(0, 10, 72, dtype=np.int32)
+    data = ImageData(images[:64], labels[:64], images[64:], labels[64:], 10, "synthetic")
     task = VisionTask(VisionSpec("synthetic", batch_size=8), CNNSpec(features=(2, 2), kernel_size=3), data)
     spec = ESSpec("snes", 4, 3, 0.02, 1.0, "sgd", None, 0.0, 1)
     init = jax.tree.map(np.asarray, task.init_params(jax.random.PRNGKey(0)))
