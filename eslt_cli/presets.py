@@ -25,10 +25,12 @@ CPU: dict[str, dict[str, Settings]] = {
         "model": {},
         "es": {"strategy": "snes", "population": 32, "generations": 100, "std_init": 0.02, "eval_every": 10},
     },
+    # Pendulum calibrated (results/calibration): 400 generations solve level 0 in 5 of 5 seeds and
+    # pruned levels more often than 200 (23 vs 14 of 40 runs above a return of -400).
     "control": {
         "task": {"train_episodes": 8, "test_episodes": 16},
         "model": {},
-        "es": {"strategy": "snes", "population": 64, "generations": 200, "std_init": 0.3, "eval_every": 20},
+        "es": {"strategy": "snes", "population": 64, "generations": 400, "std_init": 0.3, "eval_every": 20},
     },
     # Brax episodes cost far more than a gymnax step: a smaller population, fewer episodes.
     "brax": {
