@@ -306,3 +306,18 @@ def test_malformed_json_lines_for_plot_are_one_line(record: dict, tmp_path_facto
                                     stdin=json.dumps({"kind": kind, **record}) + "\n")  # fmt: skip
         assert code in (0, 2) and len(err.splitlines()) <= 1, err
         assert "unexpected" not in err, err
+
+
+def test_an_unwritable_jax_cache_is_skipped_quietly(world: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ESLT_JAX_CACHE", str(world / "afile" / "cache"))  # below a plain file: cannot exist
+    code, out, err = run_cli("prune", "--magnitude", "--force", str(world / T))
+    assert code == 0 and out.strip() == str(world / K), err
+    assert "cache" not in err.lower() and "warning" not in err.lower(), err
+
+
+def test_partial_writes_left_by_a_killed_save_are_removed(world: Path) -> None:
+    stale = world / ".L01-magnitude.partial-deadbeef.orbax-checkpoint-tmp-1712"
+    (stale / "state").mkdir(parents=True)
+    code, _, err = run_cli("-q", "prune", "--magnitude", "--force", str(world / T))
+    assert code == 0, err
+    assert not stale.exists() and not list(world.glob(".L01-magnitude.*"))
