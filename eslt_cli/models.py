@@ -42,21 +42,42 @@ class ShiftedConv(nn.Module):
         return out + bias
 
 
+def _max_pool_2x2(x: jax.Array) -> jax.Array:
+    """``nn.max_pool(x, (2, 2), strides=(2, 2))`` as a reshape and a max: the same values.
+
+    Its gradient is elementwise (a tie splits the gradient evenly) where
+    ``nn.max_pool``'s is XLA's select-and-scatter, which XLA:CPU runs slowly: a
+    batch-128 training step of :class:`CNN` measured about 20 % faster with this pool.
+    """
+    b, h, w, c = x.shape
+    x = x[:, : h - h % 2, : w - w % 2]  # VALID: an odd last row/column is dropped
+    return x.reshape(b, h // 2, 2, w // 2, 2, c).max((2, 4))
+
+
 class CNN(nn.Module):
-    """Conv 8@5x5, relu, max-pool 2, Conv 16@5x5, relu, max-pool 2, Dense (appendix C.2)."""
+    """Conv 8@5x5, relu, max-pool 2, Conv 16@5x5, relu, max-pool 2, Dense (appendix C.2).
+
+    ``grad_layout`` picks how the same function is computed, with the same
+    parameters. False (forward passes: ES, evaluation): a single-channel first
+    layer is a :class:`ShiftedConv`, pools are ``nn.max_pool``. True (the Adam
+    trainer's training steps): ``nn.Conv`` throughout and :func:`_max_pool_2x2`,
+    whose backward passes run faster on XLA:CPU. Logits agree up to float rounding.
+    """
 
     num_classes: int
     features: Sequence[int] = (8, 16)
     kernel_size: int = 5
+    grad_layout: bool = False
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         for i, feats in enumerate(self.features):
-            if x.shape[-1] == 1:
+            if x.shape[-1] == 1 and not self.grad_layout:
                 x = ShiftedConv(feats, self.kernel_size, name=f"conv{i}")(x)
             else:
                 x = nn.Conv(feats, (self.kernel_size, self.kernel_size), name=f"conv{i}")(x)
-            x = nn.max_pool(nn.relu(x), (2, 2), strides=(2, 2))
+            x = nn.relu(x)
+            x = _max_pool_2x2(x) if self.grad_layout else nn.max_pool(x, (2, 2), strides=(2, 2))
         x = x.reshape(x.shape[0], -1)
         return nn.Dense(self.num_classes, name="dense")(x)
 

@@ -7,8 +7,8 @@ import json
 import jax
 import numpy as np
 import pytest
-
 from conftest import TINY_CONTROL, eslt, needs_fashion, run_cli
+
 from eslt_cli import checkpoint
 
 # One short epoch over a slice-free Fashion-MNIST: large batches keep the step count low.

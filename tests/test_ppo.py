@@ -8,25 +8,25 @@ import pytest
 
 from eslt_cli.checkpoint import ResumeStore
 from eslt_cli.errors import BadInput, Interrupted
-from eslt_cli.specs import ModelSpec, TaskSpec, TrainerSpec
+from eslt_cli.specs import ControlSpec, MLPSpec, PPOSpec, VisionSpec
 from eslt_cli.tasks import build_task
 from eslt_cli.tasks.base import evaluate
 from eslt_cli.trainers import ppo
 from eslt_cli.trainers.es import split_key
 
-MLP = ModelSpec("mlp", hidden=(32, 32))
+MLP = MLPSpec(hidden=(32, 32))
 # 10 updates of the defaults' rollout size (8 x 128 steps), tested every 5.
-SHORT = TrainerSpec("ppo", timesteps=10 * 8 * 128, eval_every=5)
+SHORT = PPOSpec(timesteps=10 * 8 * 128, eval_every=5)
 # 6 updates of 4 x 16 steps, tested every 2: three chunks.
-TINY = TrainerSpec("ppo", timesteps=384, num_envs=4, rollout_steps=16, update_epochs=2, minibatches=2, eval_every=2)
+TINY = PPOSpec(timesteps=384, num_envs=4, rollout_steps=16, update_epochs=2, minibatches=2, eval_every=2)
 
 
 def cartpole():
-    return build_task(TaskSpec("cartpole", train_episodes=1, test_episodes=8), MLP)
+    return build_task(ControlSpec("cartpole", train_episodes=1, test_episodes=8), MLP)
 
 
 def pendulum():
-    return build_task(TaskSpec("pendulum", train_episodes=1, test_episodes=2, obs_norm=True), MLP)
+    return build_task(ControlSpec("pendulum", train_episodes=1, test_episodes=2, obs_norm=True), MLP)
 
 
 def dense(task, seed: int = 0):
@@ -94,7 +94,7 @@ def test_stop_then_resume_is_bit_identical(tmp_path: Path) -> None:
 
 
 class NotControl:
-    spec = TaskSpec("mnist")
+    spec = VisionSpec("mnist")
 
 
 @pytest.mark.parametrize(
@@ -109,6 +109,6 @@ class NotControl:
 )
 def test_bad_settings_are_refused(task, changes, message) -> None:
     task = task or cartpole()
-    spec = ppo.with_defaults(TrainerSpec("ppo", **changes))
+    spec = ppo.with_defaults(PPOSpec(**changes))
     with pytest.raises(BadInput, match=message):
         ppo.check(task, spec)
