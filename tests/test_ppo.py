@@ -112,3 +112,16 @@ def test_bad_settings_are_refused(task, changes, message) -> None:
     spec = ppo.with_defaults(PPOSpec(**changes))
     with pytest.raises(BadInput, match=message):
         ppo.check(task, spec)
+
+
+def test_critic_widths_and_reward_scale_take_effect() -> None:
+    """The brax configs' critic (its own widths) and reward scaling change the training, not the policy's shape."""
+    import dataclasses
+
+    task = cartpole()
+    init, mask = dense(task)
+    base = ppo.train(task, TINY, init, mask, jax.random.PRNGKey(2))
+    for changes in ({"critic": (8,)}, {"reward_scale": 0.1}):
+        other = ppo.train(task, dataclasses.replace(TINY, **changes), init, mask, jax.random.PRNGKey(2))
+        assert jax.tree.structure(other.mean) == jax.tree.structure(base.mean)
+        assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(other.mean), jax.tree.leaves(base.mean)))

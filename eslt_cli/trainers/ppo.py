@@ -7,7 +7,8 @@ pruned weights at zero. Here the policy is the task's masked MLP starting at
 ``init``; its gradients are masked and its weights re-masked after every
 update, so pruned weights stay exactly zero.
 
-- The value network is a separate, dense MLP with the policy's hidden sizes.
+- The value network is a separate, dense MLP with ``spec.critic``'s widths (default: the
+  policy's hidden sizes); rewards enter the loss times ``spec.reward_scale``.
   Continuous actions are Gaussian around the policy's tanh mean with a learned
   state-independent ``log_std``. Neither is part of the result (or the
   checkpoint): tests and analyses use the deterministic policy
@@ -81,7 +82,8 @@ def check(task: Task, spec: TrainerSpec) -> int:
 def _programs(task: ControlTask, spec: TrainerSpec) -> tuple[Callable, Callable, Callable]:
     """State initialiser, jitted chunk and evaluation functions; cached per (task, settings)."""
     normalizes = "obs_norm" in task.arrays
-    value_net = MLP(1, task.model_spec.hidden or (32, 32), tanh_output=False)
+    # The critic: spec.critic's widths (the brax configs' 5x256), else the policy's hidden widths.
+    value_net = MLP(1, spec.critic or task.model_spec.hidden, tanh_output=False)
     optimizer = optax.chain(optax.clip_by_global_norm(spec.max_grad_norm), optax.adam(spec.lr, eps=1e-5))
     envs, steps = spec.num_envs, spec.rollout_steps
     half_log_2pi = 0.5 * math.log(2 * math.pi)
@@ -148,7 +150,8 @@ def _programs(task: ControlTask, spec: TrainerSpec) -> tuple[Callable, Callable,
             truncated = t >= task.max_steps
             ended = (done > 0) | truncated
             # Bootstrap truncated episodes from the value of their last observation.
-            target_reward = reward + spec.gamma * truncated * value(net, next_obs, norm)
+            # Rewards scaled in the loss only (brax's reward_scaling); returns are reported unscaled.
+            target_reward = spec.reward_scale * reward + spec.gamma * truncated * value(net, next_obs, norm)
             ret = state["ret"] + reward
             # Reset only when some environment ended (a real branch: resets can be costly, e.g. brax).
             reset_obs, reset_env = jax.lax.cond(
