@@ -37,7 +37,6 @@ import argparse
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -50,30 +49,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from benchlib import COMPILES, log
 from flax.training import train_state
 
 from eslt_cli import pipeline
 from eslt_cli.tasks import build_task
 from eslt_cli.trainers import adam
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-class CompileCounter:
-    """Counts XLA backend compilations, to prove a timed region compiled nothing."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        jax.monitoring.register_event_duration_secs_listener(self._on_event)
-
-    def _on_event(self, event: str, duration: float, **kwargs: Any) -> None:
-        if event == "/jax/core/compile/backend_compile_duration":
-            self.count += 1
-
-
-COMPILES = CompileCounter()
 
 
 class ReferenceCNN(nn.Module):

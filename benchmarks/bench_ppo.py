@@ -40,7 +40,6 @@ import json
 import math
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -52,6 +51,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from benchlib import COMPILES, log
 from flax.training.train_state import TrainState
 
 from eslt_cli import pipeline
@@ -59,26 +59,6 @@ from eslt_cli.models import MLP
 from eslt_cli.tasks import build_task
 from eslt_cli.trainers import ppo
 from eslt_cli.trainers.es import split_key
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-class CompileCounter:
-    """Counts XLA backend compilations, to prove a timed region compiled nothing."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        jax.monitoring.register_event_duration_secs_listener(self._on_event)
-
-    def _on_event(self, event: str, duration: float, **kwargs: Any) -> None:
-        if event == "/jax/core/compile/backend_compile_duration":
-            self.count += 1
-
-
-COMPILES = CompileCounter()
-
 
 # ---------------------------------------------------------------------- reference
 
