@@ -109,7 +109,7 @@ class NotControl:
 )
 def test_bad_settings_are_refused(task, changes, message) -> None:
     task = task or cartpole()
-    spec = ppo.with_defaults(PPOSpec(**changes))
+    spec = PPOSpec(**changes)
     with pytest.raises(BadInput, match=message):
         ppo.check(task, spec)
 

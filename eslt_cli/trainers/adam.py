@@ -148,14 +148,16 @@ def train(
     if snapshot is not None:
         saved, info = snapshot
         # Orbax hands nested dicts back; rebuild the exact trees (and dtypes) the block compiled for.
-        params = params_def.unflatten([jnp.asarray(a) for a in jax.tree.leaves(saved["params"])])
-        best_params = params_def.unflatten([jnp.asarray(a) for a in jax.tree.leaves(saved["best"])])
-        opt_state = opt_def.unflatten(
-            [jnp.asarray(saved["adam"][f"{i:05d}"], leaf.dtype) for i, leaf in enumerate(opt_leaves)]
+        params = jax.tree.unflatten(params_def, [jnp.asarray(a) for a in jax.tree.leaves(saved["params"])])
+        best_params = jax.tree.unflatten(params_def, [jnp.asarray(a) for a in jax.tree.leaves(saved["best"])])
+        opt_state = jax.tree.unflatten(
+            opt_def, [jnp.asarray(saved["adam"][f"{i:05d}"], leaf.dtype) for i, leaf in enumerate(opt_leaves)]
         )
         record.resume(saved["stats"], info)
 
     def save() -> None:
+        if store is None:
+            return
         adam = {f"{i:05d}": np.asarray(leaf) for i, leaf in enumerate(jax.tree.leaves(opt_state))}
         arrays = {
             "params": _host(params),

@@ -49,8 +49,7 @@ import optax
 from eslt_cli import obsnorm
 from eslt_cli.errors import BadInput
 from eslt_cli.models import MLP
-from eslt_cli.presets import PPO_CPU
-from eslt_cli.specs import TrainerSpec, check_ranges
+from eslt_cli.specs import PPOSpec, check_ranges
 from eslt_cli.tasks.base import Arrays, Params, Task
 from eslt_cli.tasks.control import ControlTask
 from eslt_cli.trainers.es import Progress, Record, SnapshotStore, TrainResult, host, mesh_of, split_key
@@ -58,13 +57,8 @@ from eslt_cli.trainers.es import Progress, Record, SnapshotStore, TrainResult, h
 LOG_STD_INIT = -0.5  # continuous actions: initial log std of the Gaussian (policy space, [-1, 1])
 
 
-def with_defaults(spec: TrainerSpec) -> TrainerSpec:
-    """``spec`` with its unset PPO fields taken from the CPU preset (:data:`eslt_cli.presets.PPO_CPU`)."""
-    return dataclasses.replace(spec, **{k: v for k, v in PPO_CPU.items() if getattr(spec, k, 0) is None})
-
-
-def check(task: Task, spec: TrainerSpec) -> int:
-    """Validate ``task`` and a :func:`with_defaults` ``spec``; the number of updates."""
+def check(task: Task, spec: PPOSpec) -> int:
+    """Validate ``task`` and ``spec``; the number of updates."""
     if not isinstance(task, ControlTask):
         raise BadInput(f"--trainer ppo needs a control task, got {task.spec.name}")
     check_ranges(spec)
@@ -79,7 +73,7 @@ def check(task: Task, spec: TrainerSpec) -> int:
 
 
 @functools.lru_cache(maxsize=16)
-def _programs(task: ControlTask, spec: TrainerSpec) -> tuple[Callable, Callable, Callable]:
+def _programs(task: ControlTask, spec: PPOSpec) -> tuple[Callable, Callable, Callable]:
     """State initialiser, jitted chunk and evaluation functions; cached per (task, settings)."""
     normalizes = "obs_norm" in task.arrays
     # The critic: spec.critic's widths (the brax configs' 5x256), else the policy's hidden widths.
@@ -94,7 +88,8 @@ def _programs(task: ControlTask, spec: TrainerSpec) -> tuple[Callable, Callable,
         return obsnorm.normalize(norm, flat) if normalizes else flat
 
     def value(net: Params, obs: jax.Array, norm: Any) -> jax.Array:
-        return value_net.apply({"params": net["value"]}, features(obs, norm))[:, 0]
+        out: jax.Array = value_net.apply({"params": net["value"]}, features(obs, norm))  # type: ignore[assignment]
+        return out[:, 0]
 
     def policy(net: Params, obs: jax.Array, arrays: Arrays) -> jax.Array:
         return jax.vmap(task.policy, in_axes=(None, 0, None))(net["policy"], obs, arrays)
@@ -228,8 +223,8 @@ def _programs(task: ControlTask, spec: TrainerSpec) -> tuple[Callable, Callable,
         state = state | {"net": net, "opt": opt}
         if normalizes:  # the next rollout sees this one's observations
             flat = tr["obs"].reshape(steps * envs, -1)
-            stats = jax.vmap(lambda o: obsnorm.add(obsnorm.empty_stats(task.obs_size), o, 1.0))(flat)
-            state["norm"] = obsnorm.update(norm, jax.tree.map(lambda s: s.sum(0), stats))
+            stats = jax.vmap(lambda o: obsnorm.add(obsnorm.empty_stats(task.obs_size), o, jnp.float32(1.0)))(flat)
+            state["norm"] = obsnorm.update(state["norm"], jax.tree.map(lambda s: s.sum(0), stats))
         completed = tr["ended"].sum()
         returns = jnp.where(tr["ended"], tr["episode_return"], 0.0)
         best = jnp.where(tr["ended"], tr["episode_return"], -jnp.inf).max()
@@ -264,7 +259,7 @@ def _programs(task: ControlTask, spec: TrainerSpec) -> tuple[Callable, Callable,
 
 def train(
     task: Task,
-    spec: TrainerSpec,
+    spec: PPOSpec,
     init: Params,
     mask: Params,
     key: jax.Array,
@@ -285,7 +280,6 @@ def train(
     device: ``devices`` is checked, then ignored.
     """
     mesh_of(devices)
-    spec = with_defaults(spec)
     total = check(task, spec)
     init_state, chunk, evaluate = _programs(task, dataclasses.replace(spec, timesteps=0))
     k_init, k_train, k_eval = split_key(key)
@@ -301,7 +295,7 @@ def train(
     snapshot = store.latest() if store is not None else None
     if snapshot is not None:
         saved, info = snapshot
-        state = treedef.unflatten([jnp.asarray(saved["state"][f"{i:05d}"]) for i in range(len(leaves))])
+        state = jax.tree.unflatten(treedef, [jnp.asarray(saved["state"][f"{i:05d}"]) for i in range(len(leaves))])
         best_params, best_norm = saved["best"], saved.get("best_norm")
         record.resume(saved["stats"], info)
 
