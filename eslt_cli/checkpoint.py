@@ -36,7 +36,7 @@ import numpy as np
 
 from eslt_cli import __version__, errors, schema
 from eslt_cli.errors import BadInput, Busy, RunFailed
-from eslt_cli.tasks.base import Params
+from eslt_cli.tasks.base import Params, same_structure
 
 SCHEMA = 2  # 2: typed settings records (a kind or name tag, only the fields that apply), digests
 KINDS = ("ticket", "trained")
@@ -220,7 +220,6 @@ def _validate(path: Path, state: dict[str, Params], meta: dict[str, Any]) -> Non
         missing += [k for k in ("mean", "best") if k not in state]
     if missing:
         raise BadInput(f"{path}: state lacks {', '.join(missing)}; the checkpoint is damaged, re-create it")
-    structure = jax.tree.structure(state["init"])
     for key in NORM_KEYS:
         norm = state.get(key)
         if norm is not None and (
@@ -232,7 +231,7 @@ def _validate(path: Path, state: dict[str, Params], meta: dict[str, Any]) -> Non
     for key, tree in state.items():
         if key in NORM_KEYS:
             continue
-        if jax.tree.structure(tree) != structure or any(
+        if not same_structure(tree, state["init"]) or any(
             np.shape(a) != np.shape(b) for a, b in zip(jax.tree.leaves(tree), jax.tree.leaves(state["init"]))
         ):
             raise BadInput(f"{path}: state/{key} does not match the structure of state/init; damaged checkpoint")

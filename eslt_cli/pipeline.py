@@ -41,6 +41,7 @@ from eslt_cli.specs import (
     trainer_from_json,
 )
 from eslt_cli.tasks import Task, build_task, canonical_task, check_task_spec, get_entry
+from eslt_cli.tasks.base import same_structure
 
 PRESETS = ("cpu", "paper")
 
@@ -93,7 +94,7 @@ def check_fits(ckpt: Checkpoint, task: Task) -> Task:
     """``task`` if ``ckpt``'s arrays have the parameter shapes of its network, else one :class:`BadInput` line."""
     want = jax.eval_shape(task.init_params, jax.random.PRNGKey(0))
     have = ckpt.state["init"]
-    if jax.tree.structure(want) != jax.tree.structure(have) or any(
+    if not same_structure(want, have) or any(
         tuple(w.shape) != np.shape(h) for w, h in zip(jax.tree.leaves(want), jax.tree.leaves(have))
     ):
         raise BadInput(f"{ckpt.path}: its arrays do not fit the {task.spec.name} network its meta describes; "
@@ -193,7 +194,8 @@ def settle_model(task_name: str, preset: str, overrides: dict[str, Any]) -> Mode
         if entry.kind != "control":
             raise BadInput("--hidden applies to control tasks (MLP policies) only")
         values = {**values, "hidden": tuple(overrides["hidden"])}
-    return check_ranges(from_json(CNNSpec if entry.kind == "vision" else MLPSpec, values))
+    cls: type[ModelSpec] = CNNSpec if entry.kind == "vision" else MLPSpec
+    return check_ranges(from_json(cls, values))
 
 
 # ES settings that belong to one strategy: a new strategy brings its own unless given.
@@ -480,7 +482,7 @@ class PrunePlan:
 
     @property
     def fingerprint(self) -> dict[str, Any]:
-        extra = {"reinit": True} if self.reinit else {}  # absent when off: older outputs still match
+        extra: dict[str, Any] = {"reinit": True} if self.reinit else {}  # absent when off: older outputs still match
         if self.batches is not None:
             extra["batches"] = self.batches
         return extra | {

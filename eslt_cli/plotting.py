@@ -326,10 +326,10 @@ def _integer_x(ax: Any) -> None:
 
 
 def _band(ax: Any, x: Sequence[float], mean: Sequence[float], std: Sequence[float], label: str, **kw: Any) -> None:
-    x, mean, std = (np.asarray(v, dtype=float) for v in (x, mean, std))
-    (line,) = ax.plot(x, mean, marker="o", ms=4, label=label, **kw)
-    if np.any(std > 0):
-        ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, lw=0)
+    xs, m, s = (np.asarray(v, dtype=float) for v in (x, mean, std))
+    (line,) = ax.plot(xs, m, marker="o", ms=4, label=label, **kw)
+    if np.any(s > 0):
+        ax.fill_between(xs, m - s, m + s, color=line.get_color(), alpha=0.2, lw=0)
 
 
 def _band_of(ax: Any, samples: dict[Any, list[float]], label: str, reverse: bool = False) -> list[Any]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +24,9 @@ import numpy as np
 
 from eslt_cli.errors import BadInput
 from eslt_cli.tasks.base import Params, Task
+
+if TYPE_CHECKING:
+    from eslt_cli.tasks.vision import VisionTask
 
 Loss = Callable[[Params, jax.Array, jax.Array], jax.Array]  # (params, images, labels) -> mean loss
 
@@ -55,17 +58,17 @@ class Trained:
 class Criterion:
     """A pruning criterion; every entry takes (key, trained) and returns scores."""
 
-    score: Callable[[np.ndarray, Trained], Params]
+    score: Callable[[jax.Array, Trained], Params]
     needs_std: bool
     needs_data: bool = False  # scores the init on training batches (see :func:`training_batches`)
 
 
-def magnitude_scores(key: np.ndarray, trained: Trained) -> Params:
+def magnitude_scores(key: jax.Array, trained: Trained) -> Params:
     """|mean|: the classic IMP criterion applied to the ES mean."""
     return jax.tree.map(lambda m: np.abs(np.asarray(m, np.float64)), trained.mean)
 
 
-def snr_scores(key: np.ndarray, trained: Trained) -> Params:
+def snr_scores(key: jax.Array, trained: Trained) -> Params:
     """|mean| / std: the paper's signal-to-noise criterion."""
     if trained.std is None:
         raise BadInput("--snr needs a per-weight search std, which this checkpoint lacks")
@@ -77,7 +80,7 @@ def snr_scores(key: np.ndarray, trained: Trained) -> Params:
     )
 
 
-def movement_scores(key: np.ndarray, trained: Trained) -> Params:
+def movement_scores(key: jax.Array, trained: Trained) -> Params:
     """|mean - init|: how far training moved each weight from its initialisation."""
     if trained.init is None:
         raise BadInput("--movement needs the initialisation the ES started from, which was not given")
@@ -86,20 +89,22 @@ def movement_scores(key: np.ndarray, trained: Trained) -> Params:
     )
 
 
-def random_scores(key: np.ndarray, trained: Trained) -> Params:
+def random_scores(key: jax.Array, trained: Trained) -> Params:
     """Uniform noise from ``key``: the sparsity-matched random baseline."""
     leaves, treedef = jax.tree.flatten(trained.mean)
     keys = jax.random.split(key, len(leaves))
-    return treedef.unflatten([np.asarray(jax.random.uniform(k, np.shape(x)), np.float64) for k, x in zip(keys, leaves)])
+    return jax.tree.unflatten(
+        treedef, [np.asarray(jax.random.uniform(k, np.shape(x)), np.float64) for k, x in zip(keys, leaves)]
+    )
 
 
 @functools.lru_cache(maxsize=8)
-def _vision_loss(task: Task) -> Loss:
+def _vision_loss(task: VisionTask) -> Loss:
     """The mean cross-entropy of ``task``'s CNN on a batch; one function per task, so compiled code is reused."""
     import optax
 
     def loss(params: Params, images: jax.Array, labels: jax.Array) -> jax.Array:
-        logits = task.logits(params, images)  # type: ignore[attr-defined]
+        logits = task.logits(params, images)
         return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
     return loss
@@ -163,13 +168,13 @@ def _init_saliency(trained: Trained, criterion: str) -> tuple[Params, Params, Pa
     return jax.tree.map(lambda a: np.asarray(a, np.float64), out)
 
 
-def snip_scores(key: np.ndarray, trained: Trained) -> Params:
+def snip_scores(key: jax.Array, trained: Trained) -> Params:
     """|g * w| at w = init * mask (SNIP, Lee et al. 2019): the loss's sensitivity to each connection."""
     w, g, _ = _init_saliency(trained, "snip")
     return jax.tree.map(lambda a, b: np.abs(a * b), w, g)
 
 
-def grasp_scores(key: np.ndarray, trained: Trained) -> Params:
+def grasp_scores(key: jax.Array, trained: Trained) -> Params:
     """w * Hg at w = init * mask (GraSP, Wang et al. 2020).
 
     GraSP's score is S = -w * Hg and it removes the weights with the highest S
@@ -245,7 +250,7 @@ def global_mask(scores: Params, mask: Params, can_prune: Params, n_keep: int) ->
             offset += size
         else:
             out.append(np.asarray(m, np.uint8))
-    return treedef.unflatten(out)
+    return jax.tree.unflatten(treedef, out)
 
 
 def sparsity(mask: Params, can_prune: Params | None = None) -> dict[str, Any]:
@@ -282,7 +287,7 @@ def snr_correlation(mean: Params, std: Params, mask: Params) -> dict[str, float]
 
 
 def prune(
-    key: np.ndarray,
+    key: jax.Array,
     criterion: str,
     mean: Params,
     std: Params | None,

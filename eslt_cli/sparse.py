@@ -7,6 +7,7 @@ into the flax parameter pytree with pruned weights at exactly zero.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import jax
@@ -27,7 +28,7 @@ class SparseView:
 
     idx: np.ndarray  # int32 (nnz,), increasing
     size: int  # dense parameter count
-    unravel: object  # flat vector -> params pytree
+    unravel: Callable[[jax.Array], Params]  # flat vector -> params pytree
 
     @classmethod
     def of(cls, mask: Params) -> SparseView:
@@ -48,11 +49,11 @@ class SparseView:
         """The surviving entries of ``params`` as a flat vector."""
         return ravel_pytree(params)[0][self.idx]
 
-    def decode(self, x: jax.Array, idx: jax.Array | None = None) -> Params:
+    def decode(self, x: jax.Array | np.ndarray, idx: jax.Array | np.ndarray | None = None) -> Params:
         """Scatter ``x`` (nnz,) into a dense params pytree, zeros elsewhere.
 
         Pass ``idx`` as a traced argument to reuse one compiled function across
         masks with the same nnz.
         """
-        idx = self.idx if idx is None else idx
-        return self.unravel(jnp.zeros(self.size, x.dtype).at[idx].set(x, unique_indices=True))  # type: ignore[operator]
+        at = self.idx if idx is None else idx
+        return self.unravel(jnp.zeros(self.size, x.dtype).at[at].set(x, unique_indices=True))

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from eslt_cli.errors import BadInput
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")  # a spec: a dataclass
 
 
 @dataclass(frozen=True)
@@ -185,7 +188,7 @@ def to_json(spec: Any) -> dict[str, Any]:
 def from_json(cls: type[T], data: dict[str, Any]) -> T:
     """Read a spec of class ``cls`` from ``meta``: unknown keys and schema-1 nulls are dropped, lists become tuples."""
     names = set(field_names(cls))
-    optional = {f.name for f in dataclasses.fields(cls) if "None" in str(f.type)}  # type: ignore[arg-type]
+    optional = {f.name for f in dataclasses.fields(cls) if "None" in str(f.type)}
     values = {
         k: tuple(v) if isinstance(v, list) else v
         for k, v in data.items()

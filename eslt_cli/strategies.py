@@ -269,8 +269,9 @@ def build(spec: ESSpec, solution: jax.Array) -> tuple[Any, Any]:
     entry = get_strategy(spec.strategy)
     kwargs: dict[str, Any] = {}
     lr = learning_rate(spec)
-    if lr is not None:
-        kwargs["optimizer"] = OPTIMIZERS[spec.optimizer or entry.default_optimizer](lr, spec.adam_b1)  # type: ignore[index]
+    optimizer = spec.optimizer or entry.default_optimizer
+    if lr is not None and optimizer is not None:  # lr is None exactly when the strategy has no optimiser
+        kwargs["optimizer"] = OPTIMIZERS[optimizer](lr, spec.adam_b1)
     if entry.std_in_schedule:
         kwargs["std_schedule"] = optax.constant_schedule(spec.std_init)
     cls = Sep_CMA_ES_014 if spec.constants == "paper" else entry.cls

@@ -97,7 +97,8 @@ def plan_transfer(
             raise BadInput(f"{parent.path}: is already trained with --trainer {trainer}")
         label = trainer
     else:
-        strategy = strategies.canonical_strategy(strategy)  # type: ignore[arg-type]
+        assert strategy is not None  # exactly one of task, strategy, trainer (checked above)
+        strategy = strategies.canonical_strategy(strategy)
         strategies.get_strategy(strategy)
         if strategy == meta["trainer"].get("strategy"):
             raise BadInput(f"{parent.path}: is already trained with {strategy}")

@@ -32,7 +32,7 @@ import numpy as np
 
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput
-from eslt_cli.tasks.base import Arrays, Params, Task
+from eslt_cli.tasks.base import Arrays, Params, Task, same_structure
 
 WHICH = {"final": "mean", "best": "best"}
 # Names the meaning of ``barrier`` in a record; plots refuse other values.
@@ -55,7 +55,7 @@ def check_compatible(a: Checkpoint, b: Checkpoint) -> None:
     if ta != tb:
         raise BadInput(f"{a.path} is a {ta} checkpoint but {b.path} is {tb}: compare checkpoints of one task")
     sa, sb = a.state["init"], b.state["init"]
-    same = jax.tree.structure(sa) == jax.tree.structure(sb) and all(
+    same = same_structure(sa, sb) and all(
         np.shape(x) == np.shape(y) for x, y in zip(jax.tree.leaves(sa), jax.tree.leaves(sb))
     )
     if not same or a.meta.get("model") != b.meta.get("model"):

@@ -34,7 +34,7 @@ import numpy as np
 
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput, RunFailed
-from eslt_cli.tasks.base import Params
+from eslt_cli.tasks.base import Params, same_structure
 
 EPS = 1e-12
 
@@ -71,7 +71,9 @@ def gaussian(key: jax.Array, like: Params) -> Params:
     """A standard normal draw (float64) shaped like ``like``; leaf j uses ``split(key, n_leaves)[j]``."""
     leaves, treedef = jax.tree.flatten(like)
     keys = jax.random.split(key, len(leaves))
-    return treedef.unflatten([np.asarray(jax.random.normal(k, np.shape(x)), np.float64) for k, x in zip(keys, leaves)])
+    return jax.tree.unflatten(
+        treedef, [np.asarray(jax.random.normal(k, np.shape(x)), np.float64) for k, x in zip(keys, leaves)]
+    )
 
 
 def random_direction(key: jax.Array, weights: Params, mask: Params) -> Params:
@@ -102,7 +104,7 @@ def check_mask_within(mask: Params, reference_mask: Params, what: str) -> None:
 
 def check_same_architecture(a: Params, b: Params, what: str) -> None:
     """Refuse ``b`` unless it has ``a``'s tree structure and shapes."""
-    if jax.tree.structure(a) != jax.tree.structure(b) or any(
+    if not same_structure(a, b) or any(
         np.shape(x) != np.shape(y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
     ):
         raise BadInput(f"{what}: has a different network architecture; take directions from the same architecture")
@@ -246,7 +248,7 @@ def save_surface(path: Path, surface: Surface, **extra: Any) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(tmp, alpha=surface.alpha, beta=surface.beta, loss=surface.loss, metric=surface.metric,
-                 **{k: np.asarray(v) for k, v in extra.items()})  # fmt: skip
+                 allow_pickle=True, **{k: np.asarray(v) for k, v in extra.items()})  # fmt: skip
         os.replace(tmp, path)
     except OSError as exc:
         raise RunFailed(f"cannot write {path}: {exc.strerror or exc}") from None

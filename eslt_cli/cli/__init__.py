@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -68,7 +69,7 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-def _on_signal(signum: int, frame: object) -> None:
+def _on_signal(signum: int, frame: FrameType | None) -> None:
     if errors.SIGNAL:  # a second signal: stop now, without unwinding through library threads
         os.write(2, b"eslt: interrupted\n")
         os._exit(128 + signum)
@@ -76,7 +77,7 @@ def _on_signal(signum: int, frame: object) -> None:
     # Python swallows (and prints) exceptions raised in garbage-collection callbacks and
     # finalisers, where JAX runs code often; there the flag alone stops the command
     # (errors.check_interrupted before any write, and at exit).
-    if getattr(frame, "f_code", None) is None or frame.f_code.co_name not in ("_xla_gc_callback", "__del__"):  # type: ignore[attr-defined]
+    if frame is None or frame.f_code.co_name not in ("_xla_gc_callback", "__del__"):
         raise KeyboardInterrupt
 
 

@@ -16,7 +16,7 @@ import time
 import warnings
 from pathlib import Path
 from types import TracebackType
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional, overload
 
 import typer
 from rich.console import Console
@@ -40,6 +40,12 @@ def default_root() -> Path:
     return Path(os.environ.get("ESLT_HOME") or "eslt-runs")  # empty counts as unset: never the working folder
 
 
+@overload
+def read_input(
+    arg: str | None, none_on_terminal: Literal[False] = False, none_on_empty: Literal[False] = False
+) -> Path: ...
+@overload
+def read_input(arg: str | None, none_on_terminal: bool = False, none_on_empty: bool = False) -> Path | None: ...
 def read_input(arg: str | None, none_on_terminal: bool = False, none_on_empty: bool = False) -> Path | None:
     """The input checkpoint path: the argument, else one line on stdin.
 
@@ -151,12 +157,11 @@ def _writable(folder: Path) -> bool:
 
 def init_distributed(coordinator: str | None, num_processes: int | None, process_id: int | None) -> None:
     """Join a multi-host run through ``jax.distributed`` (all three flags, or none)."""
-    given = [v is not None for v in (coordinator, num_processes, process_id)]
-    if not any(given):
+    if coordinator is None and num_processes is None and process_id is None:
         return
-    if not all(given):
+    if coordinator is None or num_processes is None or process_id is None:
         raise BadInput("a multi-host run needs all of --coordinator, --num-processes and --process-id")
-    if not (num_processes and num_processes > 0 and 0 <= process_id < num_processes):  # type: ignore[operator]
+    if not (num_processes > 0 and 0 <= process_id < num_processes):
         raise BadInput(f"--process-id must be in [0, --num-processes), got {process_id} of {num_processes}")
     import jax
 
@@ -204,7 +209,8 @@ class Reporter:
             "speed": f"{p.gens_per_s:.2f} {self.unit}/s",
         }
         if self.bar is not None:
-            self.bar.update(self.task_id, completed=p.generation, **fields)
+            fitness, test, speed = fields["fitness"], fields["test"], fields["speed"]
+            self.bar.update(self.task_id, completed=p.generation, fitness=fitness, test=test, speed=speed)
             return
         now = time.monotonic()
         if now - self.last_line >= self.PLAIN_EVERY_S or p.generation == p.generations:

@@ -44,7 +44,7 @@ def lmc(
     if a == b == "-":
         raise typer.BadParameter("only one of A and B can be '-' (read from stdin)")
     first, second = (common.read_input(x) if x == "-" else x for x in (a, b))
-    result = core.run_lmc(ckpt.load(first), ckpt.load(second), which, points)  # type: ignore[arg-type]
+    result = core.run_lmc(ckpt.load(first), ckpt.load(second), which, points)
     if not common.QUIET:
         from rich.table import Table
 

@@ -44,7 +44,7 @@ def permute(
     from eslt_cli import checkpoint as ckpt
     from eslt_cli import permute as core
 
-    parent = ckpt.load(common.read_input(ticket))  # type: ignore[arg-type]
+    parent = ckpt.load(common.read_input(ticket))
     plan = core.plan_permute(parent, chosen[0], seed, out)
     path, made = core.run_permute(plan, force=force)
     meta = ckpt.read_meta(path)

@@ -66,7 +66,7 @@ def prune(
     from eslt_cli import checkpoint as ckpt
     from eslt_cli import pipeline
 
-    parent = ckpt.load(common.read_input(checkpoint))  # type: ignore[arg-type]
+    parent = ckpt.load(common.read_input(checkpoint))
     plan = pipeline.plan_prune(parent, chosen[0], rate, source, exclude or (), seed, out, reinit, batches)
     path, made = pipeline.run_prune(plan, force=force)
     meta = ckpt.read_meta(path)

@@ -82,7 +82,7 @@ def sharpness(
     for option, value, high in (("--points", points, 1001), ("--grid", grid, 201), ("--directions", directions, 100)):
         if not 1 <= value <= high:
             raise typer.BadParameter(f"{option} must be in [1, {high}], got {value}")
-    target = ckpt.load(common.read_input(checkpoint))  # type: ignore[arg-type]
+    target = ckpt.load(common.read_input(checkpoint))
     source = None if directions_from is None else ckpt.load(directions_from)
     result = core.run_sharpness(
         target, which, radius, points, directions, seed, two_d, grid, surface_out, source, force

@@ -124,8 +124,8 @@ def show(
 
     given = paths if paths else [common.path_of(line) for line in _paths_from_stdin()]
     found: list[tuple[Path, bool]] = []  # (checkpoint, named itself rather than found in a folder)
-    for p in given:
-        found += [(c, c == Path(p)) for c in find_checkpoints(Path(p))]
+    for arg in given:
+        found += [(c, c == Path(arg)) for c in find_checkpoints(Path(arg))]
     rows: list[tuple[Path, dict[str, Any]]] = []
     listed: set[str] = set()
     for path, named in found:

@@ -45,7 +45,7 @@ def transfer(
     from eslt_cli import checkpoint as ckpt
     from eslt_cli import transfer as core
 
-    parent = ckpt.load(common.read_input(ticket))  # type: ignore[arg-type]
+    parent = ckpt.load(common.read_input(ticket))
     plan = core.plan_transfer(parent, task, strategy, out, trainer)
     path, made = core.run_transfer(plan, force=force)
     meta = ckpt.read_meta(path)

@@ -138,14 +138,18 @@ def check_task_spec(spec: TaskSpec) -> None:
 def build_task(spec: TaskSpec, model: ModelSpec) -> Task:
     """The task for ``spec``; cached so one process reuses data and compiled functions."""
     entry = get_entry(spec.name)
-    check_task_spec(spec)
+    check_task_spec(spec)  # so the settings type is the family's: VisionSpec, BraxSpec or ControlSpec
     if isinstance(spec, VisionSpec):
         from eslt_cli.tasks.data import load_images
         from eslt_cli.tasks.vision import VisionTask
 
+        if not isinstance(model, CNNSpec):
+            raise BadInput(f"{spec.name} is a vision task: its network must be a cnn, not {model.kind}")
         data_dir = Path(spec.data_dir) if spec.data_dir else None
         return VisionTask(spec, model, load_images(entry.source, data_dir, entry.default_data))
-    if entry.library == "brax":
+    if not isinstance(model, MLPSpec):
+        raise BadInput(f"{spec.name} is a control task: its network must be an mlp, not {model.kind}")
+    if isinstance(spec, BraxSpec):
         from eslt_cli.tasks.brax import BraxTask
 
         return BraxTask(spec, model, entry.source, entry.env_params)

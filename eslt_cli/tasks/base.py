@@ -11,7 +11,9 @@ import jax
 from eslt_cli.specs import ModelSpec, TaskSpec
 
 Params = Any  # a flax parameter pytree (dict of layers of kernel/bias arrays)
-Arrays = dict[str, jax.Array]  # a task's data, passed to jitted code as arguments
+# A task's data, passed to jitted code as arguments: named arrays, and pytrees of arrays
+# (a control task's ``obs_norm`` is a dict of arrays, see :mod:`eslt_cli.obsnorm`).
+Arrays = dict[str, Any]
 
 
 class Task(Protocol):
@@ -23,13 +25,28 @@ class Task(Protocol):
     ``evaluate`` reports the test ``metric`` (higher is better) and a test
     ``loss``. Data lives in ``arrays`` and is passed to jitted code as an
     argument: closed over, JAX would bake it into the program as constants.
+
+    The attributes are read-only here, so a task may hold a narrower type
+    (:class:`VisionTask` a :class:`VisionSpec` and a :class:`CNNSpec`).
+    Tasks are hashable (by identity): compiled functions are cached per task.
     """
 
-    spec: TaskSpec
-    model_spec: ModelSpec
-    metric: str  # "accuracy" | "return"
-    member_batch: int | None  # members evaluated at once by lax.map (None: all, i.e. vmap)
-    arrays: Arrays
+    @property
+    def spec(self) -> TaskSpec: ...
+
+    @property
+    def model_spec(self) -> ModelSpec: ...
+
+    @property
+    def metric(self) -> str: ...  # "accuracy" | "return"
+
+    @property
+    def member_batch(self) -> int | None: ...  # members evaluated at once by lax.map (None: all, i.e. vmap)
+
+    @property
+    def arrays(self) -> Arrays: ...
+
+    def __hash__(self) -> int: ...
 
     def init_params(self, key: jax.Array) -> Params: ...
 
@@ -46,6 +63,12 @@ def _jitted_evaluate(task: Task) -> Callable[..., dict[str, jax.Array]]:
 def evaluate(task: Task, params: Params, key: jax.Array) -> dict[str, float]:
     """Test metric and loss of ``params`` on ``task``, jitted once per task."""
     return {k: float(v) for k, v in _jitted_evaluate(task)(task.arrays, params, key).items()}
+
+
+def same_structure(a: Params, b: Params) -> bool:
+    """Whether pytrees ``a`` and ``b`` have one tree structure (their leaves' shapes aside)."""
+    # jaxlib ships no stubs for its C++ PyTreeDef, so mypy cannot type its comparison.
+    return bool(jax.tree.structure(a) == jax.tree.structure(b))  # type: ignore[operator]
 
 
 def uniform_biases(params: Params, key: jax.Array, high: float, skip: tuple[str, ...] = ()) -> Params:

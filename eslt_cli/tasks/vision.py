@@ -10,6 +10,7 @@ first convolution's work across them.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import jax
 import jax.numpy as jnp
@@ -68,8 +69,12 @@ class VisionTask:
         x = images.astype(jnp.float32) / 255.0
         return (x - MNIST_MEAN) / MNIST_STD if self.spec.standardize else x
 
+    def _apply(self, params: Params, inputs: jax.Array) -> jax.Array:
+        """The CNN's logits for network inputs (flax types ``apply`` as logits or (logits, state))."""
+        return cast(jax.Array, self.model.apply({"params": params}, inputs))
+
     def logits(self, params: Params, images: jax.Array) -> jax.Array:
-        return self.model.apply({"params": params}, self.scale(images))
+        return self._apply(params, self.scale(images))
 
     def _train_batch(self, arrays: Arrays, key: jax.Array) -> tuple[jax.Array, jax.Array]:
         """The generation's shared batch: network inputs (:meth:`scale`) and labels."""
@@ -78,7 +83,7 @@ class VisionTask:
 
     def member_fitness(self, arrays: Arrays, key: jax.Array) -> Callable[[Params], jax.Array]:
         images, labels = self._train_batch(arrays, key)
-        return lambda params: _cross_entropy(self.model.apply({"params": params}, images), labels).mean()
+        return lambda params: _cross_entropy(self._apply(params, images), labels).mean()
 
     def group_fitness(self, arrays: Arrays, key: jax.Array) -> Callable[[Params], jax.Array]:
         """Like ``member_fitness`` for params with a leading member axis B: fitness (B,)."""

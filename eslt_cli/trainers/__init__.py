@@ -16,4 +16,5 @@ MODULES = {"es": "eslt_cli.trainers.es", "adam": "eslt_cli.trainers.adam", "ppo"
 
 def get(name: str) -> Callable[..., Any]:
     """The ``train`` function of trainer ``name`` (names are checked when a run is planned)."""
-    return importlib.import_module(MODULES[name]).train  # type: ignore[no-any-return]
+    train: Callable[..., Any] = importlib.import_module(MODULES[name]).train
+    return train

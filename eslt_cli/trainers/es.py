@@ -61,7 +61,7 @@ class TrainResult:
     norm: dict[str, np.ndarray] | None  # observation normaliser at the end (None: the task has none)
     best_norm: dict[str, np.ndarray] | None  # ... and when the best mean was scored
     best_metrics: dict[str, float]
-    history: dict[str, list[Any]]
+    history: dict[str, list[float] | dict[str, list[float]]]  # fitness_mean, fitness_best; eval: test records
     best_std: Params | None = None
 
 
@@ -319,7 +319,7 @@ def train(
     snapshot = store.latest() if store is not None else None
     if snapshot is not None:
         saved, info = snapshot
-        state = treedef.unflatten([saved["es"][f"{i:05d}"] for i in range(len(leaves))])
+        state = jax.tree.unflatten(treedef, [saved["es"][f"{i:05d}"] for i in range(len(leaves))])
         best_x, norm, best_norm = saved["best_x"], saved.get("norm"), saved.get("best_norm")
         best_std = saved.get("best_std")  # None from a snapshot that predates it: unknown, not guessed
         record.resume(saved["stats"], info)
@@ -331,7 +331,8 @@ def train(
             snapshot["best_std"] = host(best_std)
         if norm is not None:
             snapshot |= {"norm": jax.tree.map(host, norm), "best_norm": jax.tree.map(host, best_norm)}
-        store.save(record.done, snapshot, record.info())  # type: ignore[union-attr]
+        assert store is not None  # Record.after_chunk saves only with a store
+        store.save(record.done, snapshot, record.info())
 
     state, norm = put(state), put(norm)
     while record.done < spec.generations:
