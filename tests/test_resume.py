@@ -9,8 +9,8 @@ from pathlib import Path
 
 import jax
 import numpy as np
-
 from conftest import eslt
+
 from eslt_cli import checkpoint
 
 ARGS = ["train", "--task", "pendulum", "--population", "8", "--generations", "60", "--eval-every", "2",
