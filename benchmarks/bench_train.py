@@ -14,17 +14,25 @@ evosax), one jitted population evaluation, ``es.tell``, and a
 ``block_until_ready`` as a loop that reads the fitness would do. Warm-up
 generations run first (untimed). The evaluation is the same network on the
 same data: the flax CNN on a random Fashion-MNIST batch drawn on the device,
-or ``GymnaxTask.returns`` on gymnax Pendulum.
+or the task's own ``ControlTask.returns`` (gymnax Pendulum; brax ant), vmapped
+over the population. A control task with an observation normaliser (brax)
+updates it from every generation's rollouts on both sides, as eslt's chunk does.
 
 Prints one line per case on stdout, e.g.
 
-    pendulum  pop 256  eps 8x200  eslt 15.2 gen/s  reference 14.9 gen/s  ratio 1.02x
+    pendulum  pop 256  eps 8x200  eval grouped  eslt 15.2 gen/s 6.23M env-steps/s  \
+        reference 14.9 gen/s 6.1M env-steps/s  ratio 1.02x
 
-where ratio = eslt gen/s / reference gen/s (above 1: eslt is faster), and with
-``--json`` a final JSON line with all numbers. Progress goes to stderr.
+(one line, wrapped here), where ratio = eslt gen/s / reference gen/s (above 1: eslt is faster), ``eval``
+is the population evaluation eslt's chunk uses (``population_eval``: grouped on
+CPU, vmap on accelerators, ``$ESLT_POPULATION_EVAL`` overrides), env-steps/s =
+members x episodes x steps x gen/s (images/s = members x batch x gen/s for the
+CNN), and with ``--json`` a final JSON line with all numbers (``--json-out
+PATH`` writes it to a file). Progress goes to stderr.
 
     python benchmarks/bench_train.py --case pendulum
     python benchmarks/bench_train.py --case cnn --generations 3
+    python benchmarks/bench_train.py --case brax --population 8 --episodes 1 --episode-length 50 --generations 2
     python benchmarks/bench_train.py --case all --json
 """
 
@@ -49,7 +57,7 @@ import numpy as np
 import optax
 from evosax.algorithms import SNES
 
-from eslt_cli import pipeline
+from eslt_cli import obsnorm, pipeline
 from eslt_cli.models import CNN
 from eslt_cli.sparse import SparseView
 from eslt_cli.tasks import build_task
@@ -59,10 +67,18 @@ CASES = {
     # case: (task, default population, default batch or episodes, default generations)
     "pendulum": ("pendulum", 256, 8, 20),
     "cnn": ("fashion_mnist", 128, 1024, 5),
+    # The paper's brax setting: 256 members x 8 episodes x 500 steps (--brax-task, --backend,
+    # --episode-length choose the environment; 500 steps by default).
+    "brax": ("ant", 256, 8, 3),
 }
+CONTROL_CASES = ("pendulum", "brax")
+# --case all: the cases that finish in minutes on a CPU host. brax at paper scale (1M env steps
+# per generation) runs only when named, e.g. by benchmarks/gpu.sh.
+ALL_CASES = ("pendulum", "cnn")
 # Above this many member-images per generation the reference's jax.vmap over the
-# population is not safe on this host (population 128 x batch 1024 needs > 23 GiB
-# on CPU); "auto" then switches the reference to lax.map over members.
+# population is not safe on a CPU host (population 128 x batch 1024 needs > 23 GiB);
+# there "auto" switches the reference to lax.map over members. On accelerators
+# "auto" always vmaps, as evosax's examples (and eslt's vmap evaluation) do.
 VMAP_SAFE_MEMBER_IMAGES = 32 * 1024
 
 REF_OPTIMIZERS = {"sgd": optax.sgd, "adam": optax.adam}
@@ -92,7 +108,9 @@ def strong(tree: Any) -> Any:
     return jax.tree.map(lambda a: jnp.asarray(a, dtype=jnp.result_type(a)), tree)
 
 
-def plan_case(case: str, population: int, size: int, generations: int) -> pipeline.TrainPlan:
+def plan_case(
+    case: str, population: int, size: int, generations: int, args: argparse.Namespace | None = None
+) -> pipeline.TrainPlan:
     """The settings ``eslt train`` would use (CPU preset) with our overrides."""
     task_name = CASES[case][0]
     overrides: dict[str, Any] = {
@@ -103,8 +121,12 @@ def plan_case(case: str, population: int, size: int, generations: int) -> pipeli
     }
     if case == "cnn":
         overrides["batch_size"] = size
+        if args is not None and args.data_dir:
+            overrides["data_dir"] = args.data_dir
     else:
         overrides["train_episodes"] = size
+    if case == "brax" and args is not None:
+        overrides |= {"task": args.brax_task, "episode_length": args.episode_length, "backend": args.backend}
     # plan_train only computes settings and paths; it writes nothing.
     return pipeline.plan_train(None, overrides, "cpu", root=Path(tempfile.gettempdir()) / "eslt-bench-unused")
 
@@ -157,13 +179,22 @@ def prepare_eslt(task: Any, plan: pipeline.TrainPlan, init: Any, key: jax.Array,
 
 
 def reference_evaluate(case: str, task: Any, plan: pipeline.TrainPlan, map_mode: str, map_batch: int):
-    """One jitted function: population pytree, key -> fitness (population,), lower is better."""
-    if case == "pendulum":
+    """One jitted function: (population pytree, key, norm) -> (fitness (population,), norm), lower is better.
+
+    ``norm`` is a control task's observation normaliser (None without one): the members' rollouts
+    are normalised with it and update it, as eslt's chunk does.
+    """
+    if case in CONTROL_CASES:
         episodes = plan.task.train_episodes
 
         @jax.jit
-        def evaluate_control(population: Any, key: jax.Array) -> jax.Array:
-            return jax.vmap(lambda p: -task.returns(p, key, episodes, task.arrays)[0].mean())(population)
+        def evaluate_control(population: Any, key: jax.Array, norm: Any) -> tuple[jax.Array, Any]:
+            arrays = {} if norm is None else {"obs_norm": norm}
+            # Common random numbers, as eslt: every member runs the same episode keys.
+            totals, stats = jax.vmap(lambda p: task.returns(p, key, episodes, arrays))(population)
+            if norm is not None:
+                norm = obsnorm.update(norm, jax.tree.map(lambda s: s.sum(0), stats))
+            return -totals.mean(axis=1), norm
 
         return evaluate_control
 
@@ -183,7 +214,10 @@ def reference_evaluate(case: str, task: Any, plan: pipeline.TrainPlan, map_mode:
         return jax.lax.map(lambda p: member_loss(p, images, labels), population, batch_size=map_batch)
 
     # The same uint8 training images eslt's task holds on the device, passed as arguments.
-    return lambda population, key: evaluate_vision(population, key, task.arrays["x_train"], task.arrays["y_train"])
+    return lambda population, key, norm: (
+        evaluate_vision(population, key, task.arrays["x_train"], task.arrays["y_train"]),
+        norm,
+    )
 
 
 def prepare_reference(
@@ -204,15 +238,17 @@ def prepare_reference(
     params = es.default_params.replace(std_init=spec.std_init)
     evaluate = reference_evaluate(case, task, plan, map_mode, map_batch)
     key, k_init = jax.random.split(key)
-    state = es.init(k_init, init, params)
+    # The ES state and, for a control task with a normaliser, the normaliser (else None).
+    state = (es.init(k_init, init, params), task.arrays.get("obs_norm"))
 
-    def generation(state: Any, key: jax.Array) -> tuple[Any, jax.Array, jax.Array]:
+    def generation(carry: Any, key: jax.Array) -> tuple[Any, jax.Array, jax.Array]:
+        state, norm = carry
         key, k_ask, k_eval, k_tell = jax.random.split(key, 4)
         population, state = es.ask(k_ask, state, params)
-        fitness = evaluate(population, k_eval)
+        fitness, norm = evaluate(population, k_eval, norm)
         state, metrics = es.tell(k_tell, population, fitness, state, params)
-        jax.block_until_ready((state, fitness))  # a real loop reads the fitness here
-        return state, fitness, key
+        jax.block_until_ready((state, fitness, norm))  # a real loop reads the fitness here
+        return (state, norm), fitness, key
 
     log(f"reference: compiling + {warmup} warm-up generation(s)")
     t0 = time.perf_counter()
@@ -258,8 +294,13 @@ def cnn_forward_flops(features: Any, kernel_size: int, num_classes: int, side: i
     return 2 * macs
 
 
-def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
-    """This host's f32 matmul FLOP/s: a jitted jnp.dot of two n x n matrices, warm, best of ``repeats``."""
+def matmul_peak(n: int | None = None, repeats: int = 5) -> float:
+    """This host's f32 matmul FLOP/s: a jitted jnp.dot of two n x n matrices, warm, best of ``repeats``.
+
+    n defaults to 2048 on CPU and 8192 on accelerators (2048 takes well under a millisecond there).
+    JAX's default matmul precision applies (on recent NVIDIA GPUs that may use TF32).
+    """
+    n = n or (2048 if jax.default_backend() == "cpu" else 8192)
     a = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32)
     b = jax.random.normal(jax.random.PRNGKey(2), (n, n), jnp.float32)
     dot = jax.jit(jnp.dot)
@@ -275,15 +316,25 @@ def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
 # ---------------------------------------------------------------------------- main
 
 
+def rate(x: float) -> str:
+    """A per-second count, short: 950, 12.3k, 4.56M, 1.2G."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if x >= scale:
+            return f"{x / scale:.3g}{suffix}"
+    return f"{x:.3g}"
+
+
 def run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
     _, pop_default, size_default, gen_default = CASES[case]
     population = args.population or pop_default
     size = (args.batch if case == "cnn" else args.episodes) or size_default
     generations = args.generations or gen_default
-    plan = plan_case(case, population, size, generations)
+    plan = plan_case(case, population, size, generations, args)
+    evaluation = es_trainer.population_eval()
     log(
         f"{case}: task {plan.task.name}, {plan.trainer.strategy} pop {population}, std_init {plan.trainer.std_init}, "
-        f"{plan.trainer.optimizer} lr {plan.trainer.lr}, {generations} timed generations"
+        f"{plan.trainer.optimizer} lr {plan.trainer.lr}, {generations} timed generations, "
+        f"eslt population evaluation: {evaluation}"
     )
 
     t0 = time.perf_counter()
@@ -297,11 +348,12 @@ def run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
     if case == "cnn":
         map_mode = args.reference_map
         if map_mode == "auto":
-            map_mode = "lax" if population * size > VMAP_SAFE_MEMBER_IMAGES else "vmap"
+            too_big = jax.default_backend() == "cpu" and population * size > VMAP_SAFE_MEMBER_IMAGES
+            map_mode = "lax" if too_big else "vmap"
             if map_mode == "lax":
                 note = (
                     f"reference uses lax.map over members (batch_size {args.reference_map_batch}): "
-                    f"vmap over pop {population} x batch {size} does not fit in this host's memory; "
+                    f"vmap over pop {population} x batch {size} does not fit in a CPU host's memory; "
                     f"--reference-map vmap forces it"
                 )
         if note:
@@ -322,7 +374,7 @@ def run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
         ref_runs.append(ref_timed())
         if case == "cnn":
             peaks.append(matmul_peak())
-            log(f"f32 matmul peak (jnp.dot 2048x2048): {peaks[-1] / 1e9:.1f} GFLOP/s")
+            log(f"f32 matmul peak (jnp.dot): {peaks[-1] / 1e9:.1f} GFLOP/s")
 
     def summary(runs: list[dict[str, float]], warm_s: float) -> dict[str, Any]:
         best = min(run["seconds"] for run in runs)
@@ -337,12 +389,21 @@ def run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
 
     eslt, ref = summary(eslt_runs, eslt_warm), summary(ref_runs, ref_warm)
     ratio = eslt["gens_per_s"] / ref["gens_per_s"]
+    # Work per generation: images through the CNN, or environment steps (members x episodes x
+    # steps; every episode runs all max_steps, steps after a termination are masked, not skipped).
+    unit = "images" if case == "cnn" else "env-steps"
+    per_gen_units = population * size * (1 if case == "cnn" else task.max_steps)
+    for side in (eslt, ref):
+        side[f"{unit.replace('-', '_')}_per_s"] = side["gens_per_s"] * per_gen_units
 
     shape = f"batch {size}" if case == "cnn" else f"eps {size}x{task.max_steps}"
+    label = f"brax {plan.task.name}/{plan.task.backend}" if case == "brax" else case
     ref_label = "reference" if case != "cnn" else f"reference[{'vmap' if map_mode == 'vmap' else 'lax.map'}]"
     print(
-        f"{case}  pop {population}  {shape}  eslt {eslt['gens_per_s']:.3g} gen/s  "
-        f"{ref_label} {ref['gens_per_s']:.3g} gen/s  ratio {ratio:.2f}x",
+        f"{label}  pop {population}  {shape}  eval {evaluation}  "
+        f"eslt {eslt['gens_per_s']:.3g} gen/s {rate(eslt['gens_per_s'] * per_gen_units)} {unit}/s  "
+        f"{ref_label} {ref['gens_per_s']:.3g} gen/s {rate(ref['gens_per_s'] * per_gen_units)} {unit}/s  "
+        f"ratio {ratio:.2f}x",
         flush=True,
     )
     if note:
@@ -374,9 +435,12 @@ def run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
     return {
         "case": case,
         "task": plan.task.name,
+        **({"backend": plan.task.backend} if case == "brax" else {}),
         "population": population,
         ("batch" if case == "cnn" else "episodes"): size,
         **({"steps": task.max_steps} if case != "cnn" else {}),
+        f"{unit.replace('-', '_')}_per_generation": per_gen_units,
+        "population_eval": evaluation,
         "params": n_params,
         "generations": generations,
         "repeats": args.repeats,
@@ -393,11 +457,24 @@ def run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--case", choices=[*CASES, "all"], default="all")
-    p.add_argument("--population", type=int, help="ES population (default: pendulum 256, cnn 128)")
+    p.add_argument(
+        "--case",
+        choices=[*CASES, "all"],
+        default="all",
+        help=f"all: {', '.join(ALL_CASES)} (brax only when named: slow on CPU)",
+    )
+    p.add_argument("--population", type=int, help="ES population (default: pendulum 256, cnn 128, brax 256)")
     p.add_argument("--batch", type=int, help="cnn: images per generation (default 1024)")
-    p.add_argument("--episodes", type=int, help="pendulum: episodes per member (default 8)")
-    p.add_argument("--generations", type=int, help="timed generations (default: pendulum 20, cnn 5)")
+    p.add_argument("--episodes", type=int, help="pendulum, brax: episodes per member (default 8)")
+    p.add_argument("--generations", type=int, help="timed generations (default: pendulum 20, cnn 5, brax 3)")
+    p.add_argument(
+        "--data-dir",
+        help="cnn: a folder with Fashion-MNIST's IDX files or a tfds data dir "
+        "(default: /usr/share/datasets/fashion-mnist when present, else tfds)",
+    )
+    p.add_argument("--brax-task", default="ant", help="brax: the environment (an eslt task name; default ant)")
+    p.add_argument("--backend", default="generalized", help="brax: the physics backend (default generalized)")
+    p.add_argument("--episode-length", type=int, default=500, help="brax: steps per episode (default 500, the paper's)")
     p.add_argument(
         "--warmup",
         type=int,
@@ -409,8 +486,8 @@ def main(argv: list[str] | None = None) -> int:
         "--reference-map",
         choices=["auto", "vmap", "lax"],
         default="auto",
-        help="cnn reference: vmap or lax.map over the population (auto: lax.map when "
-        f"population x batch > {VMAP_SAFE_MEMBER_IMAGES}, e.g. 128 x 1024)",
+        help="cnn reference: vmap or lax.map over the population (auto: on CPU lax.map when "
+        f"population x batch > {VMAP_SAFE_MEMBER_IMAGES}, e.g. 128 x 1024; vmap on accelerators)",
     )
     p.add_argument(
         "--reference-map-batch", type=int, default=1, help="members per lax.map step in the cnn reference (default 1)"
@@ -423,23 +500,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="also print all numbers as one JSON line at the end")
+    p.add_argument("--json-out", type=Path, help="write all numbers as JSON to this file")
     args = p.parse_args(argv)
 
-    cases = list(CASES) if args.case == "all" else [args.case]
-    log(f"jax {jax.__version__} on {jax.devices()[0].platform} ({os.cpu_count()} CPUs, {platform.node()})")
+    cases = list(ALL_CASES) if args.case == "all" else [args.case]
+    device = jax.devices()[0]
+    log(
+        f"jax {jax.__version__} on {device.platform} ({device.device_kind}, {jax.device_count()} device(s), "
+        f"{os.cpu_count()} CPUs, {platform.node()})"
+    )
     results = [run_case(case, args) for case in cases]
+    record = {
+        "jax": jax.__version__,
+        "device": device.platform,
+        "device_kind": device.device_kind,
+        "device_count": jax.device_count(),
+        "cpus": os.cpu_count(),
+        "results": results,
+    }
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "jax": jax.__version__,
-                    "device": jax.devices()[0].platform,
-                    "cpus": os.cpu_count(),
-                    "results": results,
-                }
-            ),
-            flush=True,
-        )
+        print(json.dumps(record), flush=True)
+    if args.json_out:
+        args.json_out.write_text(json.dumps(record, indent=1) + "\n")
     return 0
 
 
