@@ -55,6 +55,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from benchlib import COMPILES, log
 from evosax.algorithms import SNES
 
 from eslt_cli import obsnorm, pipeline
@@ -82,25 +83,6 @@ ALL_CASES = ("pendulum", "cnn")
 VMAP_SAFE_MEMBER_IMAGES = 32 * 1024
 
 REF_OPTIMIZERS = {"sgd": optax.sgd, "adam": optax.adam}
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-class CompileCounter:
-    """Counts XLA backend compilations, to prove a timed region compiled nothing."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        jax.monitoring.register_event_duration_secs_listener(self._on_event)
-
-    def _on_event(self, event: str, duration: float, **kwargs: Any) -> None:
-        if event == "/jax/core/compile/backend_compile_duration":
-            self.count += 1
-
-
-COMPILES = CompileCounter()
 
 
 def strong(tree: Any) -> Any:
