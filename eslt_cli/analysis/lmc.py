@@ -32,6 +32,7 @@ import numpy as np
 
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput
+from eslt_cli.specs import optimiser_of
 from eslt_cli.tasks.base import Arrays, Params, Task, same_structure
 
 WHICH = {"final": "mean", "best": "best"}
@@ -194,7 +195,7 @@ def run_lmc(a: Checkpoint, b: Checkpoint, which: str = "final", points: int = 11
         "levels": [m["level"] for m in metas],
         "sparsity": [m["sparsity"]["global"] for m in metas],
         "arms": [m.get("arm") for m in metas],
-        "strategies": [m["trainer"].get("strategy") for m in metas],
+        "strategies": [optimiser_of(m) for m in metas],  # the ES, or the gradient trainer's name
         "seeds": [m["seed"] for m in metas],
         **result.to_json(),
     }
