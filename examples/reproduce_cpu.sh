@@ -13,7 +13,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 RESULTS=${RESULTS:-$repo/results}
 JOBS=${JOBS:-2}
-STAGES=${STAGES:-"pendulum fashion transfer analyses tables"}
+STAGES=${STAGES:-"pendulum fashion transfer analyses figures tables"}
 export ESLT_JAX_CACHE=${ESLT_JAX_CACHE:-$HOME/.cache/eslt/jax}
 
 if [ -n "${ESLT_SMOKE:-}" ]; then
@@ -21,13 +21,13 @@ if [ -n "${ESLT_SMOKE:-}" ]; then
   P_SEEDS=0-1; P_LEVELS=2; P_TRAIN=(--population 8 --generations 4 --eval-every 2 --train-episodes 2 --test-episodes 2)
   F_SEEDS=0-1; F_LEVELS=1; F_TRAIN=(--population 4 --generations 2 --eval-every 1 --batch-size 32)
   F_GD=(--epochs 1 --batch-size 512)
-  T_LEVEL=1; A_POINTS=(--points 3 --directions 1); L_POINTS=(--points 3)
+  T_LEVEL=1; A_POINTS=(--points 3 --directions 1); L_POINTS=(--points 3); S_GRID=(--grid 3)
 else
   # Calibrated on this machine (results/calibration): level 0 solves Pendulum in every seed.
   P_SEEDS=0-4; P_LEVELS=10; P_TRAIN=()
   F_SEEDS=0-2; F_LEVELS=5; F_TRAIN=()
   F_GD=(--epochs 2)
-  T_LEVEL=5; A_POINTS=(); L_POINTS=()  # transfer from level 5 (67% sparse)
+  T_LEVEL=5; A_POINTS=(); L_POINTS=(); S_GRID=(--grid 21)  # transfer from level 5 (67% sparse)
 fi
 eslt=${ESLT:-$repo/.venv/bin/eslt}
 run() { "$eslt" -q "$@"; }
@@ -55,10 +55,12 @@ for stage in $STAGES; do
           [ -d "$t" ] || continue
           run transfer --task pendulum_heavy "$t" | run train "${P_TRAIN[@]}" >/dev/null
         done
-        t=$d/L$(printf %02d "$T_LEVEL")-snr
-        [ -d "$t" ] || continue
-        for target in pgpe sep_cma_es; do
-          run transfer --strategy "$target" "$t" | run train "${P_TRAIN[@]}" >/dev/null
+        for arm in snr random; do
+          t=$d/L$(printf %02d "$T_LEVEL")-$arm
+          [ -d "$t" ] || continue
+          for target in pgpe sep_cma_es; do
+            run transfer --strategy "$target" "$t" | run train "${P_TRAIN[@]}" >/dev/null
+          done
         done
       done
       for s in $(seeds "$F_SEEDS"); do
@@ -71,33 +73,73 @@ for stage in $STAGES; do
       done
       ;;
     analyses)
-      # Sharpness vs level with directions from level 0 (appendix A.3), ES and GD; LMC of level
-      # pairs within a seed (Frankle barrier), ES and GD; results as JSON lines and figures.
-      mkdir -p "$RESULTS/analyses" "$RESULTS/figures"
-      : >"$RESULTS/analyses/sharpness.jsonl.partial"
-      : >"$RESULTS/analyses/lmc.jsonl.partial"
-      for s in $(seeds "$F_SEEDS"); do
-        for d in "$RESULTS/runs/fashion/fashion_mnist-snes-seed$s" "$RESULTS/runs/fashion/fashion_mnist-adam-seed$s"; do
-          [ -d "$d/L00-trained" ] || continue
-          arm=$([ "${d##*-adam-*}" ] && echo snr || echo magnitude)
-          chain=("$d/L00-trained")
-          for k in $(seq 1 "$F_LEVELS"); do
-            c=$d/L$(printf %02d "$k")-$arm-trained
-            [ -d "$c" ] && chain+=("$c")
-          done
-          for c in "${chain[@]}"; do
-            run sharpness --directions-from "$d/L00-trained" "${A_POINTS[@]}" "$c" >>"$RESULTS/analyses/sharpness.jsonl.partial"
-          done
-          for c in "${chain[@]:1}"; do
-            run lmc "${L_POINTS[@]}" "$d/L00-trained" "$c" >>"$RESULTS/analyses/lmc.jsonl.partial"
+      # Fashion-MNIST, per seed, the ES chain (SNES, SNR) and the GD chain (Adam, magnitude):
+      # sharpness of every level along directions drawn at its level 0 (appendix A.3); LMC
+      # (Frankle barrier) of every pair of levels within a chain, seed 0 vs seed 1 at each level,
+      # and ES vs GD at the same level and seed. One JSON file per call under analyses/calls/
+      # (reused when present, so an interrupted stage continues), JOBS calls at a time.
+      calls=$RESULTS/analyses/calls
+      mkdir -p "$calls" "$RESULTS/figures"
+      jobs=()
+      job() { local line; printf -v line '%q ' "$@"; jobs+=("$line"); }
+      chain_of() { # SEED KIND -> the chain's folder and arm
+        case $2 in
+          es) echo "$RESULTS/runs/fashion/fashion_mnist-snes-seed$1 snr" ;;
+          gd) echo "$RESULTS/runs/fashion/fashion_mnist-adam-seed$1 magnitude" ;;
+        esac
+      }
+      at() { # SEED KIND LEVEL -> the trained checkpoint
+        local d arm
+        read -r d arm <<<"$(chain_of "$1" "$2")"
+        if [ "$3" = 0 ]; then echo "$d/L00-trained"; else echo "$d/L$(printf %02d "$3")-$arm-trained"; fi
+      }
+      seed_list=($(seeds "$F_SEEDS"))
+      for s in "${seed_list[@]}"; do
+        for kind in es gd; do
+          for i in $(seq 0 "$F_LEVELS"); do
+            job "$calls/sharpness-$kind-seed$s-L$i.json" sharpness --directions-from "$(at "$s" "$kind" 0)" \
+              "${A_POINTS[@]}" "$(at "$s" "$kind" "$i")"
+            for j in $(seq $((i + 1)) "$F_LEVELS"); do
+              job "$calls/lmc-$kind-seed$s-L$i-L$j.json" lmc "${L_POINTS[@]}" "$(at "$s" "$kind" "$i")" "$(at "$s" "$kind" "$j")"
+            done
+            [ "$kind" = es ] && job "$calls/lmc-es-gd-seed$s-L$i.json" lmc "${L_POINTS[@]}" "$(at "$s" es "$i")" "$(at "$s" gd "$i")"
+            if [ "$s" = "${seed_list[0]}" ] && [ ${#seed_list[@]} -gt 1 ]; then
+              job "$calls/lmc-$kind-seed$s-seed${seed_list[1]}-L$i.json" lmc "${L_POINTS[@]}" "$(at "$s" "$kind" "$i")" \
+                "$(at "${seed_list[1]}" "$kind" "$i")"
+            fi
           done
         done
       done
-      mv "$RESULTS/analyses/sharpness.jsonl.partial" "$RESULTS/analyses/sharpness.jsonl"
-      mv "$RESULTS/analyses/lmc.jsonl.partial" "$RESULTS/analyses/lmc.jsonl"
+      # Each line: OUT ARGS... (shell-quoted); eslt writes OUT through OUT.partial.
+      printf '%s\n' "${jobs[@]}" | ESLT="$eslt" xargs -d '\n' -P "$JOBS" -n 1 bash -c '
+        eval "set -- $1"; out=$1; shift
+        [ -s "$out" ] || { "$ESLT" -q "$@" >"$out.partial" && mv "$out.partial" "$out"; }' _
+      cat "$calls"/sharpness-*.json >"$RESULTS/analyses/sharpness.jsonl"
+      cat "$calls"/lmc-es-seed*.json "$calls"/lmc-gd-seed*.json >"$RESULTS/analyses/lmc.jsonl"
+      cat "$calls"/lmc-es-gd-*.json >"$RESULTS/analyses/lmc-es-gd.jsonl"
       run plot sharpness "$RESULTS/analyses/sharpness.jsonl" --out "$RESULTS/figures/sharpness.png" --force >/dev/null
       run plot lmc "$RESULTS/analyses/lmc.jsonl" --out "$RESULTS/figures/lmc.png" --force >/dev/null
+      run plot lmc "$RESULTS/analyses/lmc-es-gd.jsonl" --out "$RESULTS/figures/lmc-es-gd.png" --force >/dev/null
       run plot snr "$RESULTS/runs/fashion" "$RESULTS/runs/pendulum" --out "$RESULTS/figures/snr.png" --force >/dev/null
+      ;;
+    figures)
+      # The README's Figures section: training curves and per-layer sparsity of the Fashion-MNIST
+      # chains, and 2D loss surfaces (directions from level 0) of seed 0's ES and GD optima at
+      # levels 0 and F_LEVELS.
+      f=$RESULTS/figures d=$RESULTS/runs/fashion
+      mkdir -p "$f" "$RESULTS/analyses/surfaces"
+      last=L$(printf %02d "$F_LEVELS")
+      run plot curves "$d"/fashion_mnist-snes-seed0/{L00-trained,"$last"-snr-trained,"$last"-random-trained} \
+        --out "$f/curves.png" --force >/dev/null
+      run plot layers "$d" --out "$f/layers.png" --force >/dev/null
+      surfaces=()
+      for c in snes-seed0/L00-trained snes-seed0/"$last"-snr-trained adam-seed0/L00-trained adam-seed0/"$last"-magnitude-trained; do
+        npz=$RESULTS/analyses/surfaces/${c//\//-}.npz
+        [ -s "$npz" ] || run sharpness --2d "${S_GRID[@]}" --directions 1 --points 5 \
+          --directions-from "$d/fashion_mnist-${c%%/*}/L00-trained" --surface-out "$npz" "$d/fashion_mnist-$c" >/dev/null
+        surfaces+=("$npz")
+      done
+      run plot surface "${surfaces[@]}" --out "$f/surface.png" --force >/dev/null
       ;;
     tables)
       "$repo/.venv/bin/python" "$repo/scripts/study.py" "$RESULTS" ${ESLT_SMOKE:+--readme /dev/null}
@@ -106,6 +148,6 @@ for stage in $STAGES; do
         run plot sparsity "$RESULTS/runs/$name" --out "$RESULTS/figures/$name-sparsity.png" --force >/dev/null
       done
       ;;
-    *) echo "reproduce_cpu.sh: unknown stage '$stage' (pendulum, fashion, transfer, analyses, tables)" >&2; exit 2 ;;
+    *) echo "reproduce_cpu.sh: unknown stage '$stage' (pendulum, fashion, transfer, analyses, figures, tables)" >&2; exit 2 ;;
   esac
 done

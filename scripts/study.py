@@ -12,7 +12,13 @@ labels the rows. Outputs:
 - ``summary.jsonl``: per (study, task, optimiser, arm, level): seeds, mean, std and standard
   error of the final test metric.
 - ``effects.jsonl``: the ticket effect as the paper defines it, ``ticket - random`` at the same
-  level (same sparsity), paired by seed: mean, standard error and seeds, per arm and level.
+  level (same sparsity), paired by seed: mean, standard error and seeds, per arm and level; a
+  transferred arm (``snr+to-pgpe``) against random tickets transferred alike.
+- ``correlations.jsonl``: one line per ticket pruned from a diagonal ES: the Pearson and Spearman
+  correlation of |mean| and SNR over the weights it was scored on (its ``snr_stats``).
+- ``analyses.jsonl``: per level (or level pair) the mean, std and standard error over seeds of
+  those correlations, of the sharpness (``analyses/sharpness.jsonl``, from ``eslt sharpness``) and
+  of the LMC error barrier (``analyses/lmc*.jsonl``, from ``eslt lmc``).
 - ``table.md``: the markdown tables the README's Results section shows, made from the JSON lines.
 """
 
@@ -36,9 +42,10 @@ from eslt_cli.specs import optimiser_of  # noqa: E402
 START, END = "<!-- results-table:start -->", "<!-- results-table:end -->"
 
 
-def collect(study: Path) -> list[dict[str, Any]]:
-    """One record per trained checkpoint under ``study/runs/<name>/``, sorted."""
-    rows = []
+def collect(study: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One record per trained checkpoint under ``study/runs/<name>/``, and one per ticket with SNR statistics."""
+    rows: list[dict[str, Any]] = []
+    correlations: list[dict[str, Any]] = []
     for sweep in sorted(p for p in (study / "runs").iterdir() if p.is_dir()):
         for path in checkpoint.find(sweep):
             try:
@@ -46,6 +53,13 @@ def collect(study: Path) -> list[dict[str, Any]]:
             except BadInput as exc:
                 print(f"study: skipped {exc}", file=sys.stderr)
                 continue
+            # Tickets `eslt prune` made (a transferred ticket carries its source's statistics).
+            if meta["kind"] == "ticket" and isinstance(meta.get("snr_stats"), dict) and "+" not in meta["arm"]:
+                correlations.append({
+                    "study": sweep.name, "task": meta["task"]["name"], "optimiser": optimiser_of(meta),
+                    "arm": meta["arm"], "seed": meta["seed"], "level": meta["level"],
+                    **{k: meta["snr_stats"].get(k) for k in ("pearson", "spearman")},
+                })  # fmt: skip
             if meta["kind"] != "trained":
                 continue
             rows.append({
@@ -61,7 +75,8 @@ def collect(study: Path) -> list[dict[str, Any]]:
                 "best": meta["metrics"]["best"]["metric"],
                 "path": str(path.relative_to(study)),
             })  # fmt: skip
-    return sorted(rows, key=lambda r: (r["study"], r["task"], r["optimiser"], r["arm"], r["level"], r["seed"]))
+    key = lambda r: (r["study"], r["task"], r["optimiser"], r["arm"], r["level"], r["seed"])
+    return sorted(rows, key=key), sorted(correlations, key=key)
 
 
 def _stats(values: list[float]) -> dict[str, Any]:
@@ -84,22 +99,28 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _control(arm: str) -> str:
+    """The random arm an arm is compared with: ``random``, or ``random+to-X`` for a ticket transferred to X."""
+    return "random" + arm[arm.index("+") :] if "+" in arm else "random"
+
+
 def effects(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``arm - random`` at the same level, paired by seed (the paper's ticket effect), with its standard error."""
+    """``arm - random`` at the same level (same sparsity), paired by seed: the paper's ticket effect.
+
+    A transferred arm (``snr+to-pgpe``) is compared with random tickets transferred alike.
+    """
     by: dict[tuple, float] = {
         (r["study"], r["task"], r["optimiser"], r["arm"], r["level"], r["seed"]): float(r["final"]) for r in rows
     }
     out = []
-    keys = sorted({k[:5] for k in by if k[3] not in ("dense", "random")})
+    keys = sorted({k[:5] for k in by if k[3] != "dense" and k[3] != _control(k[3])})
     for study, task, optimiser, arm, level in keys:
-        pairs = [(by[(study, task, optimiser, arm, level, s)], by[(study, task, optimiser, "random", level, s)])
-                 for (st, t, o, a, lv, s) in by
-                 if (st, t, o, a, lv) == (study, task, optimiser, arm, level)
-                 and (study, task, optimiser, "random", level, s) in by]  # fmt: skip
-        if not pairs:
-            continue
-        out.append({"study": study, "task": task, "optimiser": optimiser, "arm": arm, "vs": "random",
-                    "level": level, **_stats([a - b for a, b in pairs])})  # fmt: skip
+        control = _control(arm)
+        pairs = [(v, by[(*k[:3], control, level, k[5])]) for k, v in by.items()
+                 if k[:5] == (study, task, optimiser, arm, level) and (*k[:3], control, level, k[5]) in by]  # fmt: skip
+        if pairs:
+            out.append({"study": study, "task": task, "optimiser": optimiser, "arm": arm, "vs": control,
+                        "level": level, **_stats([a - b for a, b in pairs])})  # fmt: skip
     return out
 
 
@@ -108,7 +129,7 @@ def _pm(s: dict[str, Any], digits: int) -> str:
     return f"{s['mean']:.{digits}f}{se} (n={s['n']})"
 
 
-def table(summary: list[dict[str, Any]], effect: list[dict[str, Any]]) -> str:
+def table(summary: list[dict[str, Any]], effect: list[dict[str, Any]], analysis: list[dict[str, Any]]) -> str:
     """Markdown: test metric (mean ± standard error over seeds) per level and arm; the ticket effects."""
     digits = lambda task: 3 if any(r["task"] == task and abs(r["mean"]) <= 1 for r in summary) else 0
     lines = []
@@ -133,23 +154,110 @@ def table(summary: list[dict[str, Any]], effect: list[dict[str, Any]]) -> str:
                       "| arm | level | effect |", "|---|---|---|"]  # fmt: skip
             lines += [f"| {e['arm']} | {e['level']} | {_pm(e, digits(task))} |" for e in es]
         lines.append("")
+    lines.append(analyses_table(analysis))
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _mean_se(s: dict[str, Any], digits: int) -> str:
+    return _pm(s, digits).rsplit(" (n=", 1)[0]
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
+
+
+def analyses(study: Path, correlations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-level summaries over seeds of the |mean|-SNR correlation (tickets), the sharpness
+    (``analyses/sharpness.jsonl``) and the LMC error barriers (``analyses/lmc*.jsonl``)."""
+    groups: dict[tuple, list[float]] = defaultdict(list)
+    seeds: dict[tuple, set] = defaultdict(set)
+
+    def add(key: tuple, value: Any, seed: Any) -> None:
+        if isinstance(value, int | float) and math.isfinite(value):
+            groups[key].append(float(value))
+            seeds[key].add(seed)
+
+    for r in correlations:
+        for stat in ("pearson", "spearman"):
+            add(
+                ("correlation", r["task"], f"{r['optimiser']} {r['arm']}", stat, r["level"], r["level"]),
+                r[stat],
+                r["seed"],
+            )
+    for r in _jsonl(study / "analyses" / "sharpness.jsonl"):
+        add(("sharpness", r["task"], r["strategy"] or r["trainer"]["name"], "curvature", r["level"], r["level"]),
+            r["curvature_mean"], r["seed"])  # fmt: skip
+    for name in ("lmc", "lmc-es-gd"):
+        for r in _jsonl(study / "analyses" / f"{name}.jsonl"):
+            a, b = r["strategies"]
+            pair = a if a == b else f"{a} vs {b}"
+            same = "same seed" if r["seeds"][0] == r["seeds"][1] else "different seeds"
+            add(("lmc", r["task"], pair, same, *r["levels"]), r["barrier"], tuple(r["seeds"]))
+    out = []
+    for (kind, task, group, stat, la, lb), values in sorted(groups.items()):
+        out.append({"analysis": kind, "task": task, "group": group, "stat": stat, "levels": [la, lb],
+                    "seeds": sorted(map(str, seeds[(kind, task, group, stat, la, lb)])), **_stats(values)})  # fmt: skip
+    return out
+
+
+def analyses_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: correlation and sharpness per level (a column per group), LMC barriers per level pair."""
+    lines: list[str] = []
+    titles = {
+        "pearson": "Pearson correlation of |mean| and SNR over the weights each ticket was scored on",
+        "curvature": "Sharpness: mean curvature of the test loss along 5 directions drawn at level 0 (appendix A.3)",
+    }
+    for stat, title in titles.items():
+        rs = [
+            r for r in rows if r["stat"] == stat and not r["group"].endswith(" random") and "reinit" not in r["group"]
+        ]
+        for task in sorted({r["task"] for r in rs}):
+            cols = sorted({r["group"] for r in rs if r["task"] == task})
+            cell = {(r["group"], r["levels"][0]): r for r in rs if r["task"] == task}
+            levels = sorted({lv for _, lv in cell})
+            lines += [f"**{title}, {task}** (mean ± standard error over seeds)", "",
+                      "| level | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]  # fmt: skip
+            lines += [f"| {lv} | " + " | ".join(_pm(cell[(c, lv)], 3) if (c, lv) in cell else "-" for c in cols) + " |"
+                      for lv in levels]  # fmt: skip
+            lines.append("")
+    rs = [r for r in rows if r["analysis"] == "lmc"]
+    for task, group in sorted({(r["task"], r["group"]) for r in rs}):
+        cell = {
+            tuple(r["levels"]): r for r in rs if (r["task"], r["group"]) == (task, group) and r["stat"] == "same seed"
+        }
+        diag = {
+            r["levels"][0]: r for r in rs if (r["task"], r["group"]) == (task, group) and r["stat"] == "different seeds"
+        }
+        levels = sorted({lv for k in cell for lv in k} | set(diag))
+        n = max([r["n"] for r in [*cell.values(), *diag.values()]])
+        lines += [f"**LMC error barrier (Frankle et al.), {task}, {group}**: rows and columns are IMP levels; "
+                  f"off the diagonal the same seed (mean ± standard error over up to {n} seeds), on the diagonal "
+                  "seed 0 vs seed 1" + ("" if diag else " (not run)"), "",
+                  "| level | " + " | ".join(map(str, levels)) + " |", "|---|" + "---|" * len(levels)]  # fmt: skip
+        for la in levels:
+            vals = []
+            for lb in levels:
+                r = diag.get(la) if la == lb else cell.get((la, lb)) or cell.get((lb, la))
+                vals.append("-" if r is None else _mean_se(r, 3))
+            lines.append(f"| {la} | " + " | ".join(vals) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def write(study: Path) -> str:
-    rows = collect(study)
-    summary, effect = summarise(rows), effects(rows)
-    for name, records in (("runs", rows), ("summary", summary), ("effects", effect)):
+    rows, correlations = collect(study)
+    summary, effect, analysis = summarise(rows), effects(rows), analyses(study, correlations)
+    for name, records in (("runs", rows), ("summary", summary), ("effects", effect), ("correlations", correlations),
+                          ("analyses", analysis)):  # fmt: skip
         (study / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    text = table(summary, effect)
+    text = table(summary, effect, analysis)
     (study / "table.md").write_text(text)
     return text
 
 
 def from_jsonl(study: Path) -> str:
     """The table made from the committed JSON lines alone (what the README must show)."""
-    load = lambda name: [json.loads(line) for line in (study / f"{name}.jsonl").read_text().splitlines() if line]
-    return table(load("summary"), load("effects"))
+    return table(_jsonl(study / "summary.jsonl"), _jsonl(study / "effects.jsonl"), _jsonl(study / "analyses.jsonl"))
 
 
 def readme_section(readme: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -32,4 +33,35 @@ def test_table_statistics_on_hand_made_records() -> None:
     (effect,) = study.effects(rows)
     # paired differences 100, 60, 110: mean 90, std 26.46
     assert effect["mean"] == pytest.approx(90.0) and effect["std"] == pytest.approx(26.4575, rel=1e-4)
-    assert "| snr | 1 | 90 ± 15 (n=3) |" in study.table(study.summarise(rows), study.effects(rows))
+    assert "| snr | 1 | 90 ± 15 (n=3) |" in study.table(study.summarise(rows), study.effects(rows), [])
+
+
+def test_transferred_tickets_are_compared_with_random_tickets_transferred_alike() -> None:
+    rows = [
+        {"study": "s", "task": "t", "optimiser": "pgpe", "arm": arm, "seed": 0, "level": 5, "sparsity": 0.67,
+         "final": v, "best": v}
+        for arm, v in (("snr+to-pgpe", -200.0), ("random+to-pgpe", -500.0), ("random", -900.0))
+    ]  # fmt: skip
+    (effect,) = study.effects(rows)
+    assert (effect["arm"], effect["vs"], effect["mean"]) == ("snr+to-pgpe", "random+to-pgpe", 300.0)
+
+
+def test_analyses_summaries_and_lmc_table(tmp_path: Path) -> None:
+    (tmp_path / "analyses").mkdir()
+    lmc = [
+        {"kind": "lmc", "task": "t", "levels": la_lb, "strategies": ["snes", "snes"], "seeds": seeds, "barrier": b}
+        for la_lb, seeds, b in (([0, 1], [0, 0], 0.1), ([0, 1], [1, 1], 0.3), ([1, 1], [0, 1], 0.5))
+    ]  # fmt: skip
+    (tmp_path / "analyses" / "lmc.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lmc))
+    sharp = [{"kind": "sharpness", "task": "t", "strategy": None, "trainer": {"name": "adam"}, "level": 2,
+              "seed": s, "curvature_mean": c} for s, c in ((0, 1.0), (1, 3.0))]  # fmt: skip
+    (tmp_path / "analyses" / "sharpness.jsonl").write_text("".join(json.dumps(r) + "\n" for r in sharp))
+    rows = study.analyses(tmp_path, [{"task": "t", "optimiser": "snes", "arm": "snr", "seed": 0, "level": 1,
+                                      "pearson": 0.9, "spearman": 0.8}])  # fmt: skip
+    (pair,) = [r for r in rows if r["analysis"] == "lmc" and r["stat"] == "same seed"]
+    assert (pair["levels"], pair["n"], pair["mean"]) == ([0, 1], 2, pytest.approx(0.2))
+    (curv,) = [r for r in rows if r["analysis"] == "sharpness"]
+    assert (curv["group"], curv["mean"], curv["n"]) == ("adam", 2.0, 2)
+    text = study.analyses_table(rows)
+    assert "| 0 | - | 0.200 ± 0.100 |" in text and "| 1 | 0.200 ± 0.100 | 0.500 |" in text
+    assert "| 2 | 2.000 ± 1.000 (n=2) |" in text and "| 1 | 0.900 (n=1) |" in text

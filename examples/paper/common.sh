@@ -346,6 +346,18 @@ transfer_pair() {
   PAIR_NAME=${task//:/-}-$strategy-to-$target
 }
 
+# transfer_figure FLAG NAME PAIRS...: transfer_pair FLAG for each pair, then one sparsity figure
+# FIGURES/NAME.png of all their runs.
+transfer_figure() {
+  local flag=$1 name=$2 pair inputs=()
+  shift 2
+  for pair in "$@"; do
+    transfer_pair "$flag" "$pair"
+    inputs+=("${PAIR_INPUTS[@]}")
+  done
+  plot sparsity "$name" "${inputs[@]}"
+}
+
 # fresh OUT SETTINGS INPUTS...: OUT exists, was made with SETTINGS (recorded by made) and no
 # input is newer (make's rule); PAPER_RECHECK=1: never fresh.
 fresh() {

@@ -22,15 +22,5 @@
 # target's own chains (TARGET_ARMS is empty).
 source "$(dirname "$0")/common.sh"
 
-inputs=()
-for pair in "${TASK_TRANSFERS[@]}"; do
-  transfer_pair --task "$pair"
-  inputs+=("${PAIR_INPUTS[@]}")
-done
-plot sparsity fig4-tasks "${inputs[@]}"
-inputs=()
-for pair in "${ES_TRANSFERS[@]}"; do
-  transfer_pair --strategy "$pair"
-  inputs+=("${PAIR_INPUTS[@]}")
-done
-plot sparsity fig4-es "${inputs[@]}"
+transfer_figure --task fig4-tasks "${TASK_TRANSFERS[@]}"
+transfer_figure --strategy fig4-es "${ES_TRANSFERS[@]}"

@@ -18,9 +18,4 @@
 # the GD-IMP chains (GD_ARMS is empty).
 source "$(dirname "$0")/common.sh"
 
-inputs=()
-for pair in "${GD_TRANSFERS[@]}"; do
-  transfer_pair --trainer "$pair"
-  inputs+=("${PAIR_INPUTS[@]}")
-done
-plot sparsity fig5-es-to-gd "${inputs[@]}"
+transfer_figure --trainer fig5-es-to-gd "${GD_TRANSFERS[@]}"

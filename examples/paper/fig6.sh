@@ -39,20 +39,6 @@ read -ra es_gd_levels <<<"$(echo $ES_GD_LEVELS)"
 s0=${SEED_LIST[0]}
 s1=${SEED_LIST[1]:-}
 
-# lmc_strategies: eslt lmc's JSON lines with a GD checkpoint's strategy (null: it has none) given as
-# its trainer's name. A workaround: `eslt plot lmc` refuses the null (record field 'strategies'
-# is malformed), so GD-IMP pairs could not be drawn; drop it once eslt plot accepts them.
-lmc_strategies() {
-  python3 -c '
-import json, sys
-for line in sys.stdin:
-    r = json.loads(line)
-    if r.get("kind") == "lmc" and isinstance(r.get("strategies"), list):
-        r["strategies"] = [s if s is not None else sys.argv[1] for s in r["strategies"]]
-    print(json.dumps(r))
-' "$(gd_trainer "$task")"
-}
-
 # lmc_lines OUT PAIRS...: `eslt lmc` on each "A B" pair into the JSON-lines file OUT, unless fresh.
 lmc_lines() {
   local out=$1 pair a b inputs=()
@@ -62,7 +48,7 @@ lmc_lines() {
   for pair in "$@"; do
     read -r a b <<<"$pair"
     e lmc "${LMC[@]}" "$a" "$b"
-  done | lmc_strategies >"$out.tmp"
+  done >"$out.tmp"
   made "$out" "${LMC[*]}"
 }
 
