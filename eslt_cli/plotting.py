@@ -671,7 +671,8 @@ def _group_label(meta: dict[str, Any], many_tasks: bool, many_methods: bool) -> 
 
 def plot_layers(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100) -> Path:
     """Remaining fraction per layer vs IMP level (a line per layer, mean over seeds), a panel per arm."""
-    cks = [c for c in inputs.checkpoints if isinstance((c.meta.get("sparsity") or {}).get("layers"), dict)]
+    layers_of = lambda c: (c.meta.get("sparsity") or {}).get("layers")
+    cks = [c for c in inputs.checkpoints if isinstance(layers_of(c), dict) and layers_of(c)]
     if not cks:
         raise _need("layers", "checkpoints (tickets or trained) whose meta holds sparsity.layers", inputs)
     many_tasks = len({_task(c.meta) for c in cks}) > 1

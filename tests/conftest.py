@@ -34,6 +34,16 @@ TICKET_META = {
 TINY_VISION = ["--population", "4", "--generations", "2", "--eval-every", "1", "--batch-size", "32"]
 
 
+# The slowest files first (measured with --durations), so that pytest-xdist's workers, one file each
+# at a time (--dist loadfile), start the long ones at once and finish together.
+SLOW_FIRST = ("test_paper_recipes.py", "test_brax.py", "test_sweep.py", "test_cli.py", "test_gradient_cli.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))  # stable: the rest keep their order
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ESLT_HOME", str(tmp_path / "runs"))

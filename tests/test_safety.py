@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import shutil
 import signal
 import subprocess
@@ -238,15 +239,27 @@ def test_json_lines_pipe_into_plot_and_lmc_reads_stdin(world: Path) -> None:
     assert code == 0 and json.loads(out)["barrier"] == 0.0, err
 
 
-def test_sigint_early_stops_with_130_and_writes_nothing(world: Path) -> None:
+READ = {"x86_64": 0, "aarch64": 63}.get(platform.machine())  # the read(2) syscall's number
+
+
+@pytest.mark.skipif(READ is None or not Path("/proc/self/syscall").exists(), reason="needs Linux /proc/PID/syscall")
+def test_sigint_early_stops_with_130_and_writes_nothing(tmp_path: Path) -> None:
+    """SIGINT before any work: eslt is blocked reading its input path from a pipe that stays open."""
     script = Path(sys.executable).parent / "eslt"
-    proc = subprocess.Popen([str(script), "prune", "--snr", str(world / T)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
-    time.sleep(0.8)
+    # SIGINT as at a terminal: a test run started in the background (`&`) ignores SIGINT, and eslt
+    # keeps an ignored SIGINT ignored, as a background job should.
+    proc = subprocess.Popen([str(script), "prune", "--snr"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    deadline = time.monotonic() + 120
+    # Wait until the main thread sits in read(0, ...): imports done, handlers installed (no sleep guess).
+    while not Path(f"/proc/{proc.pid}/syscall").read_text().startswith(f"{READ} 0x0 "):
+        assert proc.poll() is None and time.monotonic() < deadline, "eslt never read its stdin"
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 130 and out == "" and err.strip().endswith("eslt: interrupted"), err
-    assert not (world / "L01-snr").exists() and not list(world.glob(".L01-snr*"))
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("redirect", [">/dev/full", ">&-"])
@@ -294,6 +307,15 @@ def test_mutated_meta_is_one_line_or_success(world0: Path, tmp_path: Path, data:
     if code:
         assert out == "" and len(err.splitlines()) == 1 and err.startswith("eslt: error:"), err
         assert "unexpected" not in err, err
+
+
+def test_plot_layers_of_a_meta_without_layers_is_one_line(world0: Path, tmp_path: Path) -> None:
+    shutil.copytree(world0 / T, tmp_path / T)
+    meta = json.loads((tmp_path / T / "meta" / "metadata").read_text())
+    meta["sparsity"]["layers"] = {}  # found by the test above: it divided by zero
+    (tmp_path / T / "meta" / "metadata").write_text(json.dumps(meta))
+    code, out, err = run_cli("-q", "plot", "layers", "--out", str(tmp_path / "f.png"), str(tmp_path / T))
+    assert code == 2 and out == "" and len(err.splitlines()) == 1 and "sparsity.layers" in err, err
 
 
 @settings(max_examples=30, deadline=None)
