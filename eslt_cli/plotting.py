@@ -19,7 +19,7 @@ import os
 import stat
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -401,12 +401,16 @@ def _lmc_arm(r: dict[str, Any]) -> str | None:
     return "/".join(arms) if arms else None
 
 
-def _lmc_groups(r: dict[str, Any], many_tasks: bool, arms: Sequence[str]) -> list[str]:
-    """The lines/panels a record belongs to: by strategy pair (and arm, when several arms are present)."""
+def _lmc_label(r: dict[str, Any], many_tasks: bool) -> str:
+    """A record's strategy pair (and task, when several are present)."""
     strategies = [str(s) for s in r.get("strategies") or []]
     label = " vs ".join(strategies) if len(set(strategies)) > 1 else (strategies[0] if strategies else "run")
-    label = f"{r.get('task')}: {label}" if many_tasks else label
-    return _arm_groups(label, _lmc_arm(r), arms)
+    return f"{r.get('task')}: {label}" if many_tasks else label
+
+
+def _lmc_groups(r: dict[str, Any], many_tasks: bool, arms: Mapping[str, Sequence[str]]) -> list[str]:
+    """The lines/panels a record belongs to: by strategy pair (and arm, when several arms are present)."""
+    return _arm_groups(_lmc_label(r, many_tasks), _lmc_arm(r), arms)
 
 
 def _error_label(records: Sequence[dict[str, Any]]) -> str:
@@ -459,7 +463,7 @@ def plot_lmc(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100) ->
         raise _need("lmc", "`eslt lmc` output (JSON lines with kind 'lmc'), piped or as a .jsonl file", inputs)
     recs = [_lmc_record(r) for r in recs]
     many_tasks = len({r.get("task") for r in recs}) > 1
-    arms = sorted({a for a in map(_lmc_arm, recs) if a})
+    arms = _arms_by(recs, lambda r: _lmc_label(r, many_tasks), _lmc_arm)
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in recs:
         for name in _lmc_groups(r, many_tasks, arms):
@@ -539,12 +543,25 @@ def _sharp_label(r: dict[str, Any]) -> str:
     return str(name).upper() if len(str(name)) <= 3 else str(name)
 
 
-def _arm_groups(base: str, arm: Any, arms: Sequence[str]) -> list[str]:
-    """Line labels a record belongs to: per arm when several arms are present; level-0 dense starts each."""
-    if len(arms) <= 1:
+def _arms_by(
+    recs: Sequence[dict[str, Any]], base_of: Callable[[dict[str, Any]], str], arm_of: Callable[[dict[str, Any]], Any]
+) -> dict[str, list[str]]:
+    """The arms (not level-0 dense) of the records of each base label (an optimiser, a strategy pair)."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for r in recs:
+        if arm_of(r) not in (None, "dense"):
+            out[base_of(r)].add(str(arm_of(r)))
+    return {base: sorted(a) for base, a in out.items()}
+
+
+def _arm_groups(base: str, arm: Any, arms: Mapping[str, Sequence[str]]) -> list[str]:
+    """Line labels a record belongs to: per arm when several arms are present; level-0 dense starts each
+    arm of its own base (an Adam level 0 starts the Adam chains only)."""
+    every = sorted({a for v in arms.values() for a in v})
+    if len(every) <= 1:
         return [base]
     if arm in (None, "dense"):
-        return [f"{base} {a}" for a in arms]
+        return [f"{base} {a}" for a in arms.get(base) or every]
     return [f"{base} {arm}"]
 
 
@@ -554,7 +571,7 @@ def plot_sharpness(inputs: Inputs, out: Path, which: str = "final", dpi: int = 1
     if not recs:
         raise _need("sharpness", "`eslt sharpness` output (JSON lines with kind 'sharpness')", inputs)
     tasks = sorted({str(r.get("task")) for r in recs})
-    arms = sorted({str(r["arm"]) for r in recs if r.get("arm") not in (None, "dense")})
+    arms = _arms_by(recs, _sharp_label, lambda r: r.get("arm"))
     fig, axes = _axes(len(tasks) + 1)
     for ax, task in zip(axes, tasks):
         groups: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -577,9 +594,9 @@ def plot_sharpness(inputs: Inputs, out: Path, which: str = "final", dpi: int = 1
     levels = sorted({int(r.get("level", 0)) for r in recs})
     cmap = plt.get_cmap("viridis")
 
-    def line_of(r: dict[str, Any]) -> str:
-        arm = r.get("arm")
-        return _sharp_label(r) + (f" {arm}" if len(arms) > 1 and arm not in (None, "dense") else "")
+    def line_of(r: dict[str, Any]) -> str:  # a level 0 joins its base's line when the base has one arm
+        names = _arm_groups(_sharp_label(r), r.get("arm"), arms)
+        return names[0] if len(names) == 1 else _sharp_label(r)
 
     labels = sorted({line_of(r) for r in recs})
     styles = ["-", "--", ":", "-."]

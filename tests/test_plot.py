@@ -300,3 +300,12 @@ def test_registry_functions_share_one_signature(tmp_path: Path) -> None:
     signatures = {str(inspect.signature(fn)) for fn in plotting.PLOTS.values()}
     assert len(signatures) == 1
     assert set(plotting.PLOTS) == {"sparsity", "lmc", "sharpness", "surface", "layers", "snr", "curves"}
+
+
+def test_a_level_0_starts_only_the_arms_of_its_own_optimiser() -> None:
+    recs = [{"s": "adam", "arm": "magnitude"}, {"s": "snes", "arm": "snr"}, {"s": "adam", "arm": "dense"}]
+    arms = plotting._arms_by(recs, lambda r: r["s"], lambda r: r["arm"])
+    assert arms == {"adam": ["magnitude"], "snes": ["snr"]}
+    assert plotting._arm_groups("adam", "dense", arms) == ["adam magnitude"]  # not "adam snr" too
+    assert plotting._arm_groups("snes", "snr", arms) == ["snes snr"]
+    assert plotting._arm_groups("ars", None, arms) == ["ars magnitude", "ars snr"]  # a base without arms: all
