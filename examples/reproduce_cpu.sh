@@ -63,6 +63,13 @@ for stage in $STAGES; do
           done
         done
       done
+      # The targets' own dense level 0 (is the target solvable at these settings at all?).
+      sweep --task pendulum_heavy --strategy snes --seeds "$P_SEEDS" --levels 0 --root "$RESULTS/runs/targets" \
+        -- "${P_TRAIN[@]}"
+      for target in pgpe sep_cma_es; do
+        sweep --task pendulum --strategy "$target" --seeds "$P_SEEDS" --levels 0 --root "$RESULTS/runs/targets" \
+          -- "${P_TRAIN[@]}"
+      done
       for s in $(seeds "$F_SEEDS"); do
         d=$RESULTS/runs/fashion/fashion_mnist-snes-seed$s
         for arm in snr magnitude random; do

@@ -135,7 +135,7 @@ def table(summary: list[dict[str, Any]], effect: list[dict[str, Any]], analysis:
     lines = []
     for study, task, optimiser in sorted({(r["study"], r["task"], r["optimiser"]) for r in summary}):
         rs = [r for r in summary if (r["study"], r["task"], r["optimiser"]) == (study, task, optimiser)]
-        arms = sorted({r["arm"] for r in rs if r["arm"] != "dense"})
+        arms = sorted({r["arm"] for r in rs if r["arm"] != "dense"}) or ["dense"]
         levels = sorted({r["level"] for r in rs})
         cell = {(r["arm"], r["level"]): r for r in rs}
         lines += [f"**{study}: {task}, {optimiser}** (final test metric, mean ± standard error over seeds)", "",
