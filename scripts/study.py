@@ -112,15 +112,15 @@ def effects(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     by: dict[tuple, float] = {
         (r["study"], r["task"], r["optimiser"], r["arm"], r["level"], r["seed"]): float(r["final"]) for r in rows
     }
+    diffs: dict[tuple, list[float]] = defaultdict(list)
+    for (study, task, optimiser, arm, level, seed), value in by.items():
+        control = by.get((study, task, optimiser, _control(arm), level, seed))
+        if arm != "dense" and arm != _control(arm) and control is not None:
+            diffs[(study, task, optimiser, arm, level)].append(value - control)
     out = []
-    keys = sorted({k[:5] for k in by if k[3] != "dense" and k[3] != _control(k[3])})
-    for study, task, optimiser, arm, level in keys:
-        control = _control(arm)
-        pairs = [(v, by[(*k[:3], control, level, k[5])]) for k, v in by.items()
-                 if k[:5] == (study, task, optimiser, arm, level) and (*k[:3], control, level, k[5]) in by]  # fmt: skip
-        if pairs:
-            out.append({"study": study, "task": task, "optimiser": optimiser, "arm": arm, "vs": control,
-                        "level": level, **_stats([a - b for a, b in pairs])})  # fmt: skip
+    for (study, task, optimiser, arm, level), ds in sorted(diffs.items()):
+        out.append({"study": study, "task": task, "optimiser": optimiser, "arm": arm, "vs": _control(arm),
+                    "level": level, **_stats(ds)})  # fmt: skip
     return out
 
 
@@ -185,8 +185,11 @@ def analyses(study: Path, correlations: list[dict[str, Any]]) -> list[dict[str, 
                 r["seed"],
             )
     for r in _jsonl(study / "analyses" / "sharpness.jsonl"):
-        add(("sharpness", r["task"], r["strategy"] or r["trainer"]["name"], "curvature", r["level"], r["level"]),
-            r["curvature_mean"], r["seed"])  # fmt: skip
+        add(
+            ("sharpness", r["task"], optimiser_of(r), "curvature", r["level"], r["level"]),
+            r["curvature_mean"],
+            r["seed"],
+        )
     for name in ("lmc", "lmc-es-gd"):
         for r in _jsonl(study / "analyses" / f"{name}.jsonl"):
             a, b = r["strategies"]
