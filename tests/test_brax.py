@@ -7,8 +7,8 @@ no compilation), and ``eslt train`` runs on three tasks that the other tests
 need anyway (inverted_pendulum, reacher, ant); ``ESLT_TEST_ALL_BRAX=1`` trains
 every task, and checks a heavy variant's returns differ from its base task's.
 Trainings run once per module in an ``eslt`` subprocess whose XLA skips its
-expensive optimisation passes; the pipe's first ``train`` has the same
-settings and flags, so it hits the persistent compilation cache.
+expensive optimisation passes; the pipe starts from the module's own
+inverted_pendulum training (its stdout kept), then prunes and trains again.
 """
 
 import dataclasses
@@ -49,8 +49,11 @@ FAST_COMPILE = {
 def train(trained: dict[str, Path], name: str) -> checkpoint.Checkpoint:
     """``eslt train --task NAME`` with :data:`TINY_BRAX` in a fast-compiling subprocess, once per module."""
     if name not in trained:
-        out = eslt("train", "--task", name, *TINY_BRAX, "--out", str(trained["root"] / name), env=FAST_COMPILE)
+        # A folder per task: the tickets pruned from it (`L01-snr`) land beside it, apart from other tasks'.
+        out = eslt("train", "--task", name, *TINY_BRAX, "--out", str(trained["root"] / name / "L00"), env=FAST_COMPILE)
         trained[name] = Path(out.stdout.strip())
+        trained[f"stdout:{name}"] = trained["root"] / f"{name}.stdout"
+        trained[f"stdout:{name}"].write_text(out.stdout)
     return checkpoint.load(trained[name])
 
 
@@ -110,8 +113,8 @@ def test_every_task_trains(trained: dict[str, Path], name: str) -> None:
 
 
 def test_pipe_through_subprocesses(trained: dict[str, Path]) -> None:
-    train(trained, "inverted_pendulum")  # same settings: the first step compiles nothing new
-    dense = eslt("train", "--task", "inverted_pendulum", *TINY_BRAX, env=FAST_COMPILE).stdout
+    train(trained, "inverted_pendulum")  # the pipe's first step: `eslt train --task inverted_pendulum`
+    dense = trained["stdout:inverted_pendulum"].read_text()
     ticket = eslt("prune", "--snr", stdin=dense).stdout
     again = eslt("train", stdin=ticket, env=FAST_COMPILE).stdout
     for text in (dense, ticket, again):
