@@ -6,14 +6,17 @@ and the ``eslt`` subprocesses it starts) shares a persistent compilation cache.
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
+import struct
 import subprocess
 import sys
 from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 # XLA's fast-compile flags (used by test_brax and test_paper_recipes) are not set for the whole
@@ -31,6 +34,38 @@ def pytest_configure(config: pytest.Config) -> None:
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 needs_fashion = pytest.mark.skipif(not FASHION.exists(), reason="apt-get install dataset-fashion-mnist")
+
+_CODES = {np.uint8: 0x08, np.int8: 0x09, np.int16: 0x0B, np.int32: 0x0C, np.float32: 0x0D, np.float64: 0x0E}
+
+
+def idx_bytes(arr: np.ndarray) -> bytes:
+    """Encodes ``arr`` as an IDX file: magic, big-endian dims, big-endian data."""
+    code = _CODES[arr.dtype.type]
+    header = struct.pack(">BBBB", 0, 0, code, arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    return header + arr.astype(arr.dtype.newbyteorder(">")).tobytes()
+
+
+def write_idx(path: Path, arr: np.ndarray) -> Path:
+    raw = idx_bytes(arr)
+    if path.name.endswith(".gz"):
+        with gzip.open(path, "wb") as f:
+            f.write(raw)
+    else:
+        path.write_bytes(raw)
+    return path
+
+
+def fashion_subset(folder: Path, n_train: int, n_test: int) -> Path:
+    """The first ``n_train``/``n_test`` real Fashion-MNIST images and labels as an IDX folder."""
+    from eslt_cli.tasks.data import IDX_FILES, read_idx
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for key, base in IDX_FILES.items():
+        n = n_train if key.endswith("train") else n_test
+        source = FASHION / base if (FASHION / base).is_file() else FASHION / f"{base}.gz"
+        write_idx(folder / base, read_idx(source)[:n])
+    return folder
+
 
 # Tiny settings for every training run in the tests.
 TINY_CONTROL = ["--population", "8", "--generations", "4", "--eval-every", "2", "--train-episodes", "2",

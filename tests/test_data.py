@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import idx_bytes, write_idx
 
 from eslt_cli.errors import BadInput, DataMissing
 from eslt_cli.tasks import data
@@ -23,25 +24,6 @@ from eslt_cli.tasks.data import (
     load_tfds,
     read_idx,
 )
-
-_CODES = {np.uint8: 0x08, np.int8: 0x09, np.int16: 0x0B, np.int32: 0x0C, np.float32: 0x0D, np.float64: 0x0E}
-
-
-def idx_bytes(arr: np.ndarray) -> bytes:
-    """Encodes ``arr`` as an IDX file: magic, big-endian dims, big-endian data."""
-    code = _CODES[arr.dtype.type]
-    header = struct.pack(">BBBB", 0, 0, code, arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)
-    return header + arr.astype(arr.dtype.newbyteorder(">")).tobytes()
-
-
-def write_idx(path: Path, arr: np.ndarray) -> Path:
-    raw = idx_bytes(arr)
-    if path.name.endswith(".gz"):
-        with gzip.open(path, "wb") as f:
-            f.write(raw)
-    else:
-        path.write_bytes(raw)
-    return path
 
 
 def make_idx_folder(folder: Path, n_train: int = 20, n_test: int = 10, gz: bool = False) -> dict[str, np.ndarray]:

@@ -7,12 +7,12 @@ import json
 import jax
 import numpy as np
 import pytest
-from conftest import TINY_CONTROL, eslt, needs_fashion, run_cli
+from conftest import TINY_CONTROL, eslt, fashion_subset, needs_fashion, run_cli
 
 from eslt_cli import checkpoint
 
-# One short epoch over a slice-free Fashion-MNIST: large batches keep the step count low.
-TINY_ADAM = ["--epochs", "1", "--batch-size", "512", "--eval-every", "1"]
+# One epoch of 64 steps over the first 8192 real Fashion-MNIST images (tested on 1024).
+TINY_ADAM = ["--epochs", "1", "--batch-size", "128", "--eval-every", "1"]
 TINY_PPO = ["--timesteps", "4096", "--num-envs", "4", "--rollout-steps", "64", "--eval-every", "8",
             "--test-episodes", "2"]  # fmt: skip
 
@@ -27,14 +27,17 @@ def _zero_where_pruned(path: str) -> None:
 @needs_fashion
 def test_adam_imp_two_levels_on_fashion_mnist(tmp_path) -> None:
     """GD-IMP is `train --trainer adam | prune --magnitude | train`, as real subprocesses."""
-    dense = eslt("train", "--task", "fashion_mnist", "--trainer", "adam", *TINY_ADAM, "--out", str(tmp_path / "L00"))
+    data = ["--data-dir", str(fashion_subset(tmp_path / "data", 8192, 1024))]
+    dense = eslt(
+        "train", "--task", "fashion_mnist", "--trainer", "adam", *TINY_ADAM, *data, "--out", str(tmp_path / "L00")
+    )
     meta = checkpoint.read_meta(dense.stdout.strip())
     assert meta["trainer"]["name"] == "adam" and meta["trainer"]["lr"] == 3e-4
     assert meta["metrics"]["final"]["metric"] > 0.5  # chance is 0.1
     ticket = eslt("prune", "--magnitude", stdin=dense.stdout)
-    trained = eslt("train", stdin=ticket.stdout)
+    trained = eslt("train", *data, stdin=ticket.stdout)
     meta = checkpoint.read_meta(trained.stdout.strip())
-    assert meta["level"] == 1 and meta["trainer"]["name"] == "adam" and meta["task"]["batch_size"] == 512
+    assert meta["level"] == 1 and meta["trainer"]["name"] == "adam" and meta["task"]["batch_size"] == 128
     assert meta["metrics"]["final"]["metric"] > 0.5
     _zero_where_pruned(trained.stdout.strip())
     # No per-weight search std: --snr says what to do instead; nothing is written.
