@@ -4,7 +4,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CONTROL, TINY_VISION, eslt, needs_fashion
+from conftest import TINY_CONTROL, TINY_VISION, eslt, needs_fashion, run_cli
 
 from eslt_cli import checkpoint, pipeline
 from eslt_cli.tasks.base import evaluate
@@ -79,11 +79,14 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Tiny trained checkpoints (diagonal and isotropic ES) for the bad-input table."""
     root = tmp_path_factory.mktemp("trained")
     out = {}
-    for strategy in ("snes", "open_es"):
-        proc = eslt("train", "--task", "cartpole", "--strategy", strategy, *TINY_CONTROL, "--out",
-                    str(root / strategy))  # fmt: skip
-        out[strategy] = Path(proc.stdout.strip())
-    out["ticket"] = Path(eslt("prune", "--magnitude", str(out["snes"])).stdout.strip())
+    for strategy in ("snes", "open_es"):  # in-process: the pipes above test the subprocesses
+        code, stdout, err = run_cli("train", "--task", "cartpole", "--strategy", strategy, *TINY_CONTROL,
+                                    "--out", str(root / strategy))  # fmt: skip
+        assert code == 0, err
+        out[strategy] = Path(stdout.strip())
+    code, stdout, err = run_cli("prune", "--magnitude", str(out["snes"]))
+    assert code == 0, err
+    out["ticket"] = Path(stdout.strip())
     # Damaged copies: bad meta JSON, a newer schema, truncated array files.
     for name, damage in (
         ("badmeta", lambda p: (p / "meta" / "metadata").write_text('{"schema": 1, "ki')),
