@@ -7,6 +7,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from conftest import run_cli
 
 from eslt_cli import checkpoint
 
@@ -17,19 +18,17 @@ ARGS = ["train", "--task", "pendulum", "--population", "8", "--generations", "4"
 def test_two_devices_match_one(tmp_path: Path) -> None:
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     script = str(Path(sys.executable).parent / "eslt")
-    outs = []
-    for devices in ("1", "2"):
-        out = tmp_path / f"d{devices}"
-        proc = subprocess.run([script, *ARGS, "--devices", devices, "--out", str(out)], env=env,
-                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)  # fmt: skip
-        assert proc.returncode == 0, proc.stderr
-        outs.append(checkpoint.load(out))
-    assert outs[1].meta["run"]["devices"] == 2
-    for a, b in zip(jax.tree.leaves(outs[0].state), jax.tree.leaves(outs[1].state)):
+    proc = subprocess.run([script, *ARGS, "--devices", "2", "--out", str(tmp_path / "d2")], env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    two = checkpoint.load(tmp_path / "d2")
+    assert two.meta["run"]["devices"] == 2
+    code, _, err = run_cli(*ARGS, "--devices", "1", "--out", str(tmp_path / "d1"))  # this process: one device
+    assert code == 0, err
+    for a, b in zip(jax.tree.leaves(checkpoint.load(tmp_path / "d1").state), jax.tree.leaves(two.state)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
-    bad = subprocess.run([script, *ARGS, "--population", "6", "--devices", "4", "--out", str(tmp_path / "x")],
-                         env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)  # fmt: skip
-    assert bad.returncode == 2 and "--devices" in bad.stderr
+    code, _, err = run_cli(*ARGS, "--population", "6", "--devices", "4", "--out", str(tmp_path / "x"))
+    assert code == 2 and "--devices" in err and not (tmp_path / "x").exists()
 
 
 def test_two_processes_through_jax_distributed(tmp_path: Path) -> None:
@@ -67,7 +66,7 @@ def test_two_processes_through_jax_distributed(tmp_path: Path) -> None:
         assert p.returncode == 0, err
     assert results[0][0].strip() == str(out) and results[1][0] == ""
     single = tmp_path / "single"
-    subprocess.run([script, *ARGS, "--out", str(single)], stdin=subprocess.DEVNULL, check=True, capture_output=True)
+    assert run_cli(*ARGS, "--out", str(single))[0] == 0
     multi = checkpoint.load(out)
     assert multi.meta["run"]["devices"] == 2
     for a, b in zip(jax.tree.leaves(checkpoint.load(single).state), jax.tree.leaves(multi.state)):
