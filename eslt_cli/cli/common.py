@@ -128,7 +128,7 @@ def setup_runtime() -> None:
     The cache (``$ESLT_JAX_CACHE``, default ``~/.cache/eslt/jax``; empty to
     disable) makes the second run of a pipe skip most compile time. It keeps every compilation,
     also the many small ones (under JAX's default 1 s) that each eslt start repeats: measured on
-    2 cores, they are about 4 of a tiny pendulum training's 13 CPU seconds.
+    2 cores, they are about 5 of a warm tiny pendulum training's 14 CPU seconds.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     warnings.filterwarnings("ignore", category=UserWarning, module="orbax")
