@@ -3,8 +3,8 @@
 Smoke: every recipe runs end to end in a real bash subprocess at ESLT_SMOKE=1 (one seed, one
 level, tiny settings, fast tasks in place of brax and tfds ones), all of them on one runs root,
 so later recipes reuse what earlier ones trained, as on a GPU host. This checks the recipes'
-wiring (sweeps, transfers, analyses, plots) with the real eslt, not the science. Brax
-compilation dominates a cold run; XLA's expensive passes are skipped, as in tests/test_brax.py.
+wiring (sweeps, transfers, analyses, plots) with the real eslt, not the science. Compilation
+dominates such tiny runs; XLA's expensive passes are skipped, as in tests/test_brax.py.
 
 Paper mode (`--preset paper`, the GPU settings) cannot train here; it runs with a stand-in eslt
 that records its arguments and makes the folders eslt would, at 2 levels and 1 seed, to check the

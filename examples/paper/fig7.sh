@@ -14,21 +14,18 @@
 #
 # Output: FIGURES/fig7-snr.png (Pearson and Spearman panels, a line per task and arm) and
 # fig7-imp.png (the SNR and magnitude chains' test performance, a panel per task).
-# Smoke (ESLT_SMOKE=1): F-MNIST and brax InvertedPendulum (5-step episodes; snr arm only) in place
-# of Ant.
+# Smoke (ESLT_SMOKE=1): F-MNIST and Pendulum (gymnax) in place of Ant, as fig2.sh's smoke run.
 source "$(dirname "$0")/common.sh"
 
-if smoke; then PAIRS=(fashion_mnist:snes inverted_pendulum:sep_cma_es); else PAIRS=(fashion_mnist:snes ant:sep_cma_es); fi
+if smoke; then PAIRS=(fashion_mnist:snes pendulum:sep_cma_es); else PAIRS=(fashion_mnist:snes ant:sep_cma_es); fi
 ARMS=snr,magnitude
 
 tickets=() trained=()
 for pair in "${PAIRS[@]}"; do
   task=${pair%%:*} strategy=${pair#*:}
-  arms=$ARMS
-  if smoke && [ "$(kind_of "$task")" = brax ]; then arms=snr; fi  # as fig2.sh's smoke run
-  sweep "$task" "$strategy" "$arms"
-  mapfile -t -O "${#tickets[@]}" tickets < <(paths_of "$task" "$strategy" "$arms" tickets)
-  mapfile -t -O "${#trained[@]}" trained < <(paths_of "$task" "$strategy" "$arms")
+  sweep "$task" "$strategy" "$ARMS"
+  mapfile -t -O "${#tickets[@]}" tickets < <(paths_of "$task" "$strategy" "$ARMS" tickets)
+  mapfile -t -O "${#trained[@]}" trained < <(paths_of "$task" "$strategy" "$ARMS")
 done
 plot snr fig7-snr "${tickets[@]}"
 plot sparsity fig7-imp "${trained[@]}"
