@@ -6,12 +6,15 @@ and the ``eslt`` subprocesses it starts) shares a persistent compilation cache.
 
 from __future__ import annotations
 
+import atexit
 import gzip
 import io
 import os
+import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -57,13 +60,13 @@ def write_idx(path: Path, arr: np.ndarray) -> Path:
 
 def fashion_subset(folder: Path, n_train: int, n_test: int) -> Path:
     """The first ``n_train``/``n_test`` real Fashion-MNIST images and labels as an IDX folder."""
-    from eslt_cli.tasks.data import IDX_FILES, read_idx
+    from eslt_cli.tasks.data import IDX_FILES, _find_idx, read_idx
 
     folder.mkdir(parents=True, exist_ok=True)
     for key, base in IDX_FILES.items():
-        n = n_train if key.endswith("train") else n_test
-        source = FASHION / base if (FASHION / base).is_file() else FASHION / f"{base}.gz"
-        write_idx(folder / base, read_idx(source)[:n])
+        source = _find_idx(FASHION, base)
+        assert source is not None, f"{FASHION} lacks {base}"
+        write_idx(folder / base, read_idx(source)[: n_train if key.endswith("train") else n_test])
     return folder
 
 
@@ -131,13 +134,44 @@ def cli() -> Callable[..., tuple[int, str, str]]:
     return run_cli
 
 
+# The console script beside this interpreter: works without an activated venv.
+REAL_ESLT = Path(sys.executable).parent / "eslt"
+_FORK_BIN: list[Path] = []
+
+
+def fork_bin() -> Path:
+    """A folder whose ``eslt`` starts in this process's fork server (tests/forkserver.py: a child
+    of pre-imported Python, not a fresh interpreter), with the venv's bin after it on ``PATH``.
+
+    The server starts on first use and stops when this test process exits.
+    """
+    if not _FORK_BIN:
+        folder = Path(tempfile.mkdtemp(prefix="eslt-fork-"))
+        sock = folder / "socket"
+        server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("forkserver.py")), str(sock)],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)  # fmt: skip
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        atexit.register(server.terminate)
+        assert server.stdout is not None and server.stdout.readline() == "ready\n", "the fork server did not start"
+        (folder / "bin").mkdir()
+        launcher = folder / "bin" / "eslt"
+        launcher.write_text(f"#!{sys.executable} -S\nimport sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+                            f"import forkserver\nforkserver.client({str(sock)!r}, {str(REAL_ESLT)!r})\n")  # fmt: skip
+        launcher.chmod(0o755)
+        _FORK_BIN.append(folder / "bin")
+    return _FORK_BIN[0]
+
+
+def fork_path() -> str:
+    """``PATH`` with :func:`fork_bin` and the venv's bin first (for scripts that call ``eslt``)."""
+    return os.pathsep.join([str(fork_bin()), str(REAL_ESLT.parent), os.environ["PATH"]])
+
+
 def eslt(
     *args: str, stdin: str = "", check: bool = True, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run the installed ``eslt`` console script in a real subprocess (``env``: extra variables)."""
-    # The console script beside this interpreter: works without an activated venv.
-    script = Path(sys.executable).parent / "eslt"
-    proc = subprocess.run([str(script), *args], input=stdin, capture_output=True, text=True, timeout=600,
+    """Run ``eslt`` in a subprocess of the fork server (``env``: extra variables)."""
+    proc = subprocess.run([str(fork_bin() / "eslt"), *args], input=stdin, capture_output=True, text=True, timeout=600,
                           env=None if env is None else {**os.environ, **env})  # fmt: skip
     if check and proc.returncode != 0:
         raise AssertionError(f"eslt {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")

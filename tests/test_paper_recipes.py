@@ -16,12 +16,10 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import FASHION
+from conftest import FASHION, fork_bin, fork_path
 
 PAPER = Path(__file__).resolve().parents[1] / "examples" / "paper"
 # Each recipe and the files its smoke run must leave in ROOT/figures, in figure order.
@@ -48,13 +46,12 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run(script: str, root: Path, **extra: str) -> subprocess.CompletedProcess[str]:
-    bindir = Path(sys.executable).parent
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAPER_") and k != "ESLT_SMOKE"}
     env.update(
         ESLT_SMOKE="1",
         ESLT_HOME=str(root),
-        ESLT=str(bindir / "eslt"),
-        PATH=f"{bindir}{os.pathsep}{env['PATH']}",
+        ESLT=str(fork_bin() / "eslt"),
+        PATH=fork_path(),
         XLA_FLAGS=f"{env.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip(),
     )  # ESLT_JAX_CACHE: the tests' shared cache, set by conftest
     env.update(extra)

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-
-from tests.conftest import TINY_CONTROL
+from conftest import TINY_CONTROL, fork_path
 
 SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "imp.sh"
 ARMS = ("snr", "random")
@@ -30,8 +28,8 @@ def sweep_cmd(root: Path, *options: str, arms: str = ",".join(ARMS), levels: int
 
 
 def env() -> dict[str, str]:
-    # The eslt beside this interpreter, whether or not the venv is activated; the shared JAX cache.
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    # eslt through the fork server, whether or not the venv is activated; the shared JAX cache.
+    return {**os.environ, "PATH": fork_path()}
 
 
 def sweep(root: Path, *options: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:

@@ -143,13 +143,16 @@ data_opts() {
   esac
 }
 
+# smoke_task TASK: stops a smoke run on a brax task (smoke runs use fast tasks; tests/test_brax.py covers brax).
+smoke_task() { [ "$(kind_of "$1")" != brax ] || die "smoke runs train no brax task ($1): tests/test_brax.py covers brax"; }
+
 # es_opts TASK: sets ES_OPTS, the options of every ES `eslt train` on TASK.
 es_opts() {
   if ! smoke; then data_opts "$1"; ES_OPTS=(--preset paper "${DATA_OPTS[@]}"); return; fi
+  smoke_task "$1"
   case $(kind_of "$1") in
     vision) ES_OPTS=(--population 4 --generations 2 --eval-every 1 --batch-size 32 "${SMOKE_DATA[@]}") ;;
     control) ES_OPTS=(--population 4 --generations 2 --eval-every 1 --train-episodes 1 --test-episodes 1) ;;
-    brax) die "smoke runs train no brax task ($1): tests/test_brax.py covers brax" ;;
   esac
 }
 
@@ -157,11 +160,11 @@ es_opts() {
 # (the GD-IMP arm: Adam 2 epochs per level, as the paper's code; PPO with the brax configs).
 gd_opts() {
   if ! smoke; then data_opts "$1"; GD_OPTS=(--preset paper "${DATA_OPTS[@]}"); return; fi
+  smoke_task "$1"
   case $(kind_of "$1") in
     vision) GD_OPTS=(--epochs 1 --batch-size 512 "${SMOKE_DATA[@]}") ;;
     control) GD_OPTS=(--timesteps 256 --num-envs 4 --rollout-steps 16 --minibatches 2 --update-epochs 1
                       --eval-every 2 --test-episodes 1) ;;
-    brax) die "smoke runs train no brax task ($1): tests/test_brax.py covers brax" ;;
   esac
 }
 
