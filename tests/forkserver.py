@@ -1,7 +1,8 @@
 """A fork server that starts the tests' ``eslt`` subprocesses without paying for Python imports.
 
 A warm tiny ``eslt train`` spends about 3.5 of its 5.5 s importing jax, orbax, evosax, flax, optax
-and gymnax's plotting stack (seaborn, pandas, scipy). The server imports them once, then forks one
+and gymnax's plotting stack (seaborn, pandas, scipy). (Not brax: tests/test_brax.py checks that
+what importing it prints stays off stdout.) The server imports them once, then forks one
 child per request; the child takes the caller's argv, working directory, environment and stdin,
 stdout and stderr (passed as file descriptors over a Unix socket), runs ``eslt_cli.cli.main`` and
 exits through the normal interpreter shutdown. The server never touches a JAX backend (forking an
