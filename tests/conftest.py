@@ -146,7 +146,7 @@ def fork_bin() -> Path:
     The server starts on first use and stops when this test process exits.
     """
     if not _FORK_BIN:
-        folder = Path(tempfile.mkdtemp(prefix="eslt-fork-"))
+        folder = Path(tempfile.mkdtemp(prefix="eslt-fork-", dir="/tmp"))  # a short socket path (108 bytes at most)
         sock = folder / "socket"
         server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("forkserver.py")), str(sock)],
                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)  # fmt: skip

@@ -114,7 +114,7 @@ def _watch(conn: socket.socket, pid: int) -> None:
 
 
 def serve(sock_path: str) -> int:
-    """Accepts requests until SIGTERM; returns the exit code (the child's own, in a child)."""
+    """Accepts requests until SIGTERM or its parent exits; returns the exit code (the child's own, in a child)."""
     import evosax  # noqa: F401  (the imports the children share; none of them starts a JAX backend)
     import flax.linen  # noqa: F401
     import jax  # noqa: F401
@@ -136,9 +136,17 @@ def serve(sock_path: str) -> int:
     listener.bind(sock_path)
     listener.listen(64)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    listener.settimeout(5)
+    parent = os.getppid()
     print("ready", flush=True)
     while True:
-        conn, _ = listener.accept()
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            if os.getppid() != parent:  # the test process died without stopping this server
+                return 0
+            continue
+        conn.setblocking(True)
         first, fds, _, _ = socket.recv_fds(conn, 1, 3)
         request = json.loads(first + _recv_line(conn))
         if {k: v for k, v in request["env"].items() if k.startswith("JAX_")} != env_jax or len(fds) != 3:
