@@ -32,16 +32,6 @@ import threading
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def _recv_line(conn: socket.socket) -> bytes:
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = conn.recv(4096)
-        if not chunk:
-            raise ConnectionError("the peer closed the connection")
-        data += chunk
-    return data
-
-
 def client(sock_path: str, real: str) -> None:
     """The ``eslt`` launcher: runs ``eslt ARGV`` in a child of the server at ``sock_path``."""
     ignored = [signum for signum in FORWARDED if signal.getsignal(signum) is signal.SIG_IGN]  # e.g. a `&` job's SIGINT
@@ -52,10 +42,11 @@ def client(sock_path: str, real: str) -> None:
         conn.connect(sock_path)
         socket.send_fds(conn, [line[:1]], [0, 1, 2])
         conn.sendall(line[1:])
-        reply = _recv_line(conn).split()
-    except (OSError, ConnectionError):
-        reply = [b"exec"]
-    if reply[0] == b"exec":
+        replies = conn.makefile("rb")  # buffered lines: the pid and the status may arrive in one read
+        reply = replies.readline().split()
+    except OSError:
+        reply = []
+    if reply[:1] != [b"pid"]:  # no server, or it said "exec"
         conn.close()
         os.execv(real, [real, *sys.argv[1:]])
     pid = int(reply[1])
@@ -66,7 +57,10 @@ def client(sock_path: str, real: str) -> None:
 
     for signum in set(FORWARDED) - set(ignored):
         signal.signal(signum, forward)
-    status = int(_recv_line(conn))
+    answer = replies.readline()
+    if not answer:
+        raise ConnectionError("the fork server closed the connection before the child exited")
+    status = int(answer)
     if os.WIFSIGNALED(status):
         signum = os.WTERMSIG(status)
         signal.signal(signum, signal.SIG_DFL)
@@ -148,7 +142,8 @@ def serve(sock_path: str) -> int:
             continue
         conn.setblocking(True)
         first, fds, _, _ = socket.recv_fds(conn, 1, 3)
-        request = json.loads(first + _recv_line(conn))
+        with conn.makefile("rb") as rest:
+            request = json.loads(first + rest.readline())
         if {k: v for k, v in request["env"].items() if k.startswith("JAX_")} != env_jax or len(fds) != 3:
             conn.sendall(b"exec\n")
             conn.close()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -50,3 +53,22 @@ def test_a_killed_client_takes_its_child_along(tmp_path: Path) -> None:
     # The child holds the same stdout and stderr: they reach end-of-file only once it is gone too.
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
+
+
+def test_the_pid_and_status_in_one_read(tmp_path: Path) -> None:
+    """A client that reads late gets both of the server's lines in one read, and still exits with the status."""
+    path = str(tmp_path / "socket")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(path)
+        listener.listen(1)
+        code = "import forkserver, sys; forkserver.client(*sys.argv[1:])"
+        client = subprocess.Popen([sys.executable, "-S", "-c", code, path, "/bin/false"], cwd=Path(__file__).parent,
+                                  stdin=subprocess.DEVNULL)  # fmt: skip
+        conn, _ = listener.accept()
+        with conn:
+            _, fds, _, _ = socket.recv_fds(conn, 1, 3)
+            for fd in fds:
+                os.close(fd)
+            conn.makefile("rb").readline()
+            conn.sendall(f"pid {2**22 + 1}\n{7 << 8}\n".encode())  # a child's exit status 7, in one write
+        assert client.wait(timeout=60) == 7
