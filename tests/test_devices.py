@@ -2,12 +2,11 @@
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import jax
 import numpy as np
-from conftest import run_cli
+from conftest import REAL_ESLT, run_cli
 
 from eslt_cli import checkpoint
 
@@ -17,8 +16,7 @@ ARGS = ["train", "--task", "pendulum", "--population", "8", "--generations", "4"
 
 def test_two_devices_match_one(tmp_path: Path) -> None:
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    script = str(Path(sys.executable).parent / "eslt")
-    proc = subprocess.run([script, *ARGS, "--devices", "2", "--out", str(tmp_path / "d2")], env=env,
+    proc = subprocess.run([str(REAL_ESLT), *ARGS, "--devices", "2", "--out", str(tmp_path / "d2")], env=env,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     two = checkpoint.load(tmp_path / "d2")
@@ -38,12 +36,11 @@ def test_two_processes_through_jax_distributed(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    script = str(Path(sys.executable).parent / "eslt")
     out = tmp_path / "multi"
     procs = [
         subprocess.Popen(
             [
-                script,
+                str(REAL_ESLT),
                 *ARGS,
                 "--coordinator",
                 f"127.0.0.1:{port}",

@@ -3,13 +3,12 @@
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import jax
 import numpy as np
-from conftest import eslt, run_cli
+from conftest import REAL_ESLT, eslt, run_cli
 
 from eslt_cli import checkpoint
 
@@ -18,8 +17,7 @@ ARGS = ["train", "--task", "pendulum", "--population", "8", "--generations", "60
 
 
 def start(out: Path) -> subprocess.Popen:
-    script = Path(sys.executable).parent / "eslt"
-    return subprocess.Popen([str(script), *ARGS, "--out", str(out)], stdin=subprocess.DEVNULL,
+    return subprocess.Popen([str(REAL_ESLT), *ARGS, "--out", str(out)], stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
 
 
@@ -33,9 +31,8 @@ def assert_same_arrays(a: Path, b: Path) -> None:
 
 
 def test_sigkill_at_random_points_then_resume_is_bit_identical(tmp_path: Path) -> None:
-    code, stdout, err = run_cli(
-        *ARGS, "--out", str(tmp_path / "reference")
-    )  # in-process: only the kills need processes
+    # In-process: only the kills need processes.
+    code, stdout, err = run_cli(*ARGS, "--out", str(tmp_path / "reference"))
     assert code == 0, err
     reference = Path(stdout.strip())
     out = tmp_path / "killed"

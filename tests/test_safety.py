@@ -14,14 +14,13 @@ import platform
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_CONTROL, TINY_VISION, needs_fashion, run_cli
+from conftest import REAL_ESLT, TINY_CONTROL, TINY_VISION, needs_fashion, run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -245,10 +244,9 @@ READ = {"x86_64": 0, "aarch64": 63}.get(platform.machine())  # the read(2) sysca
 @pytest.mark.skipif(READ is None or not Path("/proc/self/syscall").exists(), reason="needs Linux /proc/PID/syscall")
 def test_sigint_early_stops_with_130_and_writes_nothing(tmp_path: Path) -> None:
     """SIGINT before any work: eslt is blocked reading its input path from a pipe that stays open."""
-    script = Path(sys.executable).parent / "eslt"
     # SIGINT as at a terminal: a test run started in the background (`&`) ignores SIGINT, and eslt
     # keeps an ignored SIGINT ignored, as a background job should.
-    proc = subprocess.Popen([str(script), "prune", "--snr"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([str(REAL_ESLT), "prune", "--snr"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=tmp_path,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     deadline = time.monotonic() + 120
@@ -264,8 +262,7 @@ def test_sigint_early_stops_with_130_and_writes_nothing(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("redirect", [">/dev/full", ">&-"])
 def test_a_full_or_closed_stdout_is_one_line(world: Path, redirect: str) -> None:
-    script = Path(sys.executable).parent / "eslt"
-    proc = subprocess.run(f"{script} -q prune --magnitude --force {world / T} {redirect}", shell=True,
+    proc = subprocess.run(f"{REAL_ESLT} -q prune --magnitude --force {world / T} {redirect}", shell=True,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("eslt: error:"), proc.stderr
