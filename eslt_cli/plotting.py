@@ -13,11 +13,12 @@ the suffix of the output path.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
-import stat
 import uuid
+import zipfile
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from eslt_cli import files
 from eslt_cli.checkpoint import find, read_meta
 from eslt_cli.errors import BadInput, RunFailed
 from eslt_cli.specs import optimiser_of
@@ -37,6 +39,8 @@ from eslt_cli.specs import optimiser_of
 SUFFIXES = (".png", ".svg", ".pdf")
 WHICH = ("final", "best")
 SURFACE_HINT = "surface needs a 2D grid: run `eslt sharpness --2d ...` and plot its output or the .npz it writes"
+MAX_RECORDS_BYTES = 256 << 20  # a .jsonl/.json record file: far more than any analysis writes
+MAX_SURFACE_BYTES = 256 << 20  # a surface .npz (a 201 x 201 grid is under 1 MiB)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -57,6 +61,13 @@ class Inputs:
     checkpoints: list[Ckpt] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)
     surfaces: list[Path] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)  # record files read
+    warnings: list[str] = field(default_factory=list)  # for people: what a figure shows specially
+
+    def paths(self) -> list[Path]:
+        """Every input file and checkpoint: an output is none of them, nor inside a checkpoint."""
+        surfaces = [p for p in (_surface_path(r) for r in self.records if r.get("kind") == "sharpness") if p]
+        return [c.path for c in self.checkpoints] + self.files + self.surfaces + surfaces
 
     def describe(self) -> str:
         kinds: dict[str, int] = defaultdict(int)
@@ -68,9 +79,9 @@ class Inputs:
 
 def _parse_records(path: Path) -> list[dict[str, Any]]:
     try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path}: unreadable ({type(exc).__name__}); pass a JSON-lines file written by eslt") from None
+        text = files.read_regular(path, MAX_RECORDS_BYTES).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInput(f"{path}: not UTF-8 text; pass a JSON-lines file written by eslt") from None
     records: list[dict[str, Any]] = []
     lines = [(i, line.strip()) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
     try:
@@ -94,6 +105,13 @@ def _parse_records(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+def _check_surface_file(path: Path) -> Path:
+    """``path`` if it is a regular file (a FIFO or device would block or never end)."""
+    if not path.is_file():  # follows symlinks; False for FIFOs, devices, sockets
+        raise BadInput(f"{path} is not a regular file: a surface is an .npz file `eslt sharpness --2d` wrote")
+    return path
+
+
 def _add_path(inputs: Inputs, path: Path) -> None:
     if not path.exists():
         raise BadInput(f"{path}: no such file or folder (check the path)")
@@ -101,11 +119,12 @@ def _add_path(inputs: Inputs, path: Path) -> None:
         found = find(path)
         if not found:
             raise BadInput(f"{path}: no eslt checkpoints in this folder or below; pass checkpoints or a runs root")
-        inputs.checkpoints.extend(Ckpt(p, read_meta(p)) for p in found)
+        inputs.checkpoints.extend(Ckpt(p, check_meta(p, read_meta(p))) for p in found)
     elif path.suffix in (".jsonl", ".json"):
         inputs.records.extend(_parse_records(path))
+        inputs.files.append(path)
     elif path.suffix == ".npz":
-        inputs.surfaces.append(path)
+        inputs.surfaces.append(_check_surface_file(path))
     else:
         raise BadInput(f"{path}: not a checkpoint, folder, .jsonl/.json record file or .npz surface")
 
@@ -115,14 +134,33 @@ def _finite(v: Any) -> bool:
 
 
 def _numbers(v: Any) -> bool:
-    """A number, or a (nested) list of numbers: NaN allowed, since a diverged evaluation is data too."""
+    """A number, or a (nested) list of numbers (non-finite ones are refused before, by :func:`_non_finite`)."""
     if isinstance(v, list):
         return all(_numbers(x) for x in v)
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
-def _series(v: Any) -> bool:
-    return isinstance(v, list) and _numbers(v)
+def _non_finite(v: Any) -> float | None:
+    """The first NaN or infinity in a number or (nested) list of numbers, else None."""
+    if isinstance(v, list):
+        return next((x for x in map(_non_finite, v) if x is not None), None)
+    if isinstance(v, float) and not math.isfinite(v):
+        return v
+    return None
+
+
+def _number_text(v: float) -> str:
+    return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+
+
+def _flat(v: Any) -> bool:
+    """A list of numbers, not nested."""
+    return isinstance(v, list) and all(_numbers(x) and not isinstance(x, list) for x in v)
+
+
+def _rows(v: Any) -> bool:
+    """A list of numbers, or a list of such lists of one length (sharpness: a profile per direction)."""
+    return _flat(v) or (isinstance(v, list) and all(_flat(x) for x in v) and len({len(x) for x in v}) <= 1)
 
 
 def _text(v: Any) -> bool:
@@ -140,26 +178,81 @@ def _level(v: Any) -> bool:
 # Fields the plots read from `eslt lmc` / `eslt sharpness` records, and what each must hold (None is allowed).
 RECORD_FIELDS: dict[str, dict[str, Callable[[Any], bool]]] = {
     "lmc": {"a": _text, "b": _text, "task": _text, "error_of": _text, "barrier": _finite,
-            "barrier_linear": _finite, "barrier_definition": _text, "alpha": _series, "error": _series,
+            "barrier_linear": _finite, "barrier_definition": _text, "alpha": _flat, "error": _flat,
             "levels": lambda v: isinstance(v, list) and len(v) == 2 and all(_level(x) for x in v),
             "seeds": _texts, "arms": _texts, "strategies": _texts},
     "sharpness": {"task": _text, "arm": _text, "strategy": _text, "level": _level,
-                  "sparsity": lambda v: _finite(v) and 0 <= v <= 1, "t": _series, "loss": _series,
-                  "curvature": _series, "curvature_mean": lambda v: _numbers(v) and not isinstance(v, list),
+                  "sparsity": lambda v: _finite(v) and 0 <= v <= 1, "t": _flat, "loss": _rows,
+                  "curvature": _flat, "curvature_mean": lambda v: _numbers(v) and not isinstance(v, list),
                   "surface": _text,
                   "trainer": lambda v: _text(v) or (isinstance(v, dict) and _text(v.get("name", "es")))},
 }  # fmt: skip
 
 
 def check_record(r: dict[str, Any], where: str) -> dict[str, Any]:
-    """``r`` if the fields the plots read have the right types (a one-line :class:`BadInput` otherwise)."""
+    """``r`` if the fields the plots read have the right types (a one-line :class:`BadInput` otherwise).
+
+    A NaN or infinity in any of them is refused by name: eslt never records one there (a diverged
+    evaluation fails `eslt sharpness`; in `eslt lmc` it makes the barrier undefined), and a plot
+    would otherwise drop it without a word. ``where`` (file and record number, or stdin line)
+    is kept in the record as ``_where`` for later messages.
+    """
+    r.setdefault("_where", where)
     for key, ok in RECORD_FIELDS.get(str(r.get("kind")), {}).items():
+        bad = _non_finite(r.get(key))
+        if bad is not None:
+            raise BadInput(f"{where}: {r.get('kind')} record field {key!r} holds {_number_text(bad)}: plots need "
+                           f"finite values; remove that record (or re-run `eslt {r.get('kind')}` for it)")  # fmt: skip
         if r.get(key) is not None and not ok(r[key]):
             raise BadInput(f"{where}: {r.get('kind')} record field {key!r} is malformed: {str(r[key])[:60]!r}")
     alpha, error = r.get("alpha"), r.get("error")
     if r.get("kind") == "lmc" and isinstance(alpha, list) and isinstance(error, list) and len(alpha) != len(error):
         raise BadInput(f"{where}: lmc record has {len(alpha)} alphas but {len(error)} errors")
+    t, loss = r.get("t"), r.get("loss")
+    if r.get("kind") == "sharpness" and isinstance(t, list) and isinstance(loss, list) and loss:
+        row = loss[0] if isinstance(loss[0], list) else loss
+        if len(row) != len(t):
+            raise BadInput(f"{where}: sharpness record has {len(t)} steps t but {len(row)} losses per direction")
     return r
+
+
+def _count(v: Any) -> bool:
+    return _finite(v) and v >= 0
+
+
+def _layers(v: Any) -> bool:
+    return isinstance(v, dict) and all(
+        isinstance(st, dict) and _count(st.get("remaining")) and _count(st.get("total")) for st in v.values()
+    )
+
+
+def _evals(v: Any) -> bool:
+    if not isinstance(v, dict):
+        return False
+    gens, metric = v.get("generation", []), v.get("metric", [])
+    return _flat(gens) and _flat(metric) and len(gens) == len(metric)
+
+
+# Fields of checkpoint meta the plots read beyond what the schema checks, and what each must hold
+# (None or absent allowed). NaN is allowed where eslt writes it (an undefined correlation) and drawn as such.
+META_FIELDS: dict[tuple[str, ...], Callable[[Any], bool]] = {
+    ("sparsity", "remaining"): _count, ("sparsity", "total"): _count, ("sparsity", "layers"): _layers,
+    ("snr_stats", "pearson"): lambda v: _numbers(v) and not isinstance(v, list),
+    ("snr_stats", "spearman"): lambda v: _numbers(v) and not isinstance(v, list),
+    ("history", "fitness_mean"): _flat, ("history", "eval"): _evals,
+}  # fmt: skip
+
+
+def check_meta(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """``meta`` if the fields the plots read have the right types (a one-line :class:`BadInput` otherwise)."""
+    for keys, ok in META_FIELDS.items():
+        value: Any = meta
+        for k in keys:
+            value = value.get(k) if isinstance(value, dict) else None
+        if value is not None and not ok(value):
+            raise BadInput(f"{path}: meta {'.'.join(keys)} is malformed ({str(value)[:60]!r}); the checkpoint "
+                           "is damaged (or not eslt's): re-create it")  # fmt: skip
+    return meta
 
 
 def collect(paths: Iterable[str], lines: Iterable[str] = ()) -> Inputs:
@@ -203,41 +296,38 @@ def collect(paths: Iterable[str], lines: Iterable[str] = ()) -> Inputs:
 # --------------------------------------------------------------------------- output
 
 
-def check_out(out: Path, force: bool = False) -> None:
-    """Refuse an output path with an unknown suffix, or one that exists without ``force``."""
-    if out.suffix.lower() not in SUFFIXES:
-        raise BadInput(f"--out {out}: unknown figure format '{out.suffix}'; end the name with .png, .svg or .pdf")
-    if any(c in str(out) for c in "\n\r"):
-        raise BadInput(f"--out {str(out)[:80]!r} holds a line break: the next step of a pipe could not read it")
-    if out.exists() and out.is_dir():
-        raise BadInput(f"--out {out} is a folder: give a file name ending in .png, .svg or .pdf")
-    if out.exists() and not force:
-        raise BadInput(f"{out} exists: pass --force to replace it (if eslt drew it), or --out elsewhere")
-    if (out.exists() or out.is_symlink()) and not is_eslt_figure(out):
-        raise BadInput(f"{out} exists and is not a figure eslt drew: --force replaces only those; choose another --out")
+def check_out(out: Path, force: bool = False, inputs: Iterable[Path] = ()) -> None:
+    """Refuse an output path with an unknown suffix, or one :func:`eslt_cli.files.check_replace` refuses.
+
+    An existing file is replaced only with ``force``, and only when eslt drew it and nobody
+    changed it since (its ``.<name>.eslt`` record, see :mod:`eslt_cli.files`); never an input.
+    """
+    check_format(out)
+    files.check_replace(Path(out), "figure", force, "--out", inputs)
 
 
-MARK = b"eslt-figure"  # written into every figure's metadata (PNG text, SVG/PDF creator)
-MAX_FIGURE_BYTES = 256 << 20
+def check_format(out: Path) -> None:
+    """Refuse an output path whose suffix is not a figure format."""
+    if Path(out).suffix.lower() not in SUFFIXES:
+        raise BadInput(f"--out {out}: unknown figure format '{Path(out).suffix}'; end the name with .png, .svg or .pdf")
 
 
-def is_eslt_figure(path: Path) -> bool:
-    """Whether ``path`` is a regular file carrying eslt's figure mark (so ``--force`` may replace it)."""
-    try:
-        info = path.lstat()
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FIGURE_BYTES:
-            return False
-        return MARK in path.read_bytes()
-    except OSError:
-        return False
+MARK = b"eslt-figure"  # written into every figure's metadata (PNG text, SVG/PDF creator): a label, not a proof
 
 
 def _save(fig: Any, out: Path, dpi: int) -> Path:
+    """Write ``fig`` atomically, then its record (so ``--force`` may replace it later)."""
     out = Path(out)
-    if out.suffix.lower() not in SUFFIXES:
+    try:
+        check_format(out)
+    except BadInput:
         plt.close(fig)
-        raise BadInput(f"--out {out}: unknown figure format '{out.suffix}'; end the name with .png, .svg or .pdf")
-    out.parent.mkdir(parents=True, exist_ok=True)
+        raise
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        plt.close(fig)
+        raise RunFailed(f"cannot create the folder of {out}: {exc.strerror or exc}") from None
     tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}{out.suffix}"
     try:
         fmt = out.suffix.lower()[1:]
@@ -254,6 +344,7 @@ def _save(fig: Any, out: Path, dpi: int) -> Path:
         plt.close(fig)
         if tmp.exists():
             tmp.unlink()
+    files.remember(out, "figure")
     return out
 
 
@@ -340,6 +431,30 @@ def _band_of(ax: Any, samples: dict[Any, list[float]], label: str, reverse: bool
     return xs
 
 
+def _mark_non_finite(ax: Any, xs: Sequence[float], label: str) -> None:
+    """Red crosses at the bottom edge of ``ax`` at ``xs``: NaN, infinite or missing values, shown, not dropped."""
+    if not xs:
+        return
+    from matplotlib.transforms import blended_transform_factory
+
+    ax.plot(list(xs), [0.03] * len(xs), ls="none", marker="x", color="red", ms=7, mew=1.5, clip_on=False,
+            transform=blended_transform_factory(ax.transData, ax.transAxes), label=label)  # fmt: skip
+
+
+def _value_text(v: Any) -> str:
+    return "missing" if v is None else _number_text(float(v))
+
+
+def _run_name(meta: dict[str, Any]) -> str:
+    return f"{_task(meta)} {optimiser_of(meta)} {meta.get('arm')} level {meta.get('level')} seed {meta.get('seed')}"
+
+
+def _legend(ax: Any, **kw: Any) -> None:
+    """A legend, when something on ``ax`` has a label (matplotlib warns on stderr otherwise)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kw)
+
+
 def _need(kind: str, what: str, inputs: Inputs) -> BadInput:
     return BadInput(f"{kind} needs {what}; got {inputs.describe()}")
 
@@ -364,9 +479,13 @@ def plot_sparsity(inputs: Inputs, out: Path, which: str = "final", dpi: int = 10
         # (method, arm) -> level -> [(remaining %, metric)]
         points: dict[tuple[str, str], dict[int, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
         dense: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        non_finite: list[float] = []
         for c in here:
             value = c.meta["metrics"][which].get("metric")
-            if value is None or not np.isfinite(value):
+            if value is None or not math.isfinite(value):  # shown, never dropped silently
+                non_finite.append(_remaining_pct(c.meta))
+                inputs.warnings.append(f"{c.path}: {which} test metric is {_value_text(value)} ({_run_name(c.meta)}): "
+                                       "left out of the mean, marked × at the bottom of the figure")  # fmt: skip
                 continue
             pt = (_remaining_pct(c.meta), float(value))
             if int(c.meta.get("level", 0)) == 0:
@@ -388,11 +507,12 @@ def plot_sparsity(inputs: Inputs, out: Path, which: str = "final", dpi: int = 10
             label = (f"{m} {arm}" if len(methods) > 1 else arm) + (f" (n={seeds})" if seeds > 1 else "")
             _band(ax, x, [a for a, _ in ms], [b for _, b in ms], label)
             xs_all += x
-        _remaining_axis(ax, xs_all)
+        _mark_non_finite(ax, non_finite, f"{which} metric NaN or missing (not in the mean)")
+        _remaining_axis(ax, xs_all + non_finite)
         ax.set_ylabel(_metric_label(str(here[0].meta.get("metric"))))
         ax.set_title(f"{task}: {which} ES mean" + (f" ({methods[0]})" if len(methods) == 1 else ""))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small", title="arm (mean ± std over seeds)", title_fontsize="small")
+        _legend(ax, fontsize="small", title="arm (mean ± std over seeds)", title_fontsize="small")
     return _save(fig, out, dpi)
 
 
@@ -422,6 +542,14 @@ def _error_label(records: Sequence[dict[str, Any]]) -> str:
     return "test error"
 
 
+def _record_name(r: dict[str, Any]) -> str:
+    """How messages name a record: where it was read (file and record number, or stdin line), and its pair."""
+    where = str(r.get("_where") or r.get("_source") or "a record")
+    a, b = r.get("a"), r.get("b")
+    pair = f" ({a} vs {b})" if isinstance(a, str) and isinstance(b, str) else ""
+    return f"{where}: lmc record{pair}"
+
+
 def _lmc_record(r: dict[str, Any]) -> dict[str, Any]:
     """``r`` with ``barrier`` the Frankle et al. (2020) barrier, whichever eslt wrote it.
 
@@ -431,9 +559,10 @@ def _lmc_record(r: dict[str, Any]) -> dict[str, Any]:
     """
     from eslt_cli.analysis.lmc import BARRIER_DEFINITION, barrier
 
-    name = f"lmc record {r.get('a')} vs {r.get('b')}"
+    name = _record_name(r)
     if len(r.get("levels") or []) != 2:
-        raise BadInput(f"{name} lacks levels; re-run `eslt lmc`")
+        raise BadInput(f"{name} has no levels (the IMP levels of its two networks): not a line `eslt lmc` "
+                       "printed; re-run `eslt lmc` for that pair")  # fmt: skip
     definition = r.get("barrier_definition")
     if definition is not None:
         if definition != BARRIER_DEFINITION:
@@ -509,7 +638,7 @@ def plot_lmc(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100) ->
     ax.set_ylabel(f"error barrier ({_error_label(recs)})")
     ax.set_title("Linear mode connectivity: barrier vs level")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", title="pair (mean ± std)", title_fontsize="small")
+    _legend(ax, fontsize="small", title="pair (mean ± std)", title_fontsize="small")
     levels = sorted({int(r["levels"][0]) for r in recs})
     cmap = plt.get_cmap("viridis")
     styles = ["-", "--", ":", "-."]
@@ -530,7 +659,7 @@ def plot_lmc(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100) ->
     ax2.set_ylabel(_error_label(recs))
     ax2.set_title("Error along the linear path")
     ax2.grid(alpha=0.3)
-    ax2.legend(fontsize="small")
+    _legend(ax2, fontsize="small")
     return _save(fig, out, dpi)
 
 
@@ -579,7 +708,11 @@ def plot_sharpness(inputs: Inputs, out: Path, which: str = "final", dpi: int = 1
             if str(r.get("task")) != task:
                 continue
             x = _remaining_pct({"sparsity": r.get("sparsity", 0.0)})
-            vals = r.get("curvature") or ([r["curvature_mean"]] if "curvature_mean" in r else [])
+            vals = r.get("curvature") or ([r["curvature_mean"]] if r.get("curvature_mean") is not None else [])
+            if not vals:
+                inputs.warnings.append(f"{r.get('_where', 'a sharpness record')}: no curvature; "
+                                       "not in the curvature panel")  # fmt: skip
+                continue
             for name in _arm_groups(_sharp_label(r), r.get("arm"), arms):
                 groups[name][round(x, 6)].extend(float(v) for v in vals)
         xs_all = []
@@ -589,9 +722,9 @@ def plot_sharpness(inputs: Inputs, out: Path, which: str = "final", dpi: int = 1
         ax.set_ylabel("curvature d²loss/dt² (quadratic fit)")
         ax.set_title(f"{task}: sharpness of the optimum")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small", title="mean ± std over directions, runs", title_fontsize="small")
+        _legend(ax, fontsize="small", title="mean ± std over directions, runs", title_fontsize="small")
     ax2 = axes[-1]
-    levels = sorted({int(r.get("level", 0)) for r in recs})
+    levels = sorted({int(r.get("level") or 0) for r in recs})
     cmap = plt.get_cmap("viridis")
 
     def line_of(r: dict[str, Any]) -> str:  # a level 0 joins its base's line when the base has one arm
@@ -606,7 +739,7 @@ def plot_sharpness(inputs: Inputs, out: Path, which: str = "final", dpi: int = 1
         if not t or not loss:
             continue
         arr = np.asarray(loss, dtype=float)
-        profiles[(line_of(r), int(r.get("level", 0)), tuple(float(v) for v in t))].append(
+        profiles[(line_of(r), int(r.get("level") or 0), tuple(float(v) for v in t))].append(
             arr.mean(axis=0) if arr.ndim == 2 else arr
         )
     for (name, lvl, t), curves in sorted(profiles.items()):
@@ -621,19 +754,28 @@ def plot_sharpness(inputs: Inputs, out: Path, which: str = "final", dpi: int = 1
     ax2.set_ylabel("test loss (mean over directions and runs)")
     ax2.set_title("1D loss projections")
     ax2.grid(alpha=0.3)
-    ax2.legend(fontsize="small")
+    _legend(ax2, fontsize="small")
     return _save(fig, out, dpi)
 
 
 def _load_surface(path: Path) -> dict[str, np.ndarray]:
+    raw = files.read_regular(path, MAX_SURFACE_BYTES)
     try:
-        with np.load(path) as data:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:  # bounded: no member may unpack past the limit
+            if sum(info.file_size for info in archive.infolist()) > MAX_SURFACE_BYTES:
+                raise BadInput(f"{path}: its arrays unpack to more than 256 MiB: not a surface eslt wrote")
+        with np.load(io.BytesIO(raw), allow_pickle=False) as data:
             arrays = {k: np.asarray(data[k]) for k in data.files}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise BadInput(f"{path}: unreadable .npz ({type(exc).__name__}); {SURFACE_HINT}") from None
     alpha, beta, loss = arrays.get("alpha"), arrays.get("beta"), arrays.get("loss")
     if alpha is None or beta is None or loss is None or loss.ndim != 2 or loss.shape != (alpha.size, beta.size):
         raise BadInput(f"{path}: no 2D loss grid (arrays alpha (n,), beta (m,), loss (n, m)); {SURFACE_HINT}")
+    if not all(np.issubdtype(x.dtype, np.number) and not np.issubdtype(x.dtype, np.complexfloating)
+               for x in (alpha, beta, loss)):  # fmt: skip
+        raise BadInput(f"{path}: alpha, beta and loss must be real numbers; {SURFACE_HINT}")
+    if not (np.all(np.isfinite(alpha)) and np.all(np.isfinite(beta))):
+        raise BadInput(f"{path}: alpha or beta holds NaN or Infinity; not a surface eslt wrote")
     return arrays
 
 
@@ -665,16 +807,25 @@ def plot_surface(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100
         if not p.exists():
             raise BadInput(f"{p}: surface file not found (moved?); {SURFACE_HINT}")
     grids = [_load_surface(p) for _, p in panels]  # all checked before drawing
+    for (_, p), g in zip(panels, grids):
+        if not np.isfinite(np.asarray(g["loss"], dtype=float)).any():
+            raise BadInput(f"{p}: every loss on the grid is NaN or Infinity: nothing to draw (try a smaller --radius)")
     fig, axes = _axes(len(panels), width=4.4, height=3.9, max_cols=4)
-    for ax, (title, _), s in zip(axes, panels, grids):
-        a, b, loss = s["alpha"], s["beta"], s["loss"]
-        cs = ax.contourf(b, a, loss, levels=20, cmap="viridis")
-        ax.contour(b, a, loss, levels=10, colors="white", linewidths=0.4, alpha=0.6)
+    for ax, (title, p), s in zip(axes, panels, grids):
+        a, b, loss = s["alpha"], s["beta"], np.asarray(s["loss"], dtype=float)
+        bad = ~np.isfinite(loss)
+        if bad.any():  # shown as such: blank in the contours, a cross on each such grid point
+            inputs.warnings.append(f"{p}: {int(bad.sum())} of {bad.size} grid points have a non-finite loss; "
+                                   "left blank and marked ×")  # fmt: skip
+            ii, jj = np.nonzero(bad)
+            ax.plot(b[jj], a[ii], ls="none", marker="x", color="red", ms=5, label="non-finite loss")
+        cs = ax.contourf(b, a, np.ma.masked_invalid(loss), levels=20, cmap="viridis")
+        ax.contour(b, a, np.ma.masked_invalid(loss), levels=10, colors="white", linewidths=0.4, alpha=0.6)
         ax.plot([0], [0], marker="*", color="red", ms=10, label="trained optimum")
         ax.set_xlabel("β (second random direction)")
         ax.set_ylabel("α (first random direction)")
         ax.set_title(title, fontsize="medium")
-        ax.legend(fontsize="small", loc="upper right")
+        _legend(ax, fontsize="small", loc="upper right")
         fig.colorbar(cs, ax=ax, label="test loss", shrink=0.85)
     return _save(fig, out, dpi)
 
@@ -729,7 +880,7 @@ def plot_layers(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100)
         ax.set_ylabel("remaining weights in layer (%, log scale)")
         ax.set_title(f"{panel}: per-layer remaining weights")
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize="small", title="layer", title_fontsize="small")
+        _legend(ax, fontsize="small", title="layer", title_fontsize="small")
     return _save(fig, out, dpi)
 
 
@@ -745,19 +896,25 @@ def plot_snr(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100) ->
     fig, axes = _axes(2)
     for ax, key, name in zip(axes, ("pearson", "spearman"), ("Pearson", "Spearman")):
         groups: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+        undefined: list[float] = []
         for c in cks:
             label = " ".join(s for s in (_group_label(c.meta, many_tasks, many_methods), str(c.meta.get("arm"))) if s)
             value = c.meta["snr_stats"].get(key)
-            if value is not None and np.isfinite(value):
-                groups[label][int(c.meta.get("level", 0))].append(float(value))
+            if value is None or not math.isfinite(value):  # NaN: undefined (constant |mean| or SNR); shown
+                undefined.append(int(c.meta.get("level", 0)))
+                inputs.warnings.append(f"{c.path}: snr_stats.{key} is {_value_text(value)} ({_run_name(c.meta)}): "
+                                       "left out of the mean, marked × at the bottom of the figure")  # fmt: skip
+                continue
+            groups[label][int(c.meta.get("level", 0))].append(float(value))
         for label, levels in sorted(groups.items()):
             _band_of(ax, levels, label)
+        _mark_non_finite(ax, undefined, "correlation undefined (NaN) or missing")
         _integer_x(ax)
         ax.set_xlabel("level of the ticket (scores from the trained level before)")
         ax.set_ylabel(f"{name} correlation of |mean| and SNR")
         ax.set_title(f"Magnitude–SNR correlation ({name})")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small", title="arm (mean ± std over seeds)", title_fontsize="small")
+        _legend(ax, fontsize="small", title="arm (mean ± std over seeds)", title_fontsize="small")
     return _save(fig, out, dpi)
 
 
@@ -786,9 +943,13 @@ def plot_curves(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100)
         prefix = _group_label(m, many_tasks, many_methods)
         label = f"{prefix + ' ' if prefix else ''}L{m.get('level')} {m.get('arm')} s{m.get('seed')}"
         fit = np.asarray(m["history"]["fitness_mean"], dtype=float)
+        ev = m["history"].get("eval") or {}
+        gaps = int(np.sum(~np.isfinite(fit))) + int(np.sum(~np.isfinite(np.asarray(ev.get("metric") or [], float))))
+        if gaps:
+            inputs.warnings.append(f"{c.path}: {gaps} non-finite value(s) in its training history ({_run_name(m)}): "
+                                   "gaps in its curves")  # fmt: skip
         sign = -1.0 if m.get("metric") == "return" else 1.0  # control fitness is the negative return
         ax.plot(np.arange(1, fit.size + 1), sign * fit, color=color, ls=ls, lw=1.1, label=label)
-        ev = m["history"].get("eval") or {}
         if ev.get("generation"):
             ax2.plot(ev["generation"], ev["metric"], color=color, ls=ls, lw=1.1, marker=".", label=label)
     fit_label = "population mean return" if metrics == {"return"} else (
@@ -801,7 +962,7 @@ def plot_curves(inputs: Inputs, out: Path, which: str = "final", dpi: int = 100)
         a.set_xlabel("generation")
         a.grid(alpha=0.3)
     ncol = 1 if len(cks) <= 10 else 2
-    ax2.legend(fontsize="x-small", ncol=ncol, loc="upper left", bbox_to_anchor=(1.02, 1.0), title="level arm seed",
+    _legend(ax2, fontsize="x-small", ncol=ncol, loc="upper left", bbox_to_anchor=(1.02, 1.0), title="level arm seed",
                title_fontsize="x-small")  # fmt: skip
     return _save(fig, out, dpi)
 
@@ -830,13 +991,16 @@ NEEDS = {
 }
 
 
-def plot(kind: str, inputs: Inputs, out: Path, which: str = "final", dpi: int = 100) -> Path:
-    """Draw ``kind`` from ``inputs`` into ``out``."""
+def plot(kind: str, inputs: Inputs, out: Path, which: str = "final", dpi: int = 100, force: bool = False) -> Path:
+    """Draw ``kind`` from ``inputs`` into ``out`` (an existing ``out`` only with ``force``, see :func:`check_out`).
+
+    Points a figure shows specially (non-finite metrics) are listed in ``inputs.warnings``.
+    """
     if kind not in PLOTS:
         raise BadInput(f"unknown plot kind {kind!r}: choose one of {', '.join(PLOTS)}")
     if which not in WHICH:
         raise BadInput(f"--which {which!r}: choose final or best")
     if dpi <= 0:
         raise BadInput(f"--dpi {dpi}: must be positive")
-    check_out(Path(out), force=True)  # the format, before any drawing
+    check_out(Path(out), force, inputs.paths())  # before any drawing
     return PLOTS[kind](inputs, out, which=which, dpi=dpi)

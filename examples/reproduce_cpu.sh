@@ -5,13 +5,18 @@
 #
 #   bash examples/reproduce_cpu.sh            # the whole study (hours on 2 cores); resumable
 #   STAGES="pendulum" bash examples/reproduce_cpu.sh
-#   ESLT_SMOKE=1 bash examples/reproduce_cpu.sh   # seconds: tiny settings, into $RESULTS (tests)
+#   ESLT_SMOKE=1 bash examples/reproduce_cpu.sh   # seconds: tiny settings, into $RESULTS, by default
+#                                                 # ./eslt-runs/cpu-smoke (never the committed results/)
 #
 # Re-running continues where it stopped: every finished step is reused by eslt itself.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
-RESULTS=${RESULTS:-$repo/results}
+if [ -n "${ESLT_SMOKE:-}" ]; then
+  RESULTS=${RESULTS:-$PWD/eslt-runs/cpu-smoke}  # tiny runs: never into the committed results/
+else
+  RESULTS=${RESULTS:-$repo/results}
+fi
 JOBS=${JOBS:-2}
 STAGES=${STAGES:-"pendulum fashion transfer analyses figures tables"}
 export ESLT_JAX_CACHE=${ESLT_JAX_CACHE:-$HOME/.cache/eslt/jax}

@@ -244,4 +244,22 @@ def test_surface_file_is_refused_when_present(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="--force"):
         sharpness.check_writable(path, force=False)
     sharpness.check_writable(path, force=True)
-    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp files left
+    # beside it, only its record (the SHA-256 that lets --force replace it): no temp files left
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted([path.name, f".{path.name}.eslt"])
+
+
+def test_force_replaces_only_an_unchanged_surface_eslt_wrote(tmp_path: Path) -> None:
+    path = tmp_path / "s.npz"
+    surf = sharpness.Surface(np.zeros(2), np.zeros(2), np.ones((2, 2)), np.ones((2, 2)))
+    sharpness.save_surface(path, surf)
+    sharpness.check_writable(path, force=True)
+    np.savez(path, alpha=np.zeros(2), beta=np.zeros(2), loss=np.zeros((2, 2)), metric=np.zeros((2, 2)))
+    with pytest.raises(BadInput, match="has changed since eslt wrote it: --force replaces only a surface"):
+        sharpness.check_writable(path, force=True)  # a surface by its arrays, but not the one eslt wrote
+    (tmp_path / ".s.npz.eslt").unlink()  # a surface from before eslt kept records
+    with pytest.raises(BadInput, match="has no record of eslt writing it.*remove it by hand"):
+        sharpness.check_writable(path, force=True)
+    ckpt = tmp_path / "L01-snr-trained"
+    ckpt.mkdir()
+    with pytest.raises(BadInput, match="inside the input"):
+        sharpness.check_writable(ckpt / "s.npz", force=False, inputs=[ckpt])

@@ -50,6 +50,7 @@ def run(script: str, root: Path, **extra: str) -> subprocess.CompletedProcess[st
     env.update(
         ESLT_SMOKE="1",
         ESLT_HOME=str(root),
+        PAPER_ROOT=str(root),
         ESLT=str(fork_bin() / "eslt"),
         PATH=fork_path(),
         XLA_FLAGS=f"{env.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip(),
@@ -184,3 +185,23 @@ def test_paper_mode_commands(tmp_path: Path) -> None:
     assert sharp and all("--preset" in c and "--directions-from" in c for c in sharp)
     assert all(Path(c[c.index("--directions-from") + 1]).parent == Path(c[-1]).parent for c in sharp)
     assert sum("--2d" in c for c in sharp) == 2  # A.3: levels 0 of the ES and the GD chain at 2 levels
+
+
+def test_smoke_runs_have_their_own_root(tmp_path: Path) -> None:
+    """ESLT_SMOKE=1 without PAPER_ROOT writes under $ESLT_HOME/paper-smoke, not the real runs' root; a root
+    holds smoke or real runs, and a recipe of the other kind stops with one line before it writes anything."""
+    stub, log, home = tmp_path / "eslt", tmp_path / "calls.log", tmp_path / "home"
+    stub.write_text(STUB)
+    stub.chmod(0o755)
+    smoke = home / "paper-smoke"
+    proc = run("fig1.sh", smoke, PAPER_ROOT="", ESLT_HOME=str(home), ESLT=str(stub), STUB_LOG=str(log))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (smoke / "figures" / "fig1-imp-es-vs-gd.png").is_file() and (
+        smoke / ".paper" / "mode"
+    ).read_text() == "smoke\n"
+    assert sorted(p.name for p in home.iterdir()) == ["paper-smoke"]  # nothing in the real runs' root
+    before = sorted(smoke.rglob("*"))
+    proc = run("fig1.sh", smoke, ESLT_SMOKE="", ESLT=str(stub), STUB_LOG=str(log), PAPER_LEVELS="1")  # real, same root
+    assert proc.returncode == 1 and proc.stderr.startswith("paper: error:") and len(proc.stderr.splitlines()) == 1
+    assert "holds the recipes' smoke runs, this is a paper run" in proc.stderr
+    assert sorted(smoke.rglob("*")) == before

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
+import math
+import os
+import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -121,7 +126,8 @@ def test_checkpoint_kinds_render_from_a_runs_folder(cli, runs, tmp_path: Path, k
     assert code == 0, err
     assert stdout == f"{out}\n"  # stdout is exactly the figure's path
     assert_png(out)
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left behind
+    hidden = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert hidden == [f".{kind}.png.eslt"]  # its record (for --force), no temporary left behind
 
 
 def test_sparsity_best_svg_pdf_and_paths_on_stdin(cli, runs, tmp_path: Path) -> None:
@@ -250,6 +256,26 @@ BAD = [
     (["plot", "lmc", "{tmp}/notes.txt"], None, "not a checkpoint, folder, .jsonl/.json"),
     (["plot", "lmc", "{old_lmc}"], None, "predates barrier_definition (its barrier is the old linear-baseline one)"),
     (["plot", "lmc", "{future_lmc}"], None, "has barrier_definition 'v3', not 'frankle2020'"),
+    # file inputs: regular files only (a FIFO would block for ever, /dev/zero never end)
+    (["plot", "lmc", "{tmp}/fifo.jsonl"], None, "fifo.jsonl is a FIFO, device or socket, not a regular file"),
+    (["plot", "lmc", "{tmp}/zero.jsonl"], None, "zero.jsonl is a FIFO, device or socket, not a regular file"),
+    (["plot", "surface", "{tmp}/fifo.npz"], None, "fifo.npz is not a regular file"),
+    (["plot", "lmc"], "{tmp}/fifo.jsonl\n", "fifo.jsonl is a FIFO, device or socket"),
+    # non-finite values in records: refused by name, never dropped silently
+    (["plot", "lmc", "{nan_lmc}"], None, "nan.jsonl record 2: lmc record field 'barrier' holds NaN"),
+    (
+        ["plot", "lmc"],
+        '{{"kind": "lmc", "levels": [1, 1], "barrier": Infinity}}\n',
+        "stdin line 1: lmc record field 'barrier' holds Infinity",
+    ),
+    (["plot", "sharpness", "{inf_sharp}"], None, "record 1: sharpness record field 'curvature' holds -Infinity"),
+    (
+        ["plot", "sharpness"],
+        '{{"kind": "sharpness", "t": [0, 1, 2], "loss": [[1, 2]]}}\n',
+        "sharpness record has 3 steps t but 2 losses per direction",
+    ),
+    # a record without the fields of an `eslt lmc` line: named by where it was read, not "None vs None"
+    (["plot", "lmc", "{bare_lmc}"], None, "bare.jsonl record 1: lmc record has no levels"),
 ]
 
 
@@ -259,6 +285,10 @@ def test_bad_input_one_line_exit_2_nothing_written(cli, runs, tmp_path: Path, ar
     (tmp_path / "notes.txt").write_text("hello\n")
     (tmp_path / "existing.png").write_bytes(b"keep")
     (tmp_path / "garbage.jsonl").write_text("{not json\n")
+    lmc = lmc_records(True)
+    os.mkfifo(tmp_path / "fifo.jsonl")
+    os.mkfifo(tmp_path / "fifo.npz")
+    (tmp_path / "zero.jsonl").symlink_to("/dev/zero")
     fill = {
         "root": str(runs["root"]), "tmp": str(tmp_path), "dense0": str(runs["dense0"]), "dense1": str(runs["dense1"]),
         "ticket0": str(runs["ticket0"]), "lmc": str(jsonl(tmp_path / "lmc.jsonl", lmc_records(True))),
@@ -267,11 +297,18 @@ def test_bad_input_one_line_exit_2_nothing_written(cli, runs, tmp_path: Path, ar
         "garbage": str(tmp_path / "garbage.jsonl"),
         "old_lmc": str(jsonl(tmp_path / "old.jsonl", [old_lmc_record(curve=False)])),
         "future_lmc": str(jsonl(tmp_path / "v3.jsonl", [dict(lmc_records(True)[0], barrier_definition="v3")])),
+        "nan_lmc": str(jsonl(tmp_path / "nan.jsonl", [lmc[0], dict(lmc[1], barrier=math.nan)])),
+        "inf_sharp": str(jsonl(tmp_path / "inf.jsonl", [dict(sharpness_records()[0], curvature=[1.0, -math.inf])])),
+        "bare_lmc": str(jsonl(tmp_path / "bare.jsonl", [{"kind": "lmc"}])),
     }  # fmt: skip
     before = sorted(p.name for p in tmp_path.iterdir())
     out_args = [] if "--out" in args else ["--out", str(tmp_path / "fig.png")]
-    code, stdout, err = cli(*[a.format(**fill) for a in args], *out_args,
-                            stdin=None if stdin is None else stdin.format(**fill))  # fmt: skip
+    signal.alarm(60)  # a blocking read fails the test instead of hanging it
+    try:
+        code, stdout, err = cli(*[a.format(**fill) for a in args], *out_args,
+                                stdin=None if stdin is None else stdin.format(**fill))  # fmt: skip
+    finally:
+        signal.alarm(0)
     assert code == 2, err
     assert stdout == ""
     lines = err.strip().splitlines()
@@ -281,17 +318,32 @@ def test_bad_input_one_line_exit_2_nothing_written(cli, runs, tmp_path: Path, ar
     assert (tmp_path / "existing.png").read_bytes() == b"keep"
 
 
-def test_force_replaces_an_existing_figure(cli, tmp_path: Path) -> None:
+def test_force_replaces_only_an_unchanged_figure_eslt_drew(cli, tmp_path: Path) -> None:
+    """--force is proven by content: the SHA-256 in the figure's hidden record, not a mark the file may contain."""
     out = tmp_path / "lmc.png"
+    record = tmp_path / ".lmc.png.eslt"
     stdin = "".join(json.dumps(r) + "\n" for r in lmc_records(True))
     assert cli("plot", "lmc", "--out", str(out), stdin=stdin)[0] == 0
-    out.write_bytes(out.read_bytes() + b"x")  # still eslt's figure (its mark is in the PNG metadata)
-    code, _, err = cli("plot", "lmc", "--out", str(out), "--force", stdin=stdin)
+    assert json.loads(record.read_text())["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    first = out.read_bytes()
+    code, _, err = cli("plot", "lmc", "--out", str(out), "--force", stdin=stdin)  # unchanged: replaced
     assert code == 0, err
     assert_png(out)
-    out.write_bytes(b"\x89PNG a user's picture")
+    for name, content, why in [
+        ("edited", first + b"x", "has changed since eslt wrote it"),  # still carries eslt's mark
+        ("user's", b"\x89PNG a user's picture eslt-figure", "has changed since eslt wrote it"),
+    ]:
+        out.write_bytes(content)
+        code, stdout, err = cli("plot", "lmc", "--out", str(out), "--force", stdin=stdin)
+        assert (code, stdout) == (2, "") and why in err and "rm " in err and len(err.splitlines()) == 1, (name, err)
+        assert out.read_bytes() == content
+    record.unlink()  # a figure from before the records (or a user's file beside none)
     code, _, err = cli("plot", "lmc", "--out", str(out), "--force", stdin=stdin)
-    assert code == 2 and "not a figure eslt drew" in err and out.read_bytes() == b"\x89PNG a user's picture"
+    assert code == 2 and "has no record of eslt writing it" in err and out.read_bytes() == content, err
+    record.write_text("my notes")  # a file in the record's place that eslt did not write
+    out.unlink()
+    code, _, err = cli("plot", "lmc", "--out", str(out), stdin=stdin)
+    assert code == 2 and "not a record eslt wrote" in err and record.read_text() == "my notes", err
 
 
 def test_registry_functions_share_one_signature(tmp_path: Path) -> None:
@@ -309,3 +361,51 @@ def test_a_level_0_starts_only_the_arms_of_its_own_optimiser() -> None:
     assert plotting._arm_groups("adam", "dense", arms) == ["adam magnitude"]  # not "adam snr" too
     assert plotting._arm_groups("snes", "snr", arms) == ["snes snr"]
     assert plotting._arm_groups("ars", None, arms) == ["ars magnitude", "ars snr"]  # a base without arms: all
+
+
+def _copy_with(src: Path, dst: Path, change) -> Path:
+    """A copy of checkpoint ``src`` at ``dst`` with its meta changed (JSON NaN/Infinity as json.dumps writes them)."""
+    shutil.copytree(src, dst)
+    meta_file = dst / "meta" / "metadata"
+    meta = json.loads(meta_file.read_text())
+    change(meta)
+    meta_file.write_text(json.dumps(meta))
+    return dst
+
+
+def test_non_finite_metrics_are_named_and_marked_not_dropped(cli, runs, tmp_path: Path, monkeypatch) -> None:
+    marks: list[tuple[list[float], str]] = []
+    real = plotting._mark_non_finite
+
+    def spy(ax, xs, label):
+        if xs:
+            marks.append((list(xs), label))
+        real(ax, xs, label)
+
+    monkeypatch.setattr(plotting, "_mark_non_finite", spy)
+    nan = _copy_with(runs["snr0"], tmp_path / "nan", lambda m: m["metrics"]["final"].__setitem__("metric", math.nan))
+    inf = _copy_with(runs["random1"], tmp_path / "inf", lambda m: m["metrics"]["final"].__setitem__("metric", math.inf))
+    code, out, err = cli("plot", "sparsity", str(runs["dense0"]), str(runs["snr1"]), str(nan), str(inf),
+                         "--out", str(tmp_path / "s.png"))  # fmt: skip
+    assert code == 0 and out == f"{tmp_path / 's.png'}\n", err
+    warnings = [line for line in err.splitlines() if line.startswith("eslt: warning:")]
+    assert len(warnings) == 2, err
+    assert f"{nan}: final test metric is NaN (pendulum snes snr level 1 seed 0)" in warnings[0] + warnings[1]
+    assert f"{inf}: final test metric is Infinity (pendulum snes random level 1 seed 1)" in warnings[0] + warnings[1]
+    assert [(sorted(round(x) for x in xs), label.split()[0]) for xs, label in marks] == [([80, 80], "final")]
+    assert_png(tmp_path / "s.png")
+    marks.clear()  # every run non-finite: still a figure showing them, never an empty one
+    code, _, err = cli("plot", "sparsity", str(nan), "--out", str(tmp_path / "only.png"))
+    assert code == 0 and "final test metric is NaN" in err and len(marks) == 1, err
+
+
+def test_undefined_snr_correlations_are_named_and_marked(cli, runs, tmp_path: Path, monkeypatch) -> None:
+    marks: list[list[float]] = []
+    real = plotting._mark_non_finite
+    monkeypatch.setattr(plotting, "_mark_non_finite", lambda ax, xs, label: (xs and marks.append(list(xs)),
+                                                                             real(ax, xs, label)))  # fmt: skip
+    nan = _copy_with(runs["ticket0"], tmp_path / "t", lambda m: m["snr_stats"].__setitem__("pearson", math.nan))
+    code, _, err = cli("plot", "snr", str(nan), str(runs["ticket1"]), "--out", str(tmp_path / "snr.png"))
+    assert code == 0, err
+    assert f"eslt: warning: {nan}: snr_stats.pearson is NaN (pendulum snes snr level 2 seed 0)" in err
+    assert "spearman" not in err and marks == [[2]]  # the Pearson panel only

@@ -36,6 +36,7 @@ def world0(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "u" / "thesis.tex").write_text("my thesis")
     (root / "afile").write_text("x")
     (root / "u" / "photo.png").write_bytes(b"\x89PNG not eslt's")
+    (root / "u" / "notes.svg").write_text("<svg><!-- quotes eslt-figure, the mark eslt puts in its figures --></svg>")
     np.savez(root / "u" / "data.npz", x=np.arange(3))
     return root
 
@@ -121,13 +122,43 @@ CASES = [
     ("grid-huge", None, ["sharpness", "--2d", "--grid", "100000", T], 2, "--grid"),
     ("points-huge", None, ["lmc", "--points", "10000000", T, T], 2, "--points"),
     ("lmc-two-dashes", None, ["lmc", "-", "-"], 2, "only one"),
-    ("plot-force-user-file", None, ["plot", "layers", "--out", "u/photo.png", "--force", T], 2, "not a figure"),
+    (
+        "plot-force-user-file",
+        None,
+        ["plot", "layers", "--out", "u/photo.png", "--force", T],
+        2,
+        "has no record of eslt writing it",
+    ),
+    (
+        "plot-force-file-with-mark",
+        None,
+        ["plot", "layers", "--out", "u/notes.svg", "--force", T],
+        2,
+        "--force replaces only a figure eslt wrote",
+    ),
+    ("plot-out-inside-input", None, ["plot", "layers", "--out", f"{T}/layers.png", T], 2, "inside the input"),
+    ("surface-out-inside-input", None, ["sharpness", "--2d", "--surface-out", f"{T}/s.npz", T], 2, "inside the input"),
+    (
+        "plot-snr-stats-text",
+        _set("snr_stats", {"pearson": "high", "spearman": 0.5}),
+        ["plot", "snr", T],
+        2,
+        "meta snr_stats.pearson is malformed",
+    ),
+    ("plot-snr-stats-list", _set("snr_stats", {"pearson": [0.5]}), ["plot", "snr", T], 2, "snr_stats.pearson"),
+    (
+        "plot-layers-text",
+        lambda m: m["sparsity"].__setitem__("layers", {"Dense_0": {"remaining": "all"}}),
+        ["plot", "layers", T],
+        2,
+        "meta sparsity.layers is malformed",
+    ),
     (
         "surface-force-user-file",
         None,
         ["sharpness", "--2d", "--surface-out", "u/data.npz", "--force", T],
         2,
-        "not a surface",
+        "--force replaces only a surface eslt wrote",
     ),
     ("plot-out-newline", None, ["plot", "layers", "--out", "a\nb.png", T], 2, "line break"),
 ]

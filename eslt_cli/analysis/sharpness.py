@@ -32,6 +32,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from eslt_cli import files
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput, RunFailed
 from eslt_cli.tasks.base import Params, same_structure
@@ -219,30 +220,17 @@ def surface_path(checkpoint: Path, seed: int) -> Path:
     return checkpoint.parent / f"{checkpoint.name}-surface-seed{seed}.npz"
 
 
-def check_writable(path: Path, force: bool) -> None:
-    """Refuse to overwrite ``path`` unless ``force`` (checked before any work)."""
-    if path.is_dir():
+def check_writable(path: Path, force: bool, inputs: Sequence[Path] = ()) -> None:
+    """Refuse to write ``path`` (checked before any work): an existing file only with ``force``, and only a
+    surface eslt wrote and nobody changed since (its ``.<name>.eslt`` record, see :mod:`eslt_cli.files`);
+    never an input checkpoint or a path inside one."""
+    if Path(path).is_dir():
         raise BadInput(f"{path} is a folder: give --surface-out a file name ending in .npz")
-    if path.exists() and not force:
-        raise BadInput(f"{path} exists: pass --force to replace that eslt surface, or --surface-out elsewhere")
-    if (path.exists() or path.is_symlink()) and not _is_surface(path):
-        raise BadInput(f"{path} exists and is not a surface eslt wrote: --force replaces only those; "
-                       "choose another --surface-out")  # fmt: skip
-
-
-def _is_surface(path: Path) -> bool:
-    """Whether ``path`` is a regular ``.npz`` holding the arrays :func:`save_surface` writes."""
-    try:
-        if path.is_symlink() or not path.is_file():
-            return False
-        with np.load(path, allow_pickle=False) as data:
-            return {"alpha", "beta", "loss", "metric"} <= set(data.files)
-    except (OSError, ValueError, EOFError):  # not a zip, or not an npz
-        return False
+    files.check_replace(Path(path), "surface", force, "--surface-out", inputs)
 
 
 def save_surface(path: Path, surface: Surface, **extra: Any) -> Path:
-    """Write ``surface`` as an ``.npz`` (alpha, beta, loss, metric, extras) atomically."""
+    """Write ``surface`` as an ``.npz`` (alpha, beta, loss, metric, extras) atomically, then its record."""
     path = Path(path).absolute()
     tmp = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:8]}.npz"
     try:
@@ -255,6 +243,7 @@ def save_surface(path: Path, surface: Surface, **extra: Any) -> Path:
     finally:
         if tmp.exists():
             tmp.unlink()
+    files.remember(path, "surface")
     return path
 
 
@@ -293,7 +282,8 @@ def run_sharpness(
     if two_d:
         _axis(radius, grid, 2, "--grid")
         out_path = Path(surface_out).absolute() if surface_out is not None else surface_path(ckpt.path, seed)
-        check_writable(out_path, force)
+        sources = [ckpt.path] if directions_from is None else [ckpt.path, directions_from.path]
+        check_writable(out_path, force, sources)
     n_drawn = max(n_directions, 2 if two_d else 1)
     if directions_from is None:
         dirs = directions(seed, n_drawn, params, ckpt.state["mask"])

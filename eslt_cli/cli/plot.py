@@ -50,7 +50,9 @@ def plot(
     out: Annotated[Optional[Path], typer.Option(help="Figure file: .png, .svg or .pdf [./KIND.png].")] = None,
     which: Annotated[str, typer.Option(help="sparsity: the final or the best test-scoring ES mean.")] = "final",
     dpi: Annotated[int, typer.Option(help="Resolution of .png figures (dots per inch).")] = 100,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out file.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing --out figure that eslt drew and nobody changed since.")
+    ] = False,
 ) -> None:
     from eslt_cli import plotting
     from eslt_cli.errors import BadInput
@@ -62,7 +64,7 @@ def plot(
     if which not in plotting.WHICH:
         raise BadInput(f"--which {which!r}: choose final or best")
     target = out if out is not None else Path(f"{kind}.png")
-    plotting.check_out(target, force)
+    plotting.check_out(target, force)  # early: before reading any input (checked again against the inputs)
     lines: list[str] = []
     dash = "-" in (paths or [])
     paths = [p for p in paths or [] if p != "-"]
@@ -73,7 +75,9 @@ def plot(
             f"no inputs: {kind} needs {plotting.NEEDS[kind]}; give paths, or pipe them (or JSON lines) on stdin"
         )
     inputs = plotting.collect(paths, lines)
-    path = plotting.plot(kind, inputs, target, which=which, dpi=dpi)
+    path = plotting.plot(kind, inputs, target, which=which, dpi=dpi, force=force)
+    for warning in inputs.warnings:
+        common.say(f"eslt: warning: {warning}")
     common.say(f"{kind}: wrote {path} ({inputs.describe()})")
     common.data_line(str(path.absolute()), f"{path} was written, but ")
 

@@ -69,7 +69,9 @@ def sharpness(
         typer.Option(help="Trained checkpoint (level 0, same architecture) to draw and normalise directions at."),
     ] = None,
     which: Annotated[str, typer.Option(help="Which trained mean: final or best.")] = "final",
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing surface file.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing surface file that eslt wrote and nobody changed since.")
+    ] = False,
 ) -> None:
     common.setup_runtime()
     from eslt_cli import checkpoint as ckpt

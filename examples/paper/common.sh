@@ -13,7 +13,11 @@
 #   ESLT_SMOKE=1     tiny settings (seconds per training, 1 seed, 1 level, small analyses, fast
 #                    tasks substituted for brax and tfds ones): the recipes' wiring, not the science.
 #                    `--preset paper` is not used then. tests/test_paper_recipes.py runs every recipe so.
-#   PAPER_ROOT       runs root (default $ESLT_HOME, else ./eslt-runs/paper); exported as ESLT_HOME
+#                    Smoke runs have a root of their own (below): their tiny checkpoints would make a
+#                    later real run refuse every step ("made with other settings").
+#   PAPER_ROOT       runs root (default $ESLT_HOME, else ./eslt-runs/paper; smoke: $ESLT_HOME/paper-smoke,
+#                    else ./eslt-runs/paper-smoke); exported as ESLT_HOME. A root holds smoke runs or
+#                    real ones, never both (ROOT/.paper/mode says which; a recipe of the other kind stops).
 #   PAPER_FIGURES    where figures and tables go (default ROOT/figures)
 #   PAPER_SEEDS      seeds, imp.sh syntax: 0-4 or 0,2 (default 0-4; smoke 0)
 #   PAPER_LEVELS     IMP levels after the dense level 0 (default 20; smoke 1)
@@ -59,12 +63,24 @@ SMOKE=0
 case ${ESLT_SMOKE:-} in "" | 0) ;; *) SMOKE=1 ;; esac
 smoke() { [ "$SMOKE" = 1 ]; }
 
-ROOT=${PAPER_ROOT:-${ESLT_HOME:-./eslt-runs/paper}}
+if smoke; then
+  MODE=smoke
+  ROOT=${PAPER_ROOT:-${ESLT_HOME:+$ESLT_HOME/paper-smoke}}
+  ROOT=${ROOT:-./eslt-runs/paper-smoke}
+else
+  MODE=paper
+  ROOT=${PAPER_ROOT:-${ESLT_HOME:-./eslt-runs/paper}}
+fi
 mkdir -p "$ROOT"
 ROOT=$(cd "$ROOT" && pwd)
+if [ -f "$ROOT/.paper/mode" ] && [ "$(cat "$ROOT/.paper/mode")" != "$MODE" ]; then
+  die "$ROOT holds the recipes' $(cat "$ROOT/.paper/mode") runs, this is a $MODE run: give it its own PAPER_ROOT" \
+    "(smoke and real runs never share a root)"
+fi
 export ESLT_HOME=$ROOT
 FIGURES=${PAPER_FIGURES:-$ROOT/figures}
 mkdir -p "$FIGURES" "$ROOT/.paper" "$ROOT/analysis"
+[ -f "$ROOT/.paper/mode" ] || printf '%s\n' "$MODE" >"$ROOT/.paper/mode"
 LOG=$ROOT/paper.log  # stderr of the recipes' own eslt calls (imp.sh logs to ROOT/imp-*.log)
 if smoke; then
   SEEDS=${PAPER_SEEDS:-0} LEVELS=${PAPER_LEVELS:-1} JOBS=${PAPER_JOBS:-1}
