@@ -73,14 +73,16 @@ def fashion_subset(folder: Path, n_train: int, n_test: int) -> Path:
 # Tiny settings for every training run in the tests.
 TINY_CONTROL = ["--population", "8", "--generations", "4", "--eval-every", "2", "--train-episodes", "2",
                 "--test-episodes", "2"]  # fmt: skip
-# A complete ticket meta (what `eslt prune` writes, less the numbers) for tests that save checkpoints by hand.
+# A complete ticket meta (what `eslt prune` writes, less the numbers) for tests that save checkpoints by hand;
+# its network, one 3x3 conv of 2 channels and a dense layer, fits CONV0 plus a dense layer of any size.
 TICKET_META = {
     "kind": "ticket", "level": 1, "seed": 0, "arm": "snr", "metric": "accuracy",
-    "task": {"name": "mnist", "batch_size": 32}, "model": {"kind": "cnn", "features": [8, 16], "kernel_size": 5},
+    "task": {"name": "mnist", "batch_size": 32}, "model": {"kind": "cnn", "features": [2], "kernel_size": 3},
     "trainer": {"name": "es", "strategy": "snes", "population": 4, "generations": 2, "std_init": 0.02},
     "sparsity": {"global": 0.5}, "pruning": {"criterion": "snr", "rate": 0.2, "keep": 0.8},
     "parent": None, "lineage": [],
 }  # fmt: skip
+CONV0 = {"kernel": np.full((3, 3, 1, 2), 0.5, np.float32), "bias": np.zeros(2, np.float32)}
 TINY_VISION = ["--population", "4", "--generations", "2", "--eval-every", "1", "--batch-size", "32"]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TICKET_META
+from conftest import CONV0, TICKET_META
 
 from eslt_cli import checkpoint
 from eslt_cli.errors import BadInput
@@ -17,8 +17,14 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def state() -> dict:
-    init = {"dense": {"kernel": np.arange(6, dtype=np.float32).reshape(3, 2), "bias": np.zeros(2, np.float32)}}
-    mask = {"dense": {"kernel": np.array([[1, 0], [1, 1], [0, 1]], np.uint8), "bias": np.ones(2, np.uint8)}}
+    init = {
+        "conv0": CONV0,
+        "dense": {"kernel": np.arange(6, dtype=np.float32).reshape(3, 2), "bias": np.zeros(2, np.float32)},
+    }
+    mask = {
+        "conv0": {k: np.ones(v.shape, np.uint8) for k, v in CONV0.items()},
+        "dense": {"kernel": np.array([[1, 0], [1, 1], [0, 1]], np.uint8), "bias": np.ones(2, np.uint8)},
+    }
     return {"init": init, "mask": mask}
 
 

@@ -25,8 +25,10 @@ def check_lineage(dense: Path, ticket: Path, trained: Path) -> None:
     d, t, tr = (checkpoint.load(p) for p in (dense, ticket, trained))
     assert (d.kind, t.kind, tr.kind) == ("trained", "ticket", "trained")
     assert (d.meta["level"], t.meta["level"], tr.meta["level"]) == (0, 1, 1)
-    assert t.meta["parent"] == str(dense) and tr.meta["parent"] == str(ticket)
-    assert tr.meta["lineage"] == [str(dense), str(ticket)]
+    # Links are relative to the checkpoint's folder, so a run folder can move (README: portable run folders).
+    assert checkpoint.follow(t.path, t.meta["parent"]) == dense.absolute()
+    assert checkpoint.follow(tr.path, tr.meta["parent"]) == ticket.absolute()
+    assert [checkpoint.follow(tr.path, p) for p in tr.meta["lineage"]] == [dense.absolute(), ticket.absolute()]
     assert t.meta["pruning"]["criterion"] == "snr"
     assert abs(t.meta["sparsity"]["global"] - 0.2) < 1e-3
     # Rewinding: the ticket's init is the level-0 init, bit for bit.

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TICKET_META
+from conftest import CONV0, TICKET_META
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,8 +18,14 @@ from eslt_cli import checkpoint
 from eslt_cli.errors import BadInput
 
 STATE = {
-    "init": {"dense": {"kernel": np.arange(6, dtype=np.float32).reshape(3, 2), "bias": np.zeros(2, np.float32)}},
-    "mask": {"dense": {"kernel": np.ones((3, 2), np.uint8), "bias": np.ones(2, np.uint8)}},
+    "init": {
+        "conv0": CONV0,
+        "dense": {"kernel": np.arange(6, dtype=np.float32).reshape(3, 2), "bias": np.zeros(2, np.float32)},
+    },
+    "mask": {
+        "conv0": {k: np.ones(v.shape, np.uint8) for k, v in CONV0.items()},
+        "dense": {"kernel": np.ones((3, 2), np.uint8), "bias": np.ones(2, np.uint8)},
+    },
 }
 
 

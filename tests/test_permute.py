@@ -1,6 +1,7 @@
 """Permuted tickets: pure functions on a tiny hand-made pytree, and the command in-process."""
 
 from collections import Counter
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -80,7 +81,8 @@ def test_permute_cli(cli, snr_ticket: str, variant: str) -> None:
     assert new.kind == "ticket" and new.meta["level"] == old.meta["level"]
     assert new.meta["arm"] == f"snr+perm-{variant}"
     assert new.meta["permutation"] == {"variant": variant, "seed": 2}
-    assert new.meta["parent"] == snr_ticket and new.meta["lineage"][-1] == snr_ticket
+    assert checkpoint.follow(new.path, new.meta["parent"]) == Path(snr_ticket).absolute()
+    assert checkpoint.follow(new.path, new.meta["lineage"][-1]) == Path(snr_ticket).absolute()
     assert new.meta["sparsity"] == old.meta["sparsity"]
     for layer in old.state["init"]:
         before = survivors(old.state["init"], old.state["mask"], layer)
@@ -95,6 +97,6 @@ def test_permute_cli(cli, snr_ticket: str, variant: str) -> None:
 def test_permute_cli_bad_usage(cli, snr_ticket: str) -> None:
     assert cli("permute", snr_ticket)[0] == 2
     assert cli("permute", "--weights", "--mask", snr_ticket)[0] == 2
-    dense = checkpoint.read_meta(snr_ticket)["parent"]
+    dense = str(checkpoint.follow(Path(snr_ticket), checkpoint.read_meta(snr_ticket)["parent"]))
     code, _, err = cli("permute", "--weights", dense)
     assert code == 2 and "permute a ticket" in err

@@ -7,6 +7,7 @@ traceback instead.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -52,6 +53,9 @@ def root(
     global DEBUG
     DEBUG = debug or bool(os.environ.get("ESLT_DEBUG"))
     common.QUIET = quiet
+    if DEBUG:  # library errors too (setup_runtime keeps only fatal ones)
+        for name in ("absl", "asyncio", "orbax"):
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 app.command("train", no_args_is_help=False)(train.train)

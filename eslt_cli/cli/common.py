@@ -133,12 +133,14 @@ def setup_runtime() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     warnings.filterwarnings("ignore", category=UserWarning, module="orbax")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
-    for name in ("absl", "jax._src.xla_bridge", "orbax"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    # Orbax logs the failure of each of its writer threads and tasks (with tracebacks) before raising the same
+    # error in eslt's thread, which reports it in one line; --debug shows them (cli.root).
+    for name in ("absl", "asyncio", "jax._src.xla_bridge", "orbax"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         import absl.logging
 
-        absl.logging.set_verbosity(absl.logging.ERROR)
+        absl.logging.set_verbosity(absl.logging.FATAL)
     except ImportError:
         pass
     import jax

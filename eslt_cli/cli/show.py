@@ -49,15 +49,16 @@ def lineage(path: Path, meta: dict[str, Any]) -> list[tuple[Path, dict[str, Any]
     from eslt_cli import checkpoint as ckpt
 
     chain = [(path, meta)]
-    seen = {str(path.resolve())}
+    seen = {path.resolve()}
     while chain[0][1].get("parent"):
-        parent = Path(chain[0][1]["parent"])
-        if str(parent) in seen:
+        parent = ckpt.follow(chain[0][0], chain[0][1]["parent"])
+        if parent.resolve() in seen:
+            common.say(f"eslt: warning: {chain[0][0]}: its parent links form a cycle at {parent}; lineage cut there")
             break
         if not ckpt.is_checkpoint(parent):
             common.say(f"eslt: warning: {chain[0][0]}: parent {parent} is missing (moved or deleted?)")
             break
-        seen.add(str(parent))
+        seen.add(parent.resolve())
         chain.insert(0, (parent, ckpt.read_meta(parent)))
     return chain
 
@@ -130,7 +131,7 @@ def show(
     listed: set[str] = set()
     for path, named in found:
         try:
-            meta = ckpt.read_meta(path)
+            meta = ckpt.load(path).meta  # arrays checked against the digest it reports
         except BadInput as exc:
             if named:
                 raise
