@@ -200,7 +200,7 @@ def settle_model(task_name: str, preset: str, overrides: dict[str, Any]) -> Mode
 
 # ES settings that belong to one strategy: a new strategy brings its own unless given.
 STRATEGY_FIELDS = ("optimizer", "lr", "elite_ratio", "temperature", "lr_decay", "lr_floor", "std_decay", "std_floor",
-                   "std_lr", "adam_b1", "constants")  # fmt: skip
+                   "std_lr", "adam_b1", "constants", "snr_std")  # fmt: skip
 
 
 def settle_trainer(task_name: str, preset: str, base: TrainerSpec | None, overrides: dict[str, Any]) -> TrainerSpec:
@@ -474,6 +474,7 @@ class PrunePlan:
     out: Path
     reinit: bool = False
     batches: int | None = None  # snip/grasp: training batches scored on
+    snr_std: str = "text"  # what SNR divides by (strategies.snr_noise): the parent's choice or --snr-std
 
     @property
     def label(self) -> str:
@@ -485,6 +486,8 @@ class PrunePlan:
         extra: dict[str, Any] = {"reinit": True} if self.reinit else {}  # absent when off: older outputs still match
         if self.batches is not None:
             extra["batches"] = self.batches
+        if self.criterion == "snr" and self.snr_std != "text":
+            extra["snr_std"] = self.snr_std  # absent at the text's definition: older outputs still match
         return extra | {
             "op": "prune",
             **checkpoint.parent_record(self.parent),
@@ -506,6 +509,7 @@ def plan_prune(
     out: Path | None = None,
     reinit: bool = False,
     batches: int | None = None,
+    snr_std: str | None = None,
 ) -> PrunePlan:
     """Check a pruning request against its parent and settle the output path.
 
@@ -513,6 +517,8 @@ def plan_prune(
     drawn from ``seed`` and the level (the paper code's ``random-reinit`` arm
     with the random criterion) instead of rewinding to the level-0 init.
     ``batches``: training batches that ``snip`` and ``grasp`` score on (default 1).
+    ``snr_std``: SNR's definition (``text`` or ``code``, see :func:`strategies.snr_noise`) instead
+    of the one the parent was trained to be pruned by (its trainer record's ``snr_std``).
     """
     pruner = pruning.get_pruner(criterion)
     if parent.kind != "trained":
@@ -536,6 +542,11 @@ def plan_prune(
             raise BadInput(f"--batches must be positive, got {batches}")
     elif batches is not None:
         raise BadInput("--batches applies to --snip and --grasp only")
+    if snr_std is not None and criterion != "snr":
+        raise BadInput("--snr-std applies to --snr only")
+    if snr_std is not None and snr_std not in strategies.SNR_STD:
+        raise BadInput(f"unknown --snr-std {snr_std!r}: choose one of {', '.join(strategies.SNR_STD)}")
+    snr_std = snr_std or str(parent.meta["trainer"].get("snr_std") or "text")
     pruning.prunable(parent.state["mask"], exclude)  # validates layer names
     level = int(parent.meta["level"]) + 1
     arm = _arm(str(parent.meta.get("arm", "dense")), f"{criterion}-reinit" if reinit else criterion)
@@ -545,7 +556,7 @@ def plan_prune(
         else checkpoint.inside(parent.path.parent / f"L{level:02d}-{arm}", parent.path.parent)
     )
     seed = int(parent.meta["seed"]) if seed is None else seed
-    return PrunePlan(parent, criterion, rate, source, tuple(exclude), seed, out.absolute(), reinit, batches)
+    return PrunePlan(parent, criterion, rate, source, tuple(exclude), seed, out.absolute(), reinit, batches, snr_std)
 
 
 def reinit_params(meta: dict[str, Any], seed: int, level: int) -> Any:
@@ -572,6 +583,8 @@ def run_prune(plan: PrunePlan, force: bool = False) -> tuple[Path, bool]:
     # --from best scores the best mean with the std it was scored with (stored since schema 2; older
     # checkpoints have only the final std).
     std = parent.state.get("std_best" if plan.source == "best" and "std_best" in parent.state else "std")
+    if std is not None:  # SNR's denominator by the chosen definition (the text's: the std itself)
+        std = strategies.snr_noise(str(parent.meta["trainer"].get("strategy")), plan.snr_std, std)
     data = None
     if plan.batches is not None:
         data = pruning.training_batches(check_fits(parent, task_of(parent.meta)), key, plan.batches)
@@ -596,11 +609,17 @@ def run_prune(plan: PrunePlan, force: bool = False) -> tuple[Path, bool]:
             "seed": plan.seed,
             "reinit": plan.reinit,
             **({} if plan.batches is None else {"batches": plan.batches}),
+            **({"snr_std": plan.snr_std} if plan.criterion == "snr" else {}),
         },
         # |mean| vs SNR of the scored weights before pruning (Figure 7); None without a std.
-        "snr_stats": None if std is None else pruning.snr_correlation(mean, std, parent.state["mask"]),
+        "snr_stats": None if std is None else snr_stats(mean, std, parent.state["mask"], plan.snr_std),
     }
     return write_ticket(parent, plan.out, plan.fingerprint, {"init": init, "mask": mask}, meta, force)
+
+
+def snr_stats(mean: Any, noise: Any, mask: Any, definition: str) -> dict[str, Any]:
+    """|mean| vs SNR (by ``definition``) of the weights scored, before pruning (Figure 7)."""
+    return pruning.snr_correlation(mean, noise, mask) | {"snr_std": definition}
 
 
 def write_ticket(

@@ -72,7 +72,8 @@ class Inputs:
     def describe(self) -> str:
         kinds: dict[str, int] = defaultdict(int)
         for r in self.records:
-            kinds[str(r.get("kind", "unknown"))] += 1
+            kind = str(r.get("kind", "unknown"))
+            kinds[kind if kind.isprintable() and len(kind) <= 40 else repr(kind)[:40]] += 1  # one line, always
         recs = ", ".join(f"{n} {k} record{'s' if n != 1 else ''}" for k, n in sorted(kinds.items())) or "0 records"
         return f"{len(self.checkpoints)} checkpoints, {recs}, {len(self.surfaces)} .npz surfaces"
 
@@ -164,7 +165,7 @@ def _rows(v: Any) -> bool:
 
 
 def _text(v: Any) -> bool:
-    return isinstance(v, str) and len(v) <= 4096
+    return isinstance(v, str) and len(v) <= 4096 and v.isprintable()  # one line: it may appear in messages
 
 
 def _texts(v: Any) -> bool:

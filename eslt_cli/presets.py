@@ -115,7 +115,8 @@ TUNED: dict[str, dict[str, Settings]] = {
 STRATEGY_DEFAULTS: dict[str, Settings] = {
     "snes": {"optimizer": "sgd", "lr": 1.0},  # evosax 0.1.4's lrate_mean 1: no optimiser
     "des": {"optimizer": "sgd", "lr": 1.0, "temperature": 12.5},
-    "sep_cma_es": {"constants": "paper"},
+    # The code scores Sep-CMA-ES tickets by |mean| / C (the variance; strategies.snr_noise).
+    "sep_cma_es": {"constants": "paper", "snr_std": "code"},
     "pgpe": _PGPE,
 }
 # The strategy of each task's curves in the paper's main figures (notebooks/f3_gd_es.ipynb).
@@ -201,7 +202,7 @@ TABLE_TASKS = {"fashion_mnist": "vision", "mnist": "vision", "kmnist": "vision",
                "ant": "brax", "halfcheetah": "brax", "hopper": "brax", "reacher": "brax", "walker2d": "brax",
                "humanoid": "brax"}  # fmt: skip
 STRATEGY_FIELDS = ("std_init", "temperature", "elite_ratio", "lr", "optimizer", "lr_decay", "lr_floor", "std_decay",
-                   "std_floor", "std_lr", "adam_b1", "constants")  # fmt: skip
+                   "std_floor", "std_lr", "adam_b1", "constants", "snr_std")  # fmt: skip
 
 
 def _fmt(v: Any) -> str:

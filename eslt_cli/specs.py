@@ -14,7 +14,8 @@ and ``train`` read them to know how a parent was made; change one with
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from eslt_cli.errors import BadInput
@@ -23,6 +24,11 @@ if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
 T = TypeVar("T", bound="DataclassInstance")  # a spec: a dataclass
+
+
+# Field metadata of settings added after checkpoints were written: :func:`to_json` leaves such a
+# field out at its default, so the records (and fingerprints) of older runs stay as they were.
+OMIT = {"omit_default": True}
 
 
 @dataclass(frozen=True)
@@ -100,7 +106,10 @@ class ESSpec:
     std_floor: float = 0.0  # ... never below std_floor
     std_lr: float | None = None  # pgpe: learning rate of the std adaptation (None: evosax's 0.1)
     adam_b1: float = 0.9  # Adam's first-moment decay (the paper's code: 0.99)
-    constants: str = "evosax"  # sep_cma_es: "evosax" (0.3) or "paper" (evosax 0.1.4 weights and rates)
+    constants: str = "evosax"  # sep_cma_es, pgpe: "evosax" (0.3) or "paper" (evosax 0.1.4's update)
+    # What --snr divides |mean| by: "text" (the search std) or "code" (what the paper's code divided by:
+    # Sep-CMA-ES's variance C); see strategies.snr_noise. Absent from meta at its default (OMIT).
+    snr_std: str = field(default="text", metadata=OMIT)
     name: ClassVar[str] = "es"
 
 
@@ -159,6 +168,8 @@ def check_ranges(spec: T) -> T:
         v = getattr(spec, k)
         if isinstance(v, bool) or v is None or isinstance(v, str):
             continue
+        if isinstance(v, float) and not math.isfinite(v):  # inf passes every "positive" test below
+            raise bad(k, v, "a finite number")
         if k in ("ent_coef", "vf_coef", "mean_decay", "lr_floor", "std_floor", "std_lr", "bias_init"):
             if not v >= 0:
                 raise bad(k, v, "non-negative")
@@ -179,9 +190,12 @@ def check_ranges(spec: T) -> T:
 
 
 def to_json(spec: Any) -> dict[str, Any]:
-    """A spec as a JSON-ready dict with its tag (tuples become lists)."""
+    """A spec as a JSON-ready dict with its tag (tuples become lists); an :data:`OMIT` field is left
+    out at its default."""
     tag = {"name": spec.name} if isinstance(spec, ESSpec | AdamSpec | PPOSpec) else {"kind": spec.kind}
-    values = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(spec).items()}
+    fields = dataclasses.fields(spec)
+    omit = {f.name for f in fields if f.metadata.get("omit_default") and getattr(spec, f.name) == f.default}
+    values = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(spec).items() if k not in omit}
     return {**tag, **values}
 
 

@@ -31,6 +31,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from evosax.algorithms import ARS, PGPE, SNES, DiscoveredES, Open_ES, Sep_CMA_ES
 from evosax.core.optimizer import clipup, scale_by_clipup
@@ -62,6 +63,7 @@ OPTIMIZERS: dict[str, Callable[[Schedule, float], optax.GradientTransformation]]
 }
 ADAM_B1 = 0.9  # optax's default; ESSpec.adam_b1's default must equal it
 CONSTANTS = ("evosax", "paper")
+SNR_STD = ("text", "code")  # ESSpec.snr_std: the paper's text's SNR, or its code's
 
 
 def _diag_std(state: Any) -> jax.Array:
@@ -88,12 +90,15 @@ class Strategy:
     temperature: bool = False  # takes --temperature (0.1.4's softmax fitness weights)
     std_decay: bool = False  # takes --std-decay/--std-floor/--std-lr (PGPE's std schedule and adaptation rate)
     paper_constants: bool = False  # takes --constants paper (evosax 0.1.4's weights and rates)
+    code_snr_power: int = 1  # the paper's code's SNR divides |mean| by search_std ** this (see snr_noise)
 
 
 STRATEGIES: dict[str, Strategy] = {
     "pgpe": Strategy(PGPE, "clipup", 0.01, False, False, True, _diag_std, std_decay=True),
     "snes": Strategy(SNES, "sgd", 1.0, False, False, False, _diag_std, temperature=True),
-    "sep_cma_es": Strategy(Sep_CMA_ES, None, None, False, True, False, _sep_cma_std, paper_constants=True),
+    "sep_cma_es": Strategy(
+        Sep_CMA_ES, None, None, False, True, False, _sep_cma_std, paper_constants=True, code_snr_power=2
+    ),
     "des": Strategy(DiscoveredES, "sgd", 1.0, False, False, False, _diag_std, temperature=True),
     "open_es": Strategy(Open_ES, "sgd", 1e-3, True, False, True, None),
     "ars": Strategy(ARS, "adam", 1e-3, True, True, True, None),
@@ -173,9 +178,32 @@ def check_spec(spec: ESSpec) -> None:
         raise BadInput(f"--std-lr must be non-negative, got {spec.std_lr}")
     if spec.constants not in CONSTANTS:
         raise BadInput(f"unknown --constants {spec.constants!r}: choose one of {', '.join(CONSTANTS)}")
+    if spec.snr_std not in SNR_STD:
+        raise BadInput(f"unknown --snr-std {spec.snr_std!r}: choose one of {', '.join(SNR_STD)}")
+    if spec.snr_std != "text" and entry.search_std is None:
+        raise BadInput(f"{spec.strategy} is isotropic (no per-weight std, no SNR): drop --snr-std")
     if spec.constants != "evosax" and not entry.paper_constants:
         takes = [k for k, e in STRATEGIES.items() if e.paper_constants]
         raise BadInput(f"{spec.strategy} has no evosax 0.1.4 constants (only {_with(takes)}): drop --constants")
+
+
+def snr_noise(strategy: str, definition: str, std: Any) -> Any:
+    """What SNR pruning divides |mean| by, per weight, given the checkpoint's search ``std`` tree.
+
+    ``definition="text"``: the search std itself (the paper's text: |mean| / std). ``"code"``:
+    what the paper's code divided by. Its pruning (src/prune/sig2noise.py) divides |mean| by the
+    "sigma" that src/es/masked_es.py returns for the final mean: ``es_state.sigma`` (the per-weight
+    std) for SNES, PGPE and DES, the same as the text, but ``es_state.C`` for Sep-CMA-ES, the
+    per-weight variance without the global step size. eslt's Sep-CMA-ES std is
+    ``sigma * sqrt(C + 1e-8)``, so it scores by ``std ** 2 = sigma**2 * (C + 1e-8)``: one positive
+    factor for all weights away from ``C``, which a global threshold cannot see, so the ranking and
+    the masks are the code's (the 1e-8 is evosax's eigen-decomposition floor; the code's ``--from
+    best`` record, ``sigma * C``, ranks the same way).
+    """
+    power = get_strategy(strategy).code_snr_power if definition == "code" else 1
+    if power == 1:
+        return std
+    return jax.tree.map(lambda s: np.asarray(s, np.float64) ** power, std)
 
 
 def temperature_weights(population: int, temperature: float) -> jax.Array:

@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from eslt_cli import schema
 from eslt_cli.cli import common
 
 HELP = """Prune a trained checkpoint and print the new ticket's path on stdout.
@@ -14,11 +15,13 @@ The ticket keeps the level-0 init (rewinding) and a mask that removes --rate of
 the surviving prunable weights, with one global threshold over all kernels;
 biases are never pruned. Choose exactly one criterion: --magnitude (|mean|),
 --snr (|mean| / per-weight search std; needs a diagonal ES such as snes, pgpe,
-sep_cma_es or des), --random (sparsity-matched random mask), --movement
-(|mean - init|: how far training moved each weight), or the pruning-at-init
-scores of the level's masked initialisation on --batches training batches
-(vision tasks): --snip (|grad * w|) or --grasp (GraSP: keeps the highest
-w * Hg, i.e. removes the highest -w * Hg). --reinit keeps the new
+sep_cma_es or des; --snr-std code: the paper's code's |mean| / C for sep_cma_es,
+the default where the parent was trained with it, as --preset paper does),
+--random (sparsity-matched random mask), --movement (|mean - init|: how far
+training moved each weight), or the pruning-at-init scores of the level's
+masked initialisation on --batches training batches (vision tasks): --snip
+(|grad * w|) or --grasp (GraSP: keeps the highest w * Hg, i.e. removes the
+highest -w * Hg). --reinit keeps the new
 mask but draws a fresh initialisation from --seed and the level instead of
 rewinding (arm '<criterion>-reinit'; --random --reinit is the paper's
 random-reinit baseline).
@@ -44,6 +47,13 @@ def prune(
     reinit: Annotated[
         bool, typer.Option("--reinit", help="Fresh init from --seed instead of rewinding (any criterion).")
     ] = False,
+    snr_std: Annotated[
+        Optional[str],
+        typer.Option(
+            help="--snr: divide |mean| by the search std (text) or as the paper's code did (code: "
+            "sep_cma_es's variance C) [default: the parent's trainer record, else text]."
+        ),
+    ] = None,
     rate: Annotated[float, typer.Option(help="Fraction of surviving prunable weights to remove.")] = 0.2,
     source: Annotated[str, typer.Option("--from", help="Which trained mean to score: final or best.")] = "final",
     exclude: Annotated[Optional[list[str]], typer.Option(help="Layer to leave dense (repeatable).")] = None,
@@ -62,12 +72,14 @@ def prune(
     chosen = [name for name, on in flags if on]
     if len(chosen) != 1:
         raise typer.BadParameter("choose exactly one of --magnitude, --snr, --random, --movement, --snip, --grasp")
+    if seed is not None:
+        schema.check_seed(seed)  # before any work: a seed PRNGKey cannot take would fail mid-way
     common.setup_runtime()
     from eslt_cli import checkpoint as ckpt
     from eslt_cli import pipeline
 
     parent = ckpt.load(common.read_input(checkpoint))
-    plan = pipeline.plan_prune(parent, chosen[0], rate, source, exclude or (), seed, out, reinit, batches)
+    plan = pipeline.plan_prune(parent, chosen[0], rate, source, exclude or (), seed, out, reinit, batches, snr_std)
     path, made = pipeline.run_prune(plan, force=force)
     meta = ckpt.read_meta(path)
     sp = meta["sparsity"]

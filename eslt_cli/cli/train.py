@@ -126,6 +126,14 @@ def train(
         Optional[str],
         typer.Option(help="sep_cma_es: evosax (0.3) or paper (evosax 0.1.4 weights and rates).", rich_help_panel=ES),
     ] = None,
+    snr_std: Annotated[
+        Optional[str],
+        typer.Option(
+            help="What --snr will divide |mean| by: text (the search std) or code (the paper's code: "
+            "sep_cma_es's variance C) [text; paper preset, sep_cma_es: code].",
+            rich_help_panel=ES,
+        ),
+    ] = None,
     epochs: Annotated[Int, typer.Option(help="adam: passes over the training set.", rich_help_panel=GRAD)] = None,
     timesteps: Annotated[Int, typer.Option(help="ppo: environment steps in all.", rich_help_panel=GRAD)] = None,
     num_envs: Annotated[Int, typer.Option(help="ppo: parallel environments.", rich_help_panel=GRAD)] = None,
@@ -217,7 +225,7 @@ def train(
         "max_grad_norm": max_grad_norm, "obs_norm": obs_norm, "backend": backend, "episode_length": episode_length,
         "data_dir": str(data_dir) if data_dir is not None else None, "temperature": temperature,
         "lr_decay": lr_decay, "lr_floor": lr_floor, "std_decay": std_decay, "std_floor": std_floor, "std_lr": std_lr,
-        "adam_b1": adam_b1, "constants": constants,
+        "adam_b1": adam_b1, "constants": constants, "snr_std": snr_std,
     }  # fmt: skip
     plan = pipeline.plan_train(parent, overrides, preset, out, root or common.default_root())
     if dry_run:  # nothing written, no lock taken: the settings a run would use
