@@ -330,26 +330,42 @@ def existing_output(out: Path, fingerprint: dict[str, Any], force: bool, inputs:
     if not out.exists() and not out.is_symlink():
         return False
     checkpoint.replaceable(out)
+    _not_an_ancestor(out, inputs)
     try:
         meta = checkpoint.read_meta(out)
+        if not force and checkpoint.identity(meta.get("fingerprint")) == checkpoint.identity(fingerprint):
+            checkpoint.load(out)  # reuse only content that matches its digest
+            return True
     except BadInput as exc:
         if force:
             return False  # a damaged eslt checkpoint: --force re-makes it
         raise BadInput(f"{exc} (--force replaces it)") from None
     if force:
         return False
-    if meta.get("fingerprint") == fingerprint:
-        return True
     raise BadInput(
         f"{out} exists, made {_difference(meta.get('fingerprint'), fingerprint)}: "
         "pass --force to replace that eslt checkpoint, or --out elsewhere"
     )
 
 
+def _not_an_ancestor(out: Path, inputs: Sequence[Path]) -> None:
+    """Refuse an output that an input derives from (its level-0 network, say): replacing it would
+    orphan the input, whatever ``--force`` says."""
+    target = out.absolute().resolve()
+    for given in inputs:
+        try:
+            meta = checkpoint.read_meta(given)
+        except BadInput:
+            continue
+        if any(a.resolve() == target for a in checkpoint.ancestors(given, meta)):
+            raise BadInput(f"--out {out} is an ancestor of the input {given}: choose a path outside its lineage")
+
+
 def _difference(old: Any, new: dict[str, Any]) -> str:
     """What sets an existing output's fingerprint apart from this run's, for the refusal message."""
     if not isinstance(old, dict):
         return "without a settings record"
+    old, new = checkpoint.identity(old), checkpoint.identity(new)
     if "parent_digest" not in old and "parent_digest" in new:
         return "by an older eslt whose record lacks the parent's content digest, so it cannot be trusted as current"
     if old.get("parent_digest") != new.get("parent_digest"):
@@ -366,10 +382,16 @@ def _difference(old: Any, new: dict[str, Any]) -> str:
     return f"with other settings ({shown}{', ...' if len(keys) > 3 else ''})"
 
 
-def _lineage(parent: Checkpoint | None) -> list[str]:
+def links(parent: Checkpoint | None, out: Path) -> dict[str, Any]:
+    """The ``parent`` and ``lineage`` meta of a checkpoint at ``out`` derived from ``parent``: paths
+    relative to ``out``'s folder (see :func:`checkpoint.link`), level 0 first."""
     if parent is None:
-        return []
-    return [*parent.meta.get("lineage", []), str(parent.path.resolve())]
+        return {"parent": None, "lineage": []}
+    ancestry = [checkpoint.follow(parent.path, item) for item in parent.meta.get("lineage", [])]
+    return {
+        "parent": checkpoint.link(parent.path, out),
+        "lineage": [checkpoint.link(p, out) for p in [*ancestry, parent.path]],
+    }
 
 
 def run_train(
@@ -444,8 +466,7 @@ def _train(
         "metrics": {"final": result.final, "best": result.best_metrics},
         "history": result.history,
         "pruning": None if plan.parent is None else plan.parent.meta.get("pruning"),
-        "parent": None if plan.parent is None else str(plan.parent.path.resolve()),
-        "lineage": _lineage(plan.parent),
+        **links(plan.parent, plan.out),
         "fingerprint": plan.fingerprint,
         "run": {"seconds": round(seconds, 3), "device": str(jax.devices()[0].platform), "devices": devices},
     }
@@ -636,7 +657,7 @@ def write_ticket(
     made with the same ``fingerprint`` is kept as is; one made otherwise is
     refused unless ``force`` (see :func:`existing_output`).
     """
-    meta = {**meta, "parent": str(parent.path.resolve()), "lineage": _lineage(parent), "fingerprint": fingerprint}
+    meta = {**meta, **links(parent, out), "fingerprint": fingerprint}
     existing_output(out, fingerprint, force, [parent.path])  # refuse early, before making a lock file
     with checkpoint.lock(out):
         if existing_output(out, fingerprint, force, [parent.path]):

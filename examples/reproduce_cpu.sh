@@ -5,6 +5,8 @@
 #
 #   bash examples/reproduce_cpu.sh            # the whole study (hours on 2 cores); resumable
 #   STAGES="pendulum" bash examples/reproduce_cpu.sh
+#   STAGES="pendulum-paper" JOBS=1 bash examples/reproduce_cpu.sh   # the paper's own Pendulum settings,
+#                                                 # 20 levels deep (about 100 s a training on one core)
 #   ESLT_SMOKE=1 bash examples/reproduce_cpu.sh   # seconds: tiny settings, into $RESULTS, by default
 #                                                 # ./eslt-runs/cpu-smoke (never the committed results/)
 #
@@ -18,7 +20,7 @@ else
   RESULTS=${RESULTS:-$repo/results}
 fi
 JOBS=${JOBS:-2}
-STAGES=${STAGES:-"pendulum fashion transfer analyses figures tables"}
+STAGES=${STAGES:-"pendulum pendulum-paper fashion transfer analyses figures tables"}
 export ESLT_JAX_CACHE=${ESLT_JAX_CACHE:-$HOME/.cache/eslt/jax}
 
 if [ -n "${ESLT_SMOKE:-}" ]; then
@@ -27,12 +29,16 @@ if [ -n "${ESLT_SMOKE:-}" ]; then
   F_SEEDS=0-1; F_LEVELS=1; F_TRAIN=(--population 4 --generations 2 --eval-every 1 --batch-size 32)
   F_GD=(--epochs 1 --batch-size 512)
   T_LEVEL=1; A_POINTS=(--points 3 --directions 1); L_POINTS=(--points 3); S_GRID=(--grid 3)
+  PP_SEEDS=0-1; PP_LEVELS=2; PP_TRAIN=(--population 8 --generations 4 --eval-every 2 --test-episodes 2)
 else
   # Calibrated on this machine (results/calibration): level 0 solves Pendulum in every seed.
   P_SEEDS=0-4; P_LEVELS=10; P_TRAIN=()
   F_SEEDS=0-2; F_LEVELS=5; F_TRAIN=()
   F_GD=(--epochs 2)
   T_LEVEL=5; A_POINTS=(); L_POINTS=(); S_GRID=(--grid 21)  # transfer from level 5 (67% sparse)
+  # The paper's own Pendulum settings (Sep-CMA-ES, population 100, 2000 generations, 64x64) to 1.2%
+  # of weights remaining, with the paper's arms and baseline (random-reinit).
+  PP_SEEDS=0-4; PP_LEVELS=20; PP_TRAIN=()
 fi
 eslt=${ESLT:-$repo/.venv/bin/eslt}
 run() { "$eslt" -q "$@"; }
@@ -45,6 +51,10 @@ for stage in $STAGES; do
     pendulum)
       sweep --task pendulum --strategy snes --seeds "$P_SEEDS" --levels "$P_LEVELS" \
         --arms snr,magnitude,random,random-reinit --root "$RESULTS/runs/pendulum" -- "${P_TRAIN[@]}"
+      ;;
+    pendulum-paper)
+      sweep --task pendulum --strategy sep_cma_es --seeds "$PP_SEEDS" --levels "$PP_LEVELS" \
+        --arms snr,magnitude,random-reinit --root "$RESULTS/runs/pendulum-paper" -- --preset paper "${PP_TRAIN[@]}"
       ;;
     fashion)
       sweep --task fashion_mnist --strategy snes --seeds "$F_SEEDS" --levels "$F_LEVELS" \
