@@ -11,9 +11,12 @@ labels the rows. Outputs:
   sparsity, final and best test metric).
 - ``summary.jsonl``: per (study, task, optimiser, arm, level): seeds, mean, std and standard
   error of the final test metric.
-- ``effects.jsonl``: the ticket effect as the paper defines it, ``ticket - random`` at the same
-  level (same sparsity), paired by seed: mean, standard error and seeds, per arm and level; a
-  transferred arm (``snr+to-pgpe``) against random tickets transferred alike.
+- ``effects.jsonl``: the ticket effect as the paper's code measures it, ``ticket - random-reinit``
+  at the same level (same sparsity; a fresh random mask and a fresh init each level,
+  src/prune/imp.py), paired by seed: mean, standard error and seeds, per arm and level; and the
+  same against the ``random`` arm (a random mask rewound to the level-0 init), a second control.
+  Each record names its control (``vs``); a transferred arm (``snr+to-pgpe``) is compared with
+  random tickets transferred alike (``random-reinit+to-pgpe``, ``random+to-pgpe``).
 - ``correlations.jsonl``: one line per ticket pruned from a diagonal ES: the Pearson and Spearman
   correlation of |mean| and SNR over the weights it was scored on (its ``snr_stats``).
 - ``analyses.jsonl``: per level (or level pair) the mean, std and standard error over seeds of
@@ -99,13 +102,25 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _control(arm: str) -> str:
-    """The random arm an arm is compared with: ``random``, or ``random+to-X`` for a ticket transferred to X."""
-    return "random" + arm[arm.index("+") :] if "+" in arm else "random"
+# The controls a ticket is compared with, the paper's first: random-reinit (a fresh random mask and
+# a fresh init each level, the paper code's baseline), then random (a random mask rewound to the
+# level-0 init).
+CONTROLS = ("random-reinit", "random")
+
+
+def _control(arm: str, control: str) -> str:
+    """The ``control`` arm an arm is compared with: ``control``, or ``control+to-X`` for a ticket transferred to X."""
+    return control + arm[arm.index("+") :] if "+" in arm else control
+
+
+def _base(arm: str) -> str:
+    return arm.split("+", 1)[0]
 
 
 def effects(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``arm - random`` at the same level (same sparsity), paired by seed: the paper's ticket effect.
+    """``arm - control`` at the same level (same sparsity), paired by seed, for each control in
+    :data:`CONTROLS` the study has: the paper's ticket effect (against random-reinit) and the effect
+    against the rewound random arm. The controls themselves are not arms here.
 
     A transferred arm (``snr+to-pgpe``) is compared with random tickets transferred alike.
     """
@@ -114,13 +129,16 @@ def effects(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     }
     diffs: dict[tuple, list[float]] = defaultdict(list)
     for (study, task, optimiser, arm, level, seed), value in by.items():
-        control = by.get((study, task, optimiser, _control(arm), level, seed))
-        if arm != "dense" and arm != _control(arm) and control is not None:
-            diffs[(study, task, optimiser, arm, level)].append(value - control)
+        if arm == "dense" or _base(arm) in CONTROLS:
+            continue
+        for rank, name in enumerate(CONTROLS):
+            control = by.get((study, task, optimiser, _control(arm, name), level, seed))
+            if control is not None:
+                diffs[(study, task, optimiser, arm, level, rank)].append(value - control)
     out = []
-    for (study, task, optimiser, arm, level), ds in sorted(diffs.items()):
-        out.append({"study": study, "task": task, "optimiser": optimiser, "arm": arm, "vs": _control(arm),
-                    "level": level, **_stats(ds)})  # fmt: skip
+    for (study, task, optimiser, arm, level, rank), ds in sorted(diffs.items()):
+        out.append({"study": study, "task": task, "optimiser": optimiser, "arm": arm,
+                    "vs": _control(arm, CONTROLS[rank]), "level": level, **_stats(ds)})  # fmt: skip
     return out
 
 
@@ -150,9 +168,20 @@ def table(summary: list[dict[str, Any]], effect: list[dict[str, Any]], analysis:
             lines.append(f"| {level} | {remaining} | " + " | ".join(values) + " |")
         es = [e for e in effect if (e["study"], e["task"], e["optimiser"]) == (study, task, optimiser)]
         if es:
-            lines += ["", "Ticket effect, arm − random at the same level (paired by seed):", "",
-                      "| arm | level | effect |", "|---|---|---|"]  # fmt: skip
-            lines += [f"| {e['arm']} | {e['level']} | {_pm(e, digits(task))} |" for e in es]
+            vs = {(e["arm"], e["level"], _base(e["vs"])): e for e in es}
+            shown = [c for c in CONTROLS if any(k[2] == c for k in vs)]
+            lines += [
+                "",
+                "Ticket effect, arm − control at the same level, paired by seed (random-reinit: a fresh random "
+                "mask and init each level, the paper's baseline; random: a random mask rewound to the level-0 "
+                "init):",
+                "",
+                "| arm | level | " + " | ".join(f"− {c}" for c in shown) + " |",
+                "|---|---|" + "---|" * len(shown),
+            ]
+            for arm, level in sorted({(a, lv) for a, lv, _ in vs}):
+                cells = [_pm(vs[(arm, level, c)], digits(task)) if (arm, level, c) in vs else "-" for c in shown]
+                lines.append(f"| {arm} | {level} | " + " | ".join(cells) + " |")
         lines.append("")
     lines.append(analyses_table(analysis))
     return "\n".join(lines).rstrip() + "\n"

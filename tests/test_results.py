@@ -36,6 +36,22 @@ def test_table_statistics_on_hand_made_records() -> None:
     assert "| snr | 1 | 90 ± 15 (n=3) |" in study.table(study.summarise(rows), study.effects(rows), [])
 
 
+def test_effects_are_against_random_reinit_with_the_rewound_random_arm_as_a_second_control() -> None:
+    rows = [
+        {"study": "s", "task": "t", "optimiser": "snes", "arm": arm, "seed": seed, "level": 2, "sparsity": 0.36,
+         "final": v + seed, "best": v}
+        for arm, v in (("snr", -100.0), ("random", -300.0), ("random-reinit", -500.0), ("dense", -90.0))
+        for seed in (0, 1)
+    ]  # fmt: skip
+    effect = study.effects(rows)
+    # The paper's baseline first; the controls are not arms; the dense network has no effect.
+    assert [(e["arm"], e["vs"], e["mean"], e["n"]) for e in effect] == [("snr", "random-reinit", 400.0, 2),
+                                                                      ("snr", "random", 200.0, 2)]  # fmt: skip
+    text = study.table(study.summarise(rows), effect, [])
+    assert "| arm | level | − random-reinit | − random |" in text
+    assert "| snr | 2 | 400 ± 0 (n=2) | 200 ± 0 (n=2) |" in text
+
+
 def test_transferred_tickets_are_compared_with_random_tickets_transferred_alike() -> None:
     rows = [
         {"study": "s", "task": "t", "optimiser": "pgpe", "arm": arm, "seed": 0, "level": 5, "sparsity": 0.67,
@@ -44,6 +60,9 @@ def test_transferred_tickets_are_compared_with_random_tickets_transferred_alike(
     ]  # fmt: skip
     (effect,) = study.effects(rows)
     assert (effect["arm"], effect["vs"], effect["mean"]) == ("snr+to-pgpe", "random+to-pgpe", 300.0)
+    rows.append({**rows[0], "arm": "random-reinit+to-pgpe", "final": -600.0})
+    assert [(e["vs"], e["mean"]) for e in study.effects(rows)] == [("random-reinit+to-pgpe", 400.0),
+                                                                   ("random+to-pgpe", 300.0)]  # fmt: skip
 
 
 def test_analyses_summaries_and_lmc_table(tmp_path: Path) -> None:
