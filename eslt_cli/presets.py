@@ -82,9 +82,11 @@ APPENDIX: dict[str, Settings] = {
 # src/es/tuned_hparams/{snes,des,sep_cma_es,pgpe}.py: keyed by task ("vision" for the three image
 # tasks, "else" for the rest, e.g. Pendulum). SNES, DES and Sep-CMA-ES have no optimiser there;
 # PGPE uses Adam (b1 0.99) with lr and std decaying by 0.999 per generation to floors 0.001 and 0.01.
-# Its adaptive std step is noise in evosax 0.1.4 (an index bug), so std_lr 0 reproduces it.
+# Its adaptive std step in evosax 0.1.4 is a zero-mean random walk (an index bug) that still sets the
+# stds apart, which SNR pruning sees: constants "paper" reproduces it (strategies.pgpe_014_std) at
+# 0.1.4's default rate 0.1 (std_lr unset); --std-lr 0 keeps every std equal.
 _PGPE = {"optimizer": "adam", "adam_b1": 0.99, "lr_decay": 0.999, "lr_floor": 0.001, "std_decay": 0.999,
-         "std_floor": 0.01, "std_lr": 0.0}  # fmt: skip
+         "std_floor": 0.01, "constants": "paper"}  # fmt: skip
 TUNED: dict[str, dict[str, Settings]] = {
     "snes": {
         "ant": {"temperature": 12.0, "std_init": 0.05}, "halfcheetah": {"temperature": 16.0, "std_init": 0.05},

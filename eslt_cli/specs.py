@@ -104,7 +104,7 @@ class ESSpec:
     lr_floor: float = 0.0  # ... never below lr_floor
     std_decay: float = 1.0  # pgpe: search std times std_decay per generation ...
     std_floor: float = 0.0  # ... never below std_floor
-    std_lr: float | None = None  # pgpe: learning rate of the std adaptation (None: evosax's 0.1)
+    std_lr: float | None = None  # pgpe: learning rate of the std adaptation (None: evosax's 0.1, 0.1.4's too)
     adam_b1: float = 0.9  # Adam's first-moment decay (the paper's code: 0.99)
     constants: str = "evosax"  # sep_cma_es, pgpe: "evosax" (0.3) or "paper" (evosax 0.1.4's update)
     # What --snr divides |mean| by: "text" (the search std) or "code" (what the paper's code divided by:

@@ -15,9 +15,11 @@ re-implemented update):
   ``max(lr * lr_decay**g, lr_floor)`` at generation g; ``adam_b1``: Adam's b1;
 - ``std_decay``/``std_floor`` (pgpe): after every tell
   ``std <- max(std * std_decay, std_floor)``; ``std_lr`` (pgpe): the rate of
-  PGPE's std adaptation (0.1.4's adaptation is in effect zero, see the README);
+  PGPE's std adaptation;
 - ``constants="paper"`` (sep_cma_es): 0.1.4's recombination weights, learning
-  rates and h_sigma timing.
+  rates and h_sigma timing; (pgpe) 0.1.4's std step, index bug included
+  (:func:`pgpe_014_std`, the one step written out by hand: 0.3 has only the
+  corrected one).
 
 Every setting at its default builds exactly what evosax 0.3 builds.
 """
@@ -94,7 +96,7 @@ class Strategy:
 
 
 STRATEGIES: dict[str, Strategy] = {
-    "pgpe": Strategy(PGPE, "clipup", 0.01, False, False, True, _diag_std, std_decay=True),
+    "pgpe": Strategy(PGPE, "clipup", 0.01, False, False, True, _diag_std, std_decay=True, paper_constants=True),
     "snes": Strategy(SNES, "sgd", 1.0, False, False, False, _diag_std, temperature=True),
     "sep_cma_es": Strategy(
         Sep_CMA_ES, None, None, False, True, False, _sep_cma_std, paper_constants=True, code_snr_power=2
@@ -212,6 +214,41 @@ def temperature_weights(population: int, temperature: float) -> jax.Array:
     return jax.nn.softmax(-temperature * centred)
 
 
+def pgpe_014_std(z: jax.Array, fitness: jax.Array, std: jax.Array, std_lr: Any, max_change: Any) -> jax.Array:
+    """evosax 0.1.4's PGPE std step (strategies/pgpe.py, ``tell_strategy``), its index bug included.
+
+    ``z``: ``x - mean`` of the first half of the population (the + members), ``fitness``: the
+    shaped fitness of all of it (lower is better), in evosax 0.3's layout: the + members first,
+    their mirrors second (0.1.4 interleaved them; the pairs are the same). 0.1.4 sorts the pairs by
+    their better member (``elite_idx``, every pair: PGPE's elite ratio is 1) and takes their mean
+    fitness in that order, but multiplies it by the noise in sampling order (``noise_1`` is not
+    indexed by ``elite_idx``): a pair's fitness meets another pair's noise, so the step is a
+    random walk around zero rather than a gradient step. It adds the step where a descent would
+    subtract it, which a random walk does not notice. Each std then moves by at most
+    ``max_change`` of itself. Written here by hand because evosax 0.3's PGPE has only the
+    corrected step (``std - std_lr * grad``) and no hook for another.
+    """
+    half = z.shape[0]
+    fit_1, fit_2 = fitness[:half], fitness[half:]
+    elite_idx = jnp.argsort(jnp.minimum(fit_1, fit_2))
+    baseline = jnp.mean(jnp.concatenate([fit_1[elite_idx], fit_2[elite_idx]]))
+    all_avg_scores = (fit_1[elite_idx] + fit_2[elite_idx]) / 2
+    delta = jnp.mean((all_avg_scores[:, None] - baseline) * (z**2 - std**2) / std, axis=0)
+    allowed = jnp.abs(std) * max_change
+    return jnp.clip(std + std_lr * delta, std - allowed, std + allowed)
+
+
+class PGPE_014(PGPE):
+    """PGPE with evosax 0.1.4's std step (:func:`pgpe_014_std`); the mean step is 0.3's, the same
+    as 0.1.4's (the mean of ``(f+ - f-) * z / 2`` over the pairs) through the given optimiser."""
+
+    def _tell(self, key: jax.Array, population: Any, fitness: Any, state: Any, params: Any) -> Any:
+        z = population[: self.population_size // 2] - state.mean
+        std = pgpe_014_std(z, fitness, state.std, params.std_lr, params.std_max_change)
+        state = super()._tell(key, population, fitness, state, params.replace(std_lr=0.0))  # 0.3's std step: none
+        return state.replace(std=std)
+
+
 class Sep_CMA_ES_014(Sep_CMA_ES):
     """Sep-CMA-ES with evosax 0.1.4's h_sigma timing.
 
@@ -250,6 +287,9 @@ def sep_cma_paper_params(es: Sep_CMA_ES, params: Any) -> Any:
     return params.replace(
         weights=weights, mu_eff=mu_eff, c_mean=1.0, c_std=c_std, d_std=d_std, c_c=c_c, c_1=c_1, c_mu=c_mu, chi_n=chi_n
     )
+
+
+PAPER_CLASSES: dict[str, type] = {"sep_cma_es": Sep_CMA_ES_014, "pgpe": PGPE_014}  # constants="paper"
 
 
 @functools.cache
@@ -302,7 +342,7 @@ def build(spec: ESSpec, solution: jax.Array) -> tuple[Any, Any]:
         kwargs["optimizer"] = OPTIMIZERS[optimizer](lr, spec.adam_b1)
     if entry.std_in_schedule:
         kwargs["std_schedule"] = optax.constant_schedule(spec.std_init)
-    cls = Sep_CMA_ES_014 if spec.constants == "paper" else entry.cls
+    cls = PAPER_CLASSES[canonical_strategy(spec.strategy)] if spec.constants == "paper" else entry.cls
     schedules = spec.mean_decay > 0 or spec.std_decay != 1.0 or spec.std_floor > 0
     if schedules:
         cls = _scheduled(cls)
@@ -322,6 +362,6 @@ def build(spec: ESSpec, solution: jax.Array) -> tuple[Any, Any]:
         params = params.replace(weights=temperature_weights(spec.population, spec.temperature))
     if spec.std_lr is not None:
         params = params.replace(std_lr=float(spec.std_lr))  # a number, as evosax's default
-    if spec.constants == "paper":
+    if spec.constants == "paper" and isinstance(es, Sep_CMA_ES):
         params = sep_cma_paper_params(es, params)
     return es, params

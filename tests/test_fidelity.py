@@ -8,6 +8,7 @@ the text's default, so checkpoints made before it existed are still reused.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -115,3 +116,79 @@ def test_runs_made_before_the_setting_existed_are_still_reused() -> None:
     train = pipeline.plan_train(ticket, {})
     recorded = json.loads(json.dumps(checkpoint.read_meta(train.out)["fingerprint"]))
     assert checkpoint.identity(train.fingerprint) == checkpoint.identity(recorded)
+
+
+def pgpe_014_reference(x: np.ndarray, fitness: np.ndarray, mean: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """evosax 0.1.4's PGPE.tell_strategy, its sigma lines transcribed (interleaved pairs: x[2i], x[2i+1])."""
+    scaled_noise = x - mean
+    noise_1 = scaled_noise[::2]
+    fit_1, fit_2 = fitness[::2], fitness[1::2]
+    elite_idx = np.minimum(fit_1, fit_2).argsort()[: max(1, int(len(x) / 2 * 1.0))]
+    fitness_elite = np.concatenate([fit_1[elite_idx], fit_2[elite_idx]])
+    baseline = np.mean(fitness_elite)
+    all_avg_scores = np.stack([fit_1[elite_idx], fit_2[elite_idx]]).sum(axis=0) / 2
+    delta_sigma = ((all_avg_scores[:, None] - baseline) * (noise_1**2 - sigma[None] ** 2) / sigma).mean(axis=0)
+    allowed_delta = np.abs(sigma) * 0.2  # sigma_max_change
+    return np.clip(sigma + 0.1 * delta_sigma, sigma - allowed_delta, sigma + allowed_delta)  # sigma_lrate 0.1
+
+
+def test_pgpe_paper_std_step_is_evosax_014s() -> None:
+    rng = np.random.default_rng(0)
+    mean, sigma = rng.normal(size=5), rng.uniform(0.05, 0.2, 5)
+    z = rng.normal(size=(4, 5)) * sigma
+    x = np.stack([mean + z, mean - z], 1).reshape(8, 5)  # 0.1.4's layout: each + member then its mirror
+    fitness = np.array([0.5, -0.5, 1 / 7, 3 / 14, -3 / 14, 5 / 14, -5 / 14, -1 / 7])  # centred ranks
+    want = pgpe_014_reference(x, fitness, mean, sigma)
+    # evosax 0.3's layout: the + members, then their mirrors.
+    got = strategies.pgpe_014_std(jnp.asarray(x[::2] - mean), jnp.concatenate([fitness[::2], fitness[1::2]]),
+                                  jnp.asarray(sigma), 0.1, 0.2)  # fmt: skip
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_pgpe_std_step_of_014_is_a_random_walk() -> None:
+    # On a quadratic with curvature rising along the axes, 0.3's (corrected) step shrinks the std
+    # most where the curvature is high; 0.1.4's averages to nothing along every axis.
+    from evosax.core.fitness_shaping import centered_rank_fitness_shaping_fn
+
+    std, curvature = jnp.full(4, 0.5), jnp.array([0.1, 1.0, 3.0, 10.0])
+
+    def steps(key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        z = jax.random.normal(key, (32, 4)) * std
+        x = jnp.concatenate([z, -z])
+        fitness = centered_rank_fitness_shaping_fn(x, jnp.sum(curvature * x**2, 1), None, None)
+        grad = jnp.dot(fitness[:32] + fitness[32:] - 2 * fitness.mean(), (z**2 - std**2) / std) / 64
+        return strategies.pgpe_014_std(z, fitness, std, 0.1, 0.2) - std, -0.1 * grad
+
+    paper, corrected = jax.vmap(steps)(jax.random.split(KEY, 2000))
+    se = paper.std(0) / np.sqrt(2000)
+    assert np.all(np.abs(paper.mean(0)) < 4 * se)  # no drift: a zero-mean walk
+    assert corrected.mean(0)[3] < -20 * se[3] and corrected.mean(0)[3] < corrected.mean(0)[1]
+    assert np.all(np.abs(paper).mean(0) > 1e-3)  # ... whose steps still move each std
+
+
+def test_pgpe_paper_preset_sets_stds_apart_so_snr_is_not_magnitude() -> None:
+    spec = pipeline.plan_train(None, {"task": "pendulum", "strategy": "pgpe"}, "paper").trainer
+    assert isinstance(spec, ESSpec) and (spec.constants, spec.std_lr) == ("paper", None)  # 0.1.4's rate 0.1
+    assert isinstance(strategies.build(spec, jnp.zeros(4))[0], strategies.PGPE_014)
+
+    def trained_std(spec: ESSpec) -> np.ndarray:
+        es, params = strategies.build(dataclasses.replace(spec, population=8), jnp.zeros(4))
+        state = es.init(KEY, jnp.array([0.5, -0.2, 0.1, 0.3]), params)
+        for g in range(5):
+            population, state = es.ask(jax.random.fold_in(KEY, g), state, params)
+            state, _ = es.tell(KEY, population, jnp.sum((population - 1.0) ** 2, 1), state, params)
+        return np.asarray(state.std, np.float64)
+
+    def survivors(mean: np.ndarray, std: np.ndarray | None) -> list[int]:
+        criterion = "magnitude" if std is None else "snr"
+        mask = jax.tree.map(lambda a: np.ones(a.shape, np.uint8), tree(mean))
+        return kept(pruning.prune(KEY, criterion, tree(mean), None if std is None else tree(std), mask, keep=0.5))
+
+    paper = trained_std(spec)
+    assert len(set(paper.tolist())) == 4  # the walk sets every std apart
+    # A mean whose magnitude ranks as the std: SNR |m| / std = 1 / sqrt(std) ranks the other way round.
+    mean = np.sqrt(paper)
+    assert set(survivors(mean, paper)).isdisjoint(survivors(mean, None))
+    # --std-lr 0 (eslt's paper preset before): every std stays equal, and SNR prunes as magnitude does.
+    equal = trained_std(dataclasses.replace(spec, std_lr=0.0))
+    assert len(set(equal.tolist())) == 1 and survivors(mean, equal) == survivors(mean, None)

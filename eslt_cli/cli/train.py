@@ -124,7 +124,11 @@ def train(
     ] = None,
     constants: Annotated[
         Optional[str],
-        typer.Option(help="sep_cma_es: evosax (0.3) or paper (evosax 0.1.4 weights and rates).", rich_help_panel=ES),
+        typer.Option(
+            help="sep_cma_es: evosax (0.3) or paper (evosax 0.1.4 weights and rates); pgpe: evosax or paper "
+            "(0.1.4's std step, a random walk from an index bug).",
+            rich_help_panel=ES,
+        ),
     ] = None,
     snr_std: Annotated[
         Optional[str],
