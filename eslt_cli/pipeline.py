@@ -187,9 +187,9 @@ def settle_task(
 
 
 def settle_model(task_name: str, preset: str, overrides: dict[str, Any]) -> ModelSpec:
-    """The network of a fresh run: the preset's, with ``--hidden``."""
+    """The network of a fresh run: the preset's (for its ``--trainer``), with ``--hidden``."""
     entry = get_entry(task_name)
-    values = presets.preset_settings(task_name, entry.family, preset, "es", None)["model"]
+    values = presets.preset_settings(task_name, entry.family, preset, overrides.get("trainer") or "es", None)["model"]
     if overrides.get("hidden") is not None:
         if entry.kind != "control":
             raise BadInput("--hidden applies to control tasks (MLP policies) only")

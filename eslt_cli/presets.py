@@ -130,7 +130,17 @@ PAPER_STRATEGIES = tuple(TUNED)
 # mnist_es2sgd.yaml trains 20) and src/brax_ppo/brax_configs.py (all: 2048 envs, 500-step episodes,
 # clip 0.3, value network 5x256, 128 test episodes).
 ADAM_PAPER: Settings = {"lr": 3e-4, "epochs": 2, "eval_every": 1}
-PPO_PAPER: Settings = {"timesteps": 10_000_000, "num_envs": 64, "eval_every": 50}  # gymnax tasks
+# gymnax tasks: configs/train/ppo_gym.yaml (num_train_steps, num_train_envs, n_steps, n_minibatch, epoch_ppo,
+# gamma, gae_lambda, clip_eps, entropy_coeff, critic_coeff, max_grad_norm; lr_begin -> lr_end over
+# lr_warmup * num_train_steps optimiser steps; num_test_rollouts), its policy 2x32 (hidden_layers,
+# hidden_dims; src/gym_ppo/gym_networks.py: actor and critic alike). It tests every 1000 steps per
+# environment: every 62 updates of 16 steps here.
+PPO_PAPER: Settings = {"timesteps": 1_750_000, "num_envs": 32, "rollout_steps": 16, "minibatches": 8,
+                       "update_epochs": 4, "gamma": 0.97, "gae_lambda": 0.95, "clip_eps": 0.25, "ent_coef": 0.005,
+                       "vf_coef": 0.5, "max_grad_norm": 1.0, "lr": 3e-4, "lr_end": 1e-4,
+                       "lr_steps": int(1_750_000 * 0.05), "eval_every": 62}  # fmt: skip
+PPO_PAPER_TASK: Settings = {"test_episodes": 164}
+PPO_PAPER_MODEL: Settings = {"hidden": (32, 32)}
 _BRAX_PPO = {"num_envs": 2048, "clip_eps": 0.3, "gae_lambda": 0.95, "critic": (256,) * 5, "eval_every": 20}
 PPO_BRAX: dict[str, Settings] = {
     "ant": {"timesteps": 50_000_000, "rollout_steps": 5, "minibatches": 32, "update_epochs": 4, "gamma": 0.97,
@@ -186,16 +196,20 @@ def preset_settings(task: str, family: str, preset: str, trainer: str, strategy:
             out["trainer"] |= {**_BRAX_PPO, **PPO_BRAX[task.removesuffix("_heavy")]}
         elif preset == "paper":
             out["trainer"] |= PPO_PAPER
+        if preset == "paper" and family == "control":
+            out["model"] |= PPO_PAPER_MODEL
     out["task"] |= trainer_task(task, family, preset, trainer)
     return out
 
 
 def trainer_task(task: str, family: str, preset: str, trainer: str) -> Settings:
-    """The task settings a gradient trainer brings along (Adam's batch 128; brax PPO's episodes)."""
+    """The task settings a gradient trainer brings along (Adam's batch 128; PPO's test episodes)."""
     if trainer == "adam":
         return dict(ADAM_TASK)
     if trainer == "ppo" and preset == "paper" and family == "brax" and task.removesuffix("_heavy") in PPO_BRAX:
         return dict(PPO_BRAX_TASK)
+    if trainer == "ppo" and preset == "paper" and family == "control":
+        return dict(PPO_PAPER_TASK)
     return {}
 
 

@@ -142,6 +142,8 @@ class PPOSpec:
     reward_scale: float = 1.0  # rewards times this in the PPO loss (brax configs' reward_scaling)
     critic: tuple[int, ...] = ()  # value-network widths (empty: the policy's hidden widths)
     eval_every: int = 10
+    lr_end: float | None = field(default=None, metadata=OMIT)  # lr goes linearly from lr to this (None: constant)
+    lr_steps: int | None = field(default=None, metadata=OMIT)  # ... over this many optimiser steps (None: all)
     name: ClassVar[str] = "ppo"
 
 

@@ -192,3 +192,39 @@ def test_pgpe_paper_preset_sets_stds_apart_so_snr_is_not_magnitude() -> None:
     # --std-lr 0 (eslt's paper preset before): every std stays equal, and SNR prunes as magnitude does.
     equal = trained_std(dataclasses.replace(spec, std_lr=0.0))
     assert len(set(equal.tolist())) == 1 and survivors(mean, equal) == survivors(mean, None)
+
+
+# configs/train/ppo_gym.yaml of the paper's code, every number of its train_config (ppo_config, model_config).
+PPO_GYM_YAML = {
+    "model_config": {"hidden_layers": 2, "hidden_dims": 32},
+    "ppo_config": {"num_train_steps": 1750000, "evaluate_every_epochs": 1000, "num_test_rollouts": 164,
+                   "num_train_envs": 32, "max_grad_norm": 1.0, "gamma": 0.97, "n_steps": 16, "n_minibatch": 8,
+                   "lr_begin": 3e-04, "lr_end": 1e-04, "lr_warmup": 0.05, "epoch_ppo": 4, "clip_eps": 0.25,
+                   "gae_lambda": 0.95, "entropy_coeff": 0.005, "critic_coeff": 0.5},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("task", ["pendulum", "cartpole"])
+def test_paper_preset_ppo_on_gymnax_is_ppo_gym_yaml(task: str) -> None:
+    plan = pipeline.plan_train(None, {"task": task, "trainer": "ppo"}, "paper")
+    y, m = PPO_GYM_YAML["ppo_config"], PPO_GYM_YAML["model_config"]
+    got = to_json(plan.trainer)
+    want = {"timesteps": y["num_train_steps"], "num_envs": y["num_train_envs"], "rollout_steps": y["n_steps"],
+            "minibatches": y["n_minibatch"], "update_epochs": y["epoch_ppo"], "gamma": y["gamma"],
+            "gae_lambda": y["gae_lambda"], "clip_eps": y["clip_eps"], "ent_coef": y["entropy_coeff"],
+            "vf_coef": y["critic_coeff"], "max_grad_norm": y["max_grad_norm"], "lr": y["lr_begin"],
+            "lr_end": y["lr_end"], "lr_steps": int(y["num_train_steps"] * y["lr_warmup"]),
+            # tests every 1000 steps per environment; an update here takes n_steps of them
+            "eval_every": y["evaluate_every_epochs"] // y["n_steps"], "critic": []}  # fmt: skip
+    assert {k: got[k] for k in want} == want
+    assert plan.task.test_episodes == y["num_test_rollouts"]
+    assert plan.model.hidden == (m["hidden_dims"],) * m["hidden_layers"]  # the critic: the same widths
+    # The schedule: lr_begin, then linear to lr_end over lr_warmup * num_train_steps optimiser steps.
+    from eslt_cli.trainers import ppo
+
+    lr = ppo.learning_rate(plan.trainer)
+    assert callable(lr)
+    np.testing.assert_allclose([lr(0), lr(43_750), lr(87_500), lr(100_000)], [3e-4, 2e-4, 1e-4, 1e-4], rtol=1e-5)
+    # CPU defaults, and records of PPO runs made before the schedule existed, are as they were.
+    cpu = pipeline.plan_train(None, {"task": task, "trainer": "ppo"}).trainer
+    assert "lr_end" not in to_json(cpu) and ppo.learning_rate(cpu) == cpu.lr

@@ -152,6 +152,12 @@ def train(
     ent_coef: Annotated[Float, typer.Option(help="ppo: entropy bonus.", rich_help_panel=GRAD)] = None,
     vf_coef: Annotated[Float, typer.Option(help="ppo: value-loss weight.", rich_help_panel=GRAD)] = None,
     max_grad_norm: Annotated[Float, typer.Option(help="ppo: gradient clipping norm.", rich_help_panel=GRAD)] = None,
+    lr_end: Annotated[
+        Float, typer.Option(help="ppo: the lr goes linearly from --lr to this [constant].", rich_help_panel=GRAD)
+    ] = None,
+    lr_steps: Annotated[
+        Int, typer.Option(help="ppo: ... over this many optimiser steps [all of the run's].", rich_help_panel=GRAD)
+    ] = None,
     batch_size: Annotated[
         Int, typer.Option(help="Vision: training images per generation (es) or step (adam).", rich_help_panel=TASK)
     ] = None,
@@ -229,7 +235,7 @@ def train(
         "max_grad_norm": max_grad_norm, "obs_norm": obs_norm, "backend": backend, "episode_length": episode_length,
         "data_dir": str(data_dir) if data_dir is not None else None, "temperature": temperature,
         "lr_decay": lr_decay, "lr_floor": lr_floor, "std_decay": std_decay, "std_floor": std_floor, "std_lr": std_lr,
-        "adam_b1": adam_b1, "constants": constants, "snr_std": snr_std,
+        "adam_b1": adam_b1, "constants": constants, "snr_std": snr_std, "lr_end": lr_end, "lr_steps": lr_steps,
     }  # fmt: skip
     plan = pipeline.plan_train(parent, overrides, preset, out, root or common.default_root())
     if dry_run:  # nothing written, no lock taken: the settings a run would use

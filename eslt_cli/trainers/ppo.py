@@ -72,13 +72,28 @@ def check(task: Task, spec: PPOSpec) -> int:
     return spec.timesteps // batch
 
 
+def learning_rate(spec: PPOSpec) -> float | optax.Schedule:
+    """Adam's learning rate: ``lr``, or with ``lr_end`` a linear schedule from ``lr`` to ``lr_end`` over
+    ``lr_steps`` optimiser steps (minibatch updates; all of the run's if None), then ``lr_end``.
+
+    The paper code's gym PPO (src/gym_ppo/gym_ppo.py) goes from 3e-4 to 1e-4 over
+    ``lr_warmup * num_train_steps`` = 87,500 optimiser steps, counting minibatch updates against
+    environment steps: it reaches 1e-4 at 85% of its 102,912 optimiser steps and stays there.
+    """
+    if spec.lr_end is None:
+        return spec.lr
+    updates = spec.timesteps // (spec.num_envs * spec.rollout_steps)
+    steps = spec.lr_steps or updates * spec.update_epochs * spec.minibatches
+    return optax.linear_schedule(spec.lr, spec.lr_end, steps)
+
+
 @functools.lru_cache(maxsize=16)
 def _programs(task: ControlTask, spec: PPOSpec) -> tuple[Callable, Callable, Callable]:
     """State initialiser, jitted chunk and evaluation functions; cached per (task, settings)."""
     normalizes = "obs_norm" in task.arrays
     # The critic: spec.critic's widths (the brax configs' 5x256), else the policy's hidden widths.
     value_net = MLP(1, spec.critic or task.model_spec.hidden, tanh_output=False)
-    optimizer = optax.chain(optax.clip_by_global_norm(spec.max_grad_norm), optax.adam(spec.lr, eps=1e-5))
+    optimizer = optax.chain(optax.clip_by_global_norm(spec.max_grad_norm), optax.adam(learning_rate(spec), eps=1e-5))
     envs, steps = spec.num_envs, spec.rollout_steps
     half_log_2pi = 0.5 * math.log(2 * math.pi)
 
