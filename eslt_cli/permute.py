@@ -18,7 +18,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from eslt_cli import checkpoint, pruning
+from eslt_cli import checkpoint, pruning, schema
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput
 from eslt_cli.tasks.base import Params
@@ -85,6 +85,7 @@ def plan_permute(parent: Checkpoint, variant: str, seed: int = 0, out: Path | No
         raise BadInput(f"unknown permutation {variant!r}: choose one of {', '.join(VARIANTS)}")
     if parent.kind != "ticket":
         raise BadInput(f"{parent.path}: is trained; permute a ticket (`eslt prune --snr {parent.path} | eslt permute`)")
+    seed = schema.check_seed(seed)
     out = (
         Path(out)
         if out is not None

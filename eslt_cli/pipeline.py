@@ -20,7 +20,7 @@ import numpy as np
 
 from eslt_cli import checkpoint, presets, pruning, schema, strategies
 from eslt_cli.checkpoint import Checkpoint
-from eslt_cli.errors import BadInput
+from eslt_cli.errors import BadInput, RunFailed
 from eslt_cli.specs import (
     TASK_KINDS,
     TRAINER_KINDS,
@@ -32,6 +32,7 @@ from eslt_cli.specs import (
     PPOSpec,
     TaskSpec,
     TrainerSpec,
+    VisionSpec,
     check_ranges,
     field_names,
     from_json,
@@ -394,6 +395,61 @@ def links(parent: Checkpoint | None, out: Path) -> dict[str, Any]:
     }
 
 
+def check_train(plan: TrainPlan, save_every: int = 100, devices: int | None = None, task: Task | None = None) -> int:
+    """Refuse what a run of ``plan`` would refuse, before anything is written; the devices it splits over.
+
+    ``eslt train --dry-run`` runs exactly these checks (nothing is loaded); :func:`run_train` runs them
+    too, and again with the ``task`` built (data and environment loaded, the parent's arrays checked
+    against its network) before it takes the output's lock, so a refused run leaves nothing behind.
+    Memory: :mod:`eslt_cli.memory` (a lower bound, exact sizes once the task is built).
+    """
+    if save_every < 1:
+        raise BadInput(f"--save-every must be positive, got {save_every}")
+    seen = jax.device_count()
+    count = seen if devices is None else devices
+    if not 1 <= count <= seen:  # before the population, which must split over them
+        raise BadInput(f"--devices must be between 1 and {seen} (the devices JAX sees), got {devices}")
+    if isinstance(plan.trainer, ESSpec) and plan.trainer.population % count:
+        raise BadInput(f"--population {plan.trainer.population} must be a multiple of --devices {count}"
+                       f"{'' if devices is not None else ' (every device JAX sees, by default)'}")  # fmt: skip
+    if plan.parent is not None:
+        check_parent_path(plan.parent.path)
+    if isinstance(plan.task, VisionSpec) and plan.task.data_dir:
+        from eslt_cli.tasks.data import check_data_dir
+
+        check_data_dir(Path(plan.task.data_dir))
+    from eslt_cli import memory, trainers
+
+    if task is not None and plan.parent is not None:
+        check_fits(plan.parent, task)
+    trainers.check(plan.trainer.name)(task, plan.trainer)
+    surviving = None
+    if plan.parent is not None:
+        surviving = sum(int(np.count_nonzero(m)) for m in jax.tree.leaves(plan.parent.state["mask"]))
+    sizes = memory.sizes_of(plan.task, plan.model, task)
+    memory.check(memory.estimate(plan.task, plan.model, plan.trainer, sizes, surviving))
+    return count
+
+
+def check_parent_path(path: Path) -> None:
+    """Refuse an input whose path a derived checkpoint cannot record as its parent (one line of text)."""
+    text = str(Path(path).absolute().resolve())
+    if any(ord(c) < 32 for c in text) or len(text) > schema.MAX_TEXT:
+        raise BadInput(f"input {str(path)[:80]!r}: its path holds a line break or another control character (or is "
+                       f"over {schema.MAX_TEXT} characters), which a checkpoint derived from it cannot record as "
+                       "its parent: rename it")  # fmt: skip
+
+
+def check_record(out: Path, meta: dict[str, Any]) -> None:
+    """Refuse to write at ``out`` a checkpoint whose ``meta`` would not read back (see
+    :func:`eslt_cli.schema.validate`): nothing unreadable is ever left behind."""
+    try:
+        schema.validate({"schema": checkpoint.SCHEMA, **meta}, out, checkpoint.SCHEMA)
+    except BadInput as exc:
+        raise RunFailed(f"{out} was not written: its meta would not read back ({exc}); "
+                        "a bug in eslt: please report it") from None  # fmt: skip
+
+
 def run_train(
     plan: TrainPlan,
     force: bool = False,
@@ -411,11 +467,11 @@ def run_train(
     The population is split over ``devices`` (default: all); results agree with
     one device up to float rounding, so the device count is not a setting.
     """
-    if save_every < 1:
-        raise BadInput(f"--save-every must be positive, got {save_every}")
+    devices = check_train(plan, save_every, devices)  # what --dry-run checks
     inputs = [] if plan.parent is None else [plan.parent.path]
-    existing_output(plan.out, plan.fingerprint, force, inputs)  # refuse early, before making a lock file
-    devices = devices or jax.device_count()
+    # Refuse early, before making a lock file; a run still to do checks its data and environment first.
+    if not existing_output(plan.out, plan.fingerprint, force, inputs):
+        check_train(plan, save_every, devices, build_task(plan.task, plan.model))
     if not checkpoint.is_writer():  # other processes of a multi-host run compute, process 0 writes
         store = checkpoint.ResumeStore(plan.out, plan.fingerprint, read_only=True)
         _train(plan, on_progress, store, save_every, stop, devices)
@@ -425,6 +481,7 @@ def run_train(
             return plan.out, False
         store = checkpoint.ResumeStore(plan.out, plan.fingerprint)
         state, meta = _train(plan, on_progress, store, save_every, stop, devices)
+        check_record(plan.out, meta)
         path = checkpoint.save(plan.out, state, meta, force=force)
         store.clear()
     return path, True
@@ -576,7 +633,7 @@ def plan_prune(
         if out is not None
         else checkpoint.inside(parent.path.parent / f"L{level:02d}-{arm}", parent.path.parent)
     )
-    seed = int(parent.meta["seed"]) if seed is None else seed
+    seed = int(parent.meta["seed"]) if seed is None else schema.check_seed(seed)
     return PrunePlan(parent, criterion, rate, source, tuple(exclude), seed, out.absolute(), reinit, batches, snr_std)
 
 
@@ -657,7 +714,9 @@ def write_ticket(
     made with the same ``fingerprint`` is kept as is; one made otherwise is
     refused unless ``force`` (see :func:`existing_output`).
     """
+    check_parent_path(parent.path)
     meta = {**meta, **links(parent, out), "fingerprint": fingerprint}
+    check_record(out, meta)  # what would not read back is never written
     existing_output(out, fingerprint, force, [parent.path])  # refuse early, before making a lock file
     with checkpoint.lock(out):
         if existing_output(out, fingerprint, force, [parent.path]):

@@ -44,6 +44,25 @@ def safe_text(value: Any, what: str) -> str:
     return value
 
 
+def finite(value: Any) -> bool:
+    """Whether ``value`` is a real number (not a bool) that a float can hold: not NaN or infinite,
+    nor an integer too large to convert (``math.isfinite`` raises OverflowError on those)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """``value`` quoted for a message, at most ``limit`` characters; integers too long for Python's
+    int-to-string limit (4300 digits) are described, not converted."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 1000:
+        return repr(f"an integer of {value.bit_length()} bits")
+    return repr(str(value)[:limit])
+
+
 def _conforms(value: Any, hint: Any) -> bool:
     """Whether a JSON value fits a spec field's annotation (JSON lists stand for tuples)."""
     origin = typing.get_origin(hint)
@@ -60,7 +79,7 @@ def _conforms(value: Any, hint: Any) -> bool:
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool) and abs(value) < SEED_LIMIT
     if hint is float:
-        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        return finite(value)
     if hint is str:
         return isinstance(value, str) and len(value) <= MAX_TEXT and not any(ord(c) < 32 for c in value)
     return True  # Any
@@ -79,21 +98,20 @@ def check_fields(cls: type, data: Any, what: str) -> dict[str, Any]:
         if data[f.name] is None and f.default is not dataclasses.MISSING:
             continue  # null: the default (schema 1 wrote null for settings of other kinds)
         if not _conforms(data[f.name], hints[f.name]):
-            raise BadInput(f"{what}.{f.name} has a value of the wrong type or range: {str(data[f.name])[:80]!r}")
+            raise BadInput(f"{what}.{f.name} has a value of the wrong type or range: {shown(data[f.name])}")
     return data
 
 
 def check_int(value: Any, what: str, low: int, high: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise BadInput(f"{what} must be an integer in [{low}, {high}], got {str(value)[:80]!r}")
+        raise BadInput(f"{what} must be an integer in [{low}, {high}], got {shown(value)}")
     return value
 
 
 def check_number(value: Any, what: str, low: float, high: float, low_open: bool = False) -> float:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or not (low < value if low_open else low <= value) or not value <= high:
+    if not finite(value) or not (low < value if low_open else low <= value) or not value <= high:
         bracket = "(" if low_open else "["
-        raise BadInput(f"{what} must be a number in {bracket}{low}, {high}], got {str(value)[:80]!r}")
+        raise BadInput(f"{what} must be a number in {bracket}{low}, {high}], got {shown(value)}")
     return float(value)
 
 
@@ -182,8 +200,9 @@ def validate(meta: Any, path: Path, newest: int) -> dict[str, Any]:
                 raise BadInput("metrics must hold final and best records")
             for k in ("final", "best"):
                 value = metrics[k].get("metric")
-                if value is not None and not (isinstance(value, int | float) and not isinstance(value, bool)):
-                    raise BadInput(f"metrics.{k}.metric must be a number")
+                # NaN and infinity are read (figures show them as such); an integer no float holds is not.
+                if value is not None and not (isinstance(value, float) or finite(value)):
+                    raise BadInput(f"metrics.{k}.metric must be a number, got {shown(value)}")
     except BadInput as exc:
         raise BadInput(f"{where}: {exc}; the checkpoint is damaged (or not eslt's): re-create it") from None
     return meta

@@ -79,6 +79,26 @@ def _drop(key: str):
 
 
 T, K = "L00-trained", "L01-magnitude"
+PEND = ["train", "--task", "pendulum", *TINY_CONTROL]  # a fresh tiny run, refused before it writes anything
+# Refused alike by `train` and `train --dry-run` (test_dry_run_refuses_what_the_run_refuses): (id, options, message).
+REFUSED_SETTINGS = [
+    ("save-every-0", ["--save-every", "0"], "--save-every must be positive, got 0"),
+    ("devices-negative", ["--devices", "-1"], "--devices must be between 1 and"),
+    ("devices-more-than-exist", ["--devices", "5"], "--devices must be between 1 and 1 (the devices JAX sees), got 5"),
+    ("std-init-inf", ["--std-init", "inf"], "--std-init must be a finite number, got inf"),
+    ("lr-nan", ["--lr", "nan"], "--lr must be"),
+    ("population-huge", ["--population", str(10**12)], "of memory (a population of 1000000000000 x"),
+    ("hidden-huge", ["--hidden", "1000000,1000000"], "lower --hidden"),
+    ("generations-huge", ["--generations", str(10**13)], "lower --generations"),
+    ("root-a-file", ["--root", "afile"], "--root afile is not a folder"),
+    ("root-below-a-file", ["--root", "afile/runs"], "--root afile/runs is not a folder"),
+]
+VISION = ["train", "--task", "fashion_mnist"]  # refused before any data is read
+REFUSED_VISION = [
+    ("batch-size-huge", ["--batch-size", str(10**9)], "lower --batch-size"),
+    ("data-dir-missing", ["--data-dir", "nowhere"], "/nowhere does not exist"),
+    ("adam-batch-size-huge", ["--trainer", "adam", "--batch-size", str(10**9)], "lower --batch-size"),
+]
 # (id, meta edit of the trained checkpoint or None, argv, expected code, stderr fragment)
 CASES = [
     ("force-user-folder", None, ["prune", "--snr", "--out", "u", "--force", T], 2, "not an eslt checkpoint"),
@@ -161,6 +181,23 @@ CASES = [
         "--force replaces only a surface eslt wrote",
     ),
     ("plot-out-newline", None, ["plot", "layers", "--out", "a\nb.png", T], 2, "line break"),
+    *[(name, None, [*PEND, *options], 2, message) for name, options, message in REFUSED_SETTINGS],
+    *[(name, None, [*VISION, *options], 2, message) for name, options, message in REFUSED_VISION],
+    ("prune-seed-negative", None, ["prune", "--random", "--seed", "-1", T], 2, "--seed must be an integer in [0,"),
+    ("prune-seed-huge", None, ["prune", "--random", "--seed", str(2**70), T], 2, "--seed must be an integer in [0,"),
+    ("permute-seed-negative", None, ["permute", "--weights", "--seed", "-1", K], 2, "--seed must be an integer"),
+    ("sharpness-seed-negative", None, ["sharpness", "--seed", "-1", T], 2, "--seed must be an integer in [0,"),
+    ("sharpness-seed-huge", None, ["sharpness", "--seed", str(2**70), T], 2, "--seed must be an integer in [0,"),
+    ("sharpness-radius-huge", None, ["sharpness", "--radius", "1e308", T], 2, "--radius must be a number in (0.0,"),
+    ("sharpness-radius-nan", None, ["sharpness", "--radius", "nan", T], 2, "--radius must be a number in (0.0,"),
+    ("sparsity-huge-int", _set("sparsity", {"global": 10**400}), ["show", T], 2, "sparsity.global must be a number"),
+    (
+        "metric-huge-int",
+        lambda m: m["metrics"]["final"].__setitem__("metric", 10**400),
+        ["show", T],
+        2,
+        "metrics.final",
+    ),
 ]
 
 
@@ -371,3 +408,98 @@ def test_partial_writes_left_by_a_killed_save_are_removed(world: Path) -> None:
     code, _, err = run_cli("-q", "prune", "--magnitude", "--force", str(world / T))
     assert code == 0, err
     assert not stale.exists() and not list(world.glob(".L01-magnitude.*"))
+
+
+# Issue 23: validate before writing; a failed command leaves nothing behind; paths exactly as given.
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [([*PEND, *options], message) for _, options, message in REFUSED_SETTINGS]
+    + [([*VISION, *options], message) for _, options, message in REFUSED_VISION],
+    ids=[name for name, _, _ in REFUSED_SETTINGS + REFUSED_VISION],
+)
+def test_dry_run_refuses_what_the_run_refuses(world: Path, argv: list[str], message: str) -> None:
+    """`train --dry-run` runs the run's own checks: the same line, and nothing written by either."""
+    before = snapshot(world.parent)
+    dry = run_cli("-q", *argv, "--dry-run")
+    real = run_cli("-q", *argv)
+    assert dry == real and dry[:2] == (2, "") and message in dry[2] and len(dry[2].splitlines()) == 1, (dry, real)
+    assert snapshot(world.parent) == before
+
+
+def test_a_bad_eslt_home_is_named(world: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ESLT_HOME", str(world / "afile" / "runs"))
+    before = snapshot(world.parent)
+    for extra in ([], ["--dry-run"]):
+        code, out, err = run_cli("-q", *PEND, *extra)
+        assert (code, out) == (2, "") and len(err.splitlines()) == 1, err
+        assert f"ESLT_HOME {world / 'afile' / 'runs'} is not a folder" in err and ".lock" not in err, err
+    assert snapshot(world.parent) == before
+
+
+@pytest.mark.parametrize("argv", [["prune", "--magnitude"], ["prune", "--random", "--out", "elsewhere"],
+                                  ["permute", "--mask"], ["train"]])  # fmt: skip
+def test_an_input_path_holding_a_line_break_derives_nothing(world: Path, argv: list[str]) -> None:
+    """Its children could not record it as their parent: refused before anything is written (it used
+    to write an unreadable checkpoint that every re-run then refused)."""
+    source = world / ("a\nb" if argv[0] == "prune" else "c\nd")
+    shutil.copytree(world / (T if argv[0] == "prune" else K), source)
+    before = snapshot(world.parent)
+    code, out, err = run_cli("-q", *argv, str(source))
+    assert (code, out) == (2, "") and len(err.splitlines()) == 1 and "holds a line break" in err, err
+    assert snapshot(world.parent) == before
+
+
+def test_a_ticket_whose_meta_would_not_read_back_is_not_written(world: Path) -> None:
+    """The last guard: what eslt writes passes its own meta checks first, or nothing is written."""
+    from eslt_cli import checkpoint, pipeline
+    from eslt_cli.errors import RunFailed
+
+    parent, ticket = checkpoint.load(world / T), checkpoint.load(world / K)
+    meta = {k: v for k, v in ticket.meta.items() if k not in ("schema", "eslt_version", "digest")}
+    before = snapshot(world.parent)
+    with pytest.raises(RunFailed, match="would not read back"):
+        pipeline.write_ticket(parent, world / "bad", {"op": "test"}, dict(ticket.state), {**meta, "seed": -1})
+    assert snapshot(world.parent) == before
+
+
+def test_an_integer_too_long_to_read_is_one_line_and_show_skips_it(world: Path) -> None:
+    """5000 digits: past Python's int-string limit, which json.loads enforces with a ValueError."""
+    file = world / T / "meta" / "metadata"
+    file.write_text(file.read_text().replace('"seed": 0', '"seed": ' + "9" * 5000, 1))
+    before = snapshot(world.parent)
+    code, out, err = run_cli("-q", "show", str(world / T))
+    assert (code, out) == (2, "") and len(err.splitlines()) == 1 and "integer too long" in err, err
+    code, out, err = run_cli("show", str(world))
+    assert code == 0 and out.split() == [str(world / K)], err
+    assert "integer too long" in err and "(skipped)" in err and "unexpected" not in err, err
+    assert snapshot(world.parent) == before
+
+
+def test_piped_paths_are_taken_exactly_as_written(world: Path) -> None:
+    """`eslt train --out 'W/ck ' | eslt prune` prunes 'W/ck ', not a 'W/ck' that happens to exist."""
+    shutil.copytree(world / T, world / "ck ")
+    shutil.copytree(world / K, world / "ck")  # a ticket: pruning it would fail
+    for n, line in enumerate([f"{world / 'ck '}\n", json.dumps({"path": str(world / "ck ")}) + "\n",
+                              f"\n\n{world / 'ck '}\n\n"]):  # fmt: skip
+        code, out, err = run_cli("-q", "prune", "--magnitude", "--out", str(world / f"p{n}"), stdin=line)
+        assert (code, out.strip()) == (0, str(world / f"p{n}")), err
+        assert json.loads((world / f"p{n}" / "meta" / "metadata").read_text())["parent"] == "ck "
+    before = snapshot(world.parent)
+    code, out, err = run_cli("-q", "prune", "--magnitude", "--out", str(world / "p9"), stdin=f"{world / T}\r\n")
+    assert (code, out) == (2, "") and len(err.splitlines()) == 1 and "carriage return" in err, err
+    assert snapshot(world.parent) == before
+
+
+def test_show_never_prints_a_path_holding_a_line_break(world: Path) -> None:
+    shutil.copytree(world / T, world / "a\nb")
+    before = snapshot(world.parent)
+    code, out, err = run_cli("-q", "show", str(world / "a\nb"))
+    assert (code, out) == (2, "") and len(err.splitlines()) == 1 and "line break" in err, err
+    code, out, err = run_cli("show", str(world))
+    assert code == 0 and out.splitlines() == [str(world / T), str(world / K)], err
+    assert "line break" in err, err
+    code, out, err = run_cli("-q", "show", "--json", str(world / "a\nb"))
+    assert code == 0 and json.loads(out)["path"] == str(world / "a\nb"), err
+    assert snapshot(world.parent) == before

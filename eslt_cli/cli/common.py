@@ -40,6 +40,27 @@ def default_root() -> Path:
     return Path(os.environ.get("ESLT_HOME") or "eslt-runs")  # empty counts as unset: never the working folder
 
 
+def check_root(root: Path | None) -> Path:
+    """The root of derived outputs (``root``, else :func:`default_root`) if run folders can be made in
+    it, else one line naming where it came from (``--root``, ``ESLT_HOME`` or the default), not a lock file."""
+    path = root if root is not None else default_root()
+    if root is not None:
+        name = "--root"
+    else:
+        name = "ESLT_HOME" if os.environ.get("ESLT_HOME") else "the default root (set --root or ESLT_HOME)"
+    if any(ord(c) < 32 for c in str(path)):
+        raise BadInput(f"{name} {str(path)!r} holds a line break or another control character: choose another folder")
+    here = path.absolute()
+    while not here.exists() and not here.is_symlink() and here != here.parent:
+        here = here.parent  # the deepest folder that exists: run folders are made below it
+    if not here.is_dir():
+        where = "" if here == path.absolute() else f" ({here} is not)"
+        raise BadInput(f"{name} {path} is not a folder{where}: run folders cannot be made there; choose another")
+    if not os.access(here, os.W_OK | os.X_OK):
+        raise BadInput(f"{name} {path}: {here} is not writable (permission denied); choose another folder")
+    return path
+
+
 @overload
 def read_input(
     arg: str | None, none_on_terminal: Literal[False] = False, none_on_empty: Literal[False] = False
@@ -76,13 +97,26 @@ MAX_LINE = 1 << 16
 
 
 def stdin_lines() -> list[str]:
-    """The non-empty lines on stdin, stripped; bounded, so junk piped in is one error, not a hang."""
+    """The lines on stdin, each exactly as written less its line feed; empty lines are skipped.
+
+    A line is a path as given, spaces included (``eslt train --out 'W/ck '`` pipes ``W/ck ``), or a
+    JSON line. A carriage return or NUL in a line is refused: no path holding one survives a pipe of
+    lines (CRLF line ends would otherwise name other paths). Bounded, so junk piped in is one error,
+    not a hang.
+    """
     text = sys.stdin.read(MAX_STDIN + 1) if sys.stdin is not None else ""
     if len(text) > MAX_STDIN:
         raise BadInput("stdin holds more than 1 MiB: pipe checkpoint paths or eslt's JSON lines, one per line")
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if any(len(line) > MAX_LINE for line in lines):
-        raise BadInput("a stdin line is longer than 64 KiB: pipe checkpoint paths or eslt's JSON lines")
+    lines = []
+    for n, line in enumerate(text.split("\n"), 1):
+        if not line:
+            continue
+        if len(line) > MAX_LINE:
+            raise BadInput("a stdin line is longer than 64 KiB: pipe checkpoint paths or eslt's JSON lines")
+        if "\r" in line or "\0" in line:
+            raise BadInput(f"stdin line {n} holds a carriage return or NUL ({line[:60]!r}): pipe one path per line, "
+                           "each ended by a plain \\n")  # fmt: skip
+        lines.append(line)
     return lines
 
 

@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from eslt_cli import schema
 from eslt_cli.cli import common
 
 HELP = """Permute a ticket and print the new ticket's path on stdout.
@@ -40,6 +41,7 @@ def permute(
     chosen = [name for name, on in (("weights", weights), ("mask", mask)) if on]
     if len(chosen) != 1:
         raise typer.BadParameter("choose exactly one of --weights, --mask")
+    schema.check_seed(seed)
     common.setup_runtime()
     from eslt_cli import checkpoint as ckpt
     from eslt_cli import permute as core

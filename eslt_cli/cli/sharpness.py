@@ -12,6 +12,9 @@ from eslt_cli.cli import common
 
 # Grid sizes per --preset: "cpu" is quick; "paper" is appendix A.3's 51-step range, for --2d too.
 PRESETS = {"cpu": {"points": 21, "grid": 11}, "paper": {"points": 51, "grid": 51}}
+# The largest --radius: a step of a million times a filter's norm is far past any useful landscape,
+# and well inside float32 (about 3e38), whose overflow would only print numpy warnings before failing.
+MAX_RADIUS = 1e6
 
 
 def grid_sizes(preset: str, points: int | None, grid: int | None) -> tuple[int, int]:
@@ -75,6 +78,7 @@ def sharpness(
 ) -> None:
     common.setup_runtime()
     from eslt_cli import checkpoint as ckpt
+    from eslt_cli import schema
     from eslt_cli.analysis import sharpness as core
     from eslt_cli.analysis.lmc import WHICH
 
@@ -84,6 +88,9 @@ def sharpness(
     for option, value, high in (("--points", points, 1001), ("--grid", grid, 201), ("--directions", directions, 100)):
         if not 1 <= value <= high:
             raise typer.BadParameter(f"{option} must be in [1, {high}], got {value}")
+    # Before any work: a step t beyond MAX_RADIUS overflows float32 weights (numpy warnings, then a failure).
+    schema.check_number(radius, "--radius", 0.0, MAX_RADIUS, low_open=True)
+    schema.check_seed(seed)
     target = ckpt.load(common.read_input(checkpoint))
     source = None if directions_from is None else ckpt.load(directions_from)
     result = core.run_sharpness(

@@ -106,6 +106,11 @@ def _row(path: Path, meta: dict[str, Any], base: Path | None) -> list[str]:
     ]
 
 
+def _breaks_lines(path: Path) -> bool:
+    """Whether ``path``, printed as a line of data, would come out as more than one line."""
+    return any(c in str(path.absolute()) for c in "\n\r")
+
+
 def _paths_from_stdin() -> list[str]:
     if sys.stdin is None or sys.stdin.isatty():
         raise BadInput("no checkpoints: give paths or folders, or pipe paths on stdin")
@@ -130,6 +135,12 @@ def show(
     rows: list[tuple[Path, dict[str, Any]]] = []
     listed: set[str] = set()
     for path, named in found:
+        if not as_json and _breaks_lines(path):
+            message = f"{str(path)!r}: its path holds a line break, which stdout's one path per line cannot carry"
+            if named:
+                raise BadInput(f"{message}: rename it, or use --json")
+            common.say(f"eslt: warning: {message} (skipped; --json lists it)")
+            continue
         try:
             meta = ckpt.load(path).meta  # arrays checked against the digest it reports
         except BadInput as exc:
@@ -138,6 +149,9 @@ def show(
             common.say(f"eslt: warning: {exc} (skipped)")  # one damaged run must not hide the others
             continue
         for p, m in lineage(path, meta) if with_lineage else [(path, meta)]:
+            if not as_json and _breaks_lines(p):
+                common.say(f"eslt: warning: ancestor {str(p)!r}: its path holds a line break (skipped; see --json)")
+                continue
             key = str(p.resolve())
             if key not in listed:
                 listed.add(key)

@@ -52,7 +52,10 @@ hosts: vision {_paper("vision")}, batch 1024; Pendulum {_paper("control")};
 brax {_paper("brax")}, 500-step episodes; per strategy and task the tuned
 std, temperature, elite ratio and PGPE schedules; the strategy of the task's
 curves in the paper's figures unless --strategy. --dry-run prints every
-settled setting as one JSON line and exits without training.
+settled setting as one JSON line and exits without training, after the checks
+a run makes before it writes anything: options, --devices, --data-dir, --root
+and a lower bound of the memory the run needs (settings whose bound exceeds the
+host's memory are refused); only the run itself loads the data or environment.
 
 Example:
 
@@ -237,9 +240,12 @@ def train(
         "lr_decay": lr_decay, "lr_floor": lr_floor, "std_decay": std_decay, "std_floor": std_floor, "std_lr": std_lr,
         "adam_b1": adam_b1, "constants": constants, "snr_std": snr_std, "lr_end": lr_end, "lr_steps": lr_steps,
     }  # fmt: skip
+    if out is None:  # derived under the root: a root that cannot hold run folders is refused by its name
+        common.check_root(root)
     plan = pipeline.plan_train(parent, overrides, preset, out, root or common.default_root())
-    if dry_run:  # nothing written, no lock taken: the settings a run would use
+    if dry_run:  # nothing written, no lock taken: the settings a run would use, checked as the run checks them
         ckpt.check_out(plan.out, [] if parent is None else [parent.path])
+        pipeline.check_train(plan, save_every, devices)
         common.data_line(json.dumps(pipeline.settings_record(plan, preset)))
         return
     label = f"{plan.task.name} {getattr(plan.trainer, 'strategy', plan.trainer.name)} L{plan.level:02d}"

@@ -288,6 +288,23 @@ def _read_split(source: Any, image_shape: tuple[int, ...]) -> tuple[np.ndarray, 
 # ----------------------------------------------------------------------- choose
 
 
+def check_data_dir(data_dir: Path) -> bool:
+    """Refuse a ``--data-dir`` that cannot hold a dataset (checked before any output exists, also by
+    ``eslt train --dry-run``, without reading the data); True when it holds the four IDX files."""
+    if not data_dir.exists():
+        raise BadInput(f"--data-dir {data_dir} does not exist")
+    if not data_dir.is_dir():
+        raise BadInput(f"--data-dir {data_dir} is not a folder")
+    if has_idx_files(data_dir):
+        return True
+    present = [b for b in IDX_FILES.values() if _find_idx(data_dir, b)]
+    if present:
+        # Half a set of IDX files is a mistake, not a tfds data dir.
+        missing = [b for b in IDX_FILES.values() if b not in present]
+        raise BadInput(f"--data-dir {data_dir} has some IDX files but lacks {', '.join(missing)}")
+    return False
+
+
 def load_images(tfds_name: str, data_dir: Path | None, default_idx: Path | None = None) -> ImageData:
     """Loads images from the first usable place.
 
@@ -297,17 +314,8 @@ def load_images(tfds_name: str, data_dir: Path | None, default_idx: Path | None 
     """
     if data_dir is not None:
         data_dir = Path(data_dir)
-        if not data_dir.exists():
-            raise BadInput(f"--data-dir {data_dir} does not exist")
-        if not data_dir.is_dir():
-            raise BadInput(f"--data-dir {data_dir} is not a folder")
-        if has_idx_files(data_dir):
+        if check_data_dir(data_dir):
             return load_idx_folder(data_dir)
-        present = [b for b in IDX_FILES.values() if _find_idx(data_dir, b)]
-        if present:
-            # Half a set of IDX files is a mistake, not a tfds data dir.
-            missing = [b for b in IDX_FILES.values() if b not in present]
-            raise BadInput(f"--data-dir {data_dir} has some IDX files but lacks {', '.join(missing)}")
         return load_tfds(tfds_name, str(data_dir))
     if default_idx is not None and has_idx_files(default_idx):
         return load_idx_folder(default_idx)

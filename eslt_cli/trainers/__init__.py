@@ -2,7 +2,9 @@
 
 Every trainer is ``train(task, spec, init, mask, key, on_progress, store,
 save_every, stop, devices) -> TrainResult`` with the same resume, stop and
-determinism guarantees; modules are imported on demand (JAX start-up cost).
+determinism guarantees, and ``check(task, spec)``, the refusals of its settings
+that ``train`` makes, run before anything is written; modules are imported on
+demand (JAX start-up cost).
 """
 
 from __future__ import annotations
@@ -18,3 +20,9 @@ def get(name: str) -> Callable[..., Any]:
     """The ``train`` function of trainer ``name`` (names are checked when a run is planned)."""
     train: Callable[..., Any] = importlib.import_module(MODULES[name]).train
     return train
+
+
+def check(name: str) -> Callable[..., Any]:
+    """The ``check(task, spec)`` of trainer ``name``: what its ``train`` refuses, without training."""
+    checker: Callable[..., Any] = importlib.import_module(MODULES[name]).check
+    return checker

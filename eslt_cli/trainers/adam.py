@@ -101,6 +101,22 @@ def run_epoch(
     return carry, np.array([loss.mean(), loss.min()], np.float32)
 
 
+def check(task: Task | None, spec: AdamSpec) -> tuple[int, int]:
+    """Refuse settings :func:`train` cannot run on ``task`` (one :class:`BadInput` line); the training
+    images and the batch size (None: before the task is built, the settings alone; then (0, 0))."""
+    check_ranges(spec)  # --epochs, --lr, --eval-every positive where given
+    if spec.epochs is None or spec.lr is None:
+        raise BadInput(f"--trainer adam needs --epochs and --lr, got {spec.epochs} and {spec.lr}")
+    if task is None:
+        return 0, 0
+    if not isinstance(task, VisionTask):
+        raise BadInput(f"--trainer adam needs a vision task (cross-entropy on images); {task.spec.name} is not one")
+    n_train, size = int(task.arrays["x_train"].shape[0]), task.spec.batch_size or 128  # the paper's batch
+    if n_train // size < 1:
+        raise BadInput(f"--batch-size {size} exceeds the {n_train} training images")
+    return n_train, size
+
+
 def train(
     task: Task,
     spec: AdamSpec,
@@ -124,16 +140,9 @@ def train(
     first evaluation). The small CNN trains on one device: ``devices`` is only
     checked against the devices JAX sees.
     """
-    if not isinstance(task, VisionTask):
-        raise BadInput(f"--trainer adam needs a vision task (cross-entropy on images); {task.spec.name} is not one")
-    check_ranges(spec)  # --epochs, --lr, --eval-every positive where given
-    if spec.epochs is None or spec.lr is None:
-        raise BadInput(f"--trainer adam needs --epochs and --lr, got {spec.epochs} and {spec.lr}")
-    mesh_of(devices)
-    n_train, size = int(task.arrays["x_train"].shape[0]), task.spec.batch_size or 128  # the paper's batch
+    n_train, size = check(task, spec)
     steps = n_train // size
-    if steps < 1:
-        raise BadInput(f"--batch-size {size} exceeds the {n_train} training images")
+    mesh_of(devices)
     optimizer, block = _programs(task, float(spec.lr))
     _, k_train, k_eval = split_key(key)
 

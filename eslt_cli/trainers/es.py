@@ -267,6 +267,12 @@ class SnapshotStore(Protocol):
     def save(self, step: int, arrays: dict[str, Any], info: dict[str, Any]) -> None: ...
 
 
+def check(task: Task | None, spec: ESSpec) -> None:
+    """Refuse settings :func:`train` cannot run (one :class:`BadInput` line; the strategy's own rules).
+    ``task`` (None before it is built) is not needed: every task takes every ES."""
+    strategies.check_spec(spec)
+
+
 def train(
     task: Task,
     spec: ESSpec,
@@ -288,7 +294,7 @@ def train(
     results. ``stop()`` returning a signal number saves and raises
     :class:`Interrupted` at the next chunk end.
     """
-    strategies.check_spec(spec)
+    check(task, spec)
     view = SparseView.of(mask)
     # Cache key: the chunk code does not depend on the number of generations.
     es, es_params, chunk, evaluate, mesh = _programs(task, dataclasses.replace(spec, generations=0), view, devices)

@@ -57,9 +57,9 @@ from eslt_cli.trainers.es import Progress, Record, SnapshotStore, TrainResult, h
 LOG_STD_INIT = -0.5  # continuous actions: initial log std of the Gaussian (policy space, [-1, 1])
 
 
-def check(task: Task, spec: PPOSpec) -> int:
-    """Validate ``task`` and ``spec``; the number of updates."""
-    if not isinstance(task, ControlTask):
+def check(task: Task | None, spec: PPOSpec) -> int:
+    """Validate ``task`` (None: before it is built, the settings alone) and ``spec``; the number of updates."""
+    if task is not None and not isinstance(task, ControlTask):
         raise BadInput(f"--trainer ppo needs a control task, got {task.spec.name}")
     check_ranges(spec)
     batch = spec.num_envs * spec.rollout_steps
