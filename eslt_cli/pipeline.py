@@ -508,7 +508,14 @@ def _train(
         check_fits(plan.parent, task)
     start = time.perf_counter()
     train = trainers.get(plan.trainer.name)
-    result = train(task, plan.trainer, init, mask, train_key, on_progress, store, save_every, stop, devices)
+    try:
+        result = train(task, plan.trainer, init, mask, train_key, on_progress, store, save_every, stop, devices)
+    except jax.errors.JaxRuntimeError as exc:  # XLA out of memory: what check_train's lower bound let through
+        text = str(exc)
+        if "RESOURCE_EXHAUSTED" not in text and "Out of memory" not in text:
+            raise
+        raise RunFailed(f"out of memory ({text.splitlines()[0][:160]}): lower --batch-size or --population, "
+                        "or train on a host with more memory") from None  # fmt: skip
     seconds = time.perf_counter() - start
     meta = {
         "kind": "trained",

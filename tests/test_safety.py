@@ -503,3 +503,20 @@ def test_show_never_prints_a_path_holding_a_line_break(world: Path) -> None:
     code, out, err = run_cli("-q", "show", "--json", str(world / "a\nb"))
     assert code == 0 and json.loads(out)["path"] == str(world / "a\nb"), err
     assert snapshot(world.parent) == before
+
+
+def test_out_of_memory_in_training_is_one_line_and_leaves_nothing(world: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the memory estimate (a lower bound) lets a run through that XLA cannot fit (the 34.5 GB it asked
+    for at --batch-size 1000000 on a host with more than the estimate's 28.2 GB)."""
+    import jax
+
+    from eslt_cli import trainers
+
+    def out_of_memory(*args, **kwargs):
+        raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 34506276608 bytes.")
+
+    monkeypatch.setattr(trainers, "get", lambda name: out_of_memory)
+    before = snapshot(world.parent)
+    code, out, err = run_cli("-q", *PEND)
+    assert (code, out) == (1, "") and len(err.splitlines()) == 1 and "out of memory (RESOURCE_EXHAUSTED" in err, err
+    assert snapshot(world.parent) == before
