@@ -165,7 +165,8 @@ def validate(meta: Any, path: Path, newest: int) -> dict[str, Any]:
             if any(v < 1 for v in model.get(k) or ()):
                 raise BadInput(f"model.{k} must hold positive widths")
         trainer = meta.get("trainer")
-        if not isinstance(trainer, dict) or trainer.get("name", "es") not in TRAINER_KINDS:
+        if not isinstance(trainer, dict) or not isinstance(trainer.get("name", "es"), str) \
+                or trainer.get("name", "es") not in TRAINER_KINDS:  # fmt: skip
             raise BadInput(f"trainer must be a JSON object naming one of {', '.join(TRAINER_KINDS)}")
         check_fields(TRAINER_KINDS[trainer.get("name", "es")], trainer, "trainer")
         _positive_ints(trainer, "trainer")

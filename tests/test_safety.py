@@ -117,6 +117,7 @@ CASES = [
         2,
         "not an eslt checkpoint",
     ),
+    ("trainer-name-a-list", lambda m: m["trainer"].__setitem__("name", []), ["show", T], 2, "trainer must be"),
     ("out-dot", None, ["prune", "--snr", "--out", ".", "--force", T], 2, "holds the input"),
     ("out-is-input", None, ["prune", "--snr", "--out", T, "--force", T], 2, "is the input"),
     ("out-inside-input", None, ["prune", "--snr", "--out", f"{T}/meta", "--force", T], 2, "inside the input"),
