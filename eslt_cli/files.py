@@ -11,6 +11,9 @@ surface (``eslt sharpness --2d``) it writes, eslt keeps a hidden record ``.<name
 a user's file (even one that embeds an eslt figure), an eslt file edited since, or one written
 before eslt kept records, is refused with a line saying to remove it by hand. An output is also
 never an input of the command, nor inside an input checkpoint.
+
+:func:`write_atomic` writes such an output: into a hidden temporary beside it, flushed to disk,
+renamed into place, then its record; a crash leaves the old file or the new one, never half of one.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import json
 import os
 import stat
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -187,3 +190,30 @@ def remember(out: Path, kind: str) -> None:
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
+
+
+def write_atomic(out: Path, kind: str, write: Callable[[Path], object]) -> Path:
+    """Write the ``kind`` (figure, surface) ``out`` through ``write(tmp)`` atomically, then its record.
+
+    ``tmp`` is a hidden sibling ending in the suffix of ``out`` (libraries pick formats by it); it is
+    flushed to disk and renamed over ``out``, and removed if anything fails. Check ``out`` with
+    :func:`check_replace` first: this replaces whatever is there.
+    """
+    out = Path(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunFailed(f"cannot create the folder of {out}: {exc.strerror or exc}") from None
+    tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}{out.suffix}"
+    try:
+        write(tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise RunFailed(f"cannot write {out}: {exc.strerror or exc}") from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    remember(out, kind)
+    return out

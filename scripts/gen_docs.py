@@ -292,17 +292,22 @@ def man_pages() -> dict[str, str]:
 # --------------------------------------------------------------------------- driver
 
 
-TABLE_START, TABLE_END = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
+def _tables() -> dict[str, str]:
+    """README tables by marker name: the settings (eslt_cli.presets) and the figure kinds (eslt_cli.figures)."""
+    from eslt_cli import figures, presets
+
+    return {"settings-table": presets.readme_table(), "figures-table": figures.readme_table()}
 
 
 def readme(root: Path = ROOT) -> str:
-    """README.md with its settings tables regenerated from eslt_cli.presets (the one source of settings)."""
-    from eslt_cli import presets
-
+    """README.md with each table between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` regenerated."""
     text = (root / "README.md").read_text()
-    head, rest = text.split(TABLE_START, 1)
-    _, tail = rest.split(TABLE_END, 1)
-    return f"{head}{TABLE_START}\n{presets.readme_table()}\n{TABLE_END}{tail}"
+    for name, table in _tables().items():
+        start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+        head, rest = text.split(start, 1)
+        _, tail = rest.split(end, 1)
+        text = f"{head}{start}\n{table}\n{end}{tail}"
+    return text
 
 
 def generate() -> dict[str, str]:

@@ -10,6 +10,7 @@ import math
 import os
 import shutil
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,7 +18,9 @@ import numpy as np
 import pytest
 from conftest import TINY_CONTROL, TTY, eslt
 
-from eslt_cli import plotting
+from eslt_cli.figures import FIGURES, drawing, labels
+from eslt_cli.figures import inputs as figure_inputs
+from eslt_cli.figures import lmc as lmc_figure
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -155,7 +158,7 @@ def test_default_out_is_kind_png_in_the_current_folder(cli, runs, tmp_path: Path
 
 
 def test_collect_reads_meta_of_every_checkpoint_once(runs) -> None:
-    inputs = plotting.collect([str(runs["root"]), str(runs["snr0"])])
+    inputs = figure_inputs.collect([str(runs["root"]), str(runs["snr0"])])
     assert len(inputs.checkpoints) == 12  # 2 seeds x (dense + 2 tickets + 2 trained + 1 L02 ticket)
     snr = [c for c in inputs.checkpoints if c.meta.get("snr_stats")]
     assert {c.meta["level"] for c in snr} == {1, 2}
@@ -186,8 +189,8 @@ def old_lmc_record(curve: bool = True) -> dict:
 
 def test_lmc_plots_the_frankle_barrier_and_converts_old_records(cli, tmp_path: Path) -> None:
     new = lmc_records(cross_level=True)[0]
-    assert plotting._lmc_record(new) == new
-    converted = plotting._lmc_record(old_lmc_record())
+    assert lmc_figure.barrier_record(new) == new
+    converted = lmc_figure.barrier_record(old_lmc_record())
     # Frankle et al. (2020): 0.6 − (0.1 + 0.3) / 2; the old value is kept as barrier_linear.
     assert converted["barrier"] == pytest.approx(0.4) and converted["barrier_linear"] == 0.45
     assert converted["barrier_definition"] == "frankle2020"
@@ -349,18 +352,18 @@ def test_force_replaces_only_an_unchanged_figure_eslt_drew(cli, tmp_path: Path) 
 def test_registry_functions_share_one_signature(tmp_path: Path) -> None:
     import inspect
 
-    signatures = {str(inspect.signature(fn)) for fn in plotting.PLOTS.values()}
+    signatures = {str(inspect.signature(f.draw)) for f in FIGURES.values()}
     assert len(signatures) == 1
-    assert set(plotting.PLOTS) == {"sparsity", "lmc", "sharpness", "surface", "layers", "snr", "curves"}
+    assert set(FIGURES) == {"sparsity", "lmc", "sharpness", "surface", "layers", "snr", "curves"}
 
 
 def test_a_level_0_starts_only_the_arms_of_its_own_optimiser() -> None:
     recs = [{"s": "adam", "arm": "magnitude"}, {"s": "snes", "arm": "snr"}, {"s": "adam", "arm": "dense"}]
-    arms = plotting._arms_by(recs, lambda r: r["s"], lambda r: r["arm"])
+    arms = labels.arms_by(recs, lambda r: r["s"], lambda r: r["arm"])
     assert arms == {"adam": ["magnitude"], "snes": ["snr"]}
-    assert plotting._arm_groups("adam", "dense", arms) == ["adam magnitude"]  # not "adam snr" too
-    assert plotting._arm_groups("snes", "snr", arms) == ["snes snr"]
-    assert plotting._arm_groups("ars", None, arms) == ["ars magnitude", "ars snr"]  # a base without arms: all
+    assert labels.arm_groups("adam", "dense", arms) == ["adam magnitude"]  # not "adam snr" too
+    assert labels.arm_groups("snes", "snr", arms) == ["snes snr"]
+    assert labels.arm_groups("ars", None, arms) == ["ars magnitude", "ars snr"]  # a base without arms: all
 
 
 def _copy_with(src: Path, dst: Path, change) -> Path:
@@ -375,14 +378,14 @@ def _copy_with(src: Path, dst: Path, change) -> Path:
 
 def test_non_finite_metrics_are_named_and_marked_not_dropped(cli, runs, tmp_path: Path, monkeypatch) -> None:
     marks: list[tuple[list[float], str]] = []
-    real = plotting._mark_non_finite
+    real = drawing.mark_non_finite
 
     def spy(ax, xs, label):
         if xs:
             marks.append((list(xs), label))
         real(ax, xs, label)
 
-    monkeypatch.setattr(plotting, "_mark_non_finite", spy)
+    monkeypatch.setattr(drawing, "mark_non_finite", spy)
     nan = _copy_with(runs["snr0"], tmp_path / "nan", lambda m: m["metrics"]["final"].__setitem__("metric", math.nan))
     inf = _copy_with(runs["random1"], tmp_path / "inf", lambda m: m["metrics"]["final"].__setitem__("metric", math.inf))
     code, out, err = cli("plot", "sparsity", str(runs["dense0"]), str(runs["snr1"]), str(nan), str(inf),
@@ -401,11 +404,69 @@ def test_non_finite_metrics_are_named_and_marked_not_dropped(cli, runs, tmp_path
 
 def test_undefined_snr_correlations_are_named_and_marked(cli, runs, tmp_path: Path, monkeypatch) -> None:
     marks: list[list[float]] = []
-    real = plotting._mark_non_finite
-    monkeypatch.setattr(plotting, "_mark_non_finite", lambda ax, xs, label: (xs and marks.append(list(xs)),
-                                                                             real(ax, xs, label)))  # fmt: skip
+    real = drawing.mark_non_finite
+    monkeypatch.setattr(drawing, "mark_non_finite", lambda ax, xs, label: (xs and marks.append(list(xs)),
+                                                                           real(ax, xs, label)))  # fmt: skip
     nan = _copy_with(runs["ticket0"], tmp_path / "t", lambda m: m["snr_stats"].__setitem__("pearson", math.nan))
     code, _, err = cli("plot", "snr", str(nan), str(runs["ticket1"]), "--out", str(tmp_path / "snr.png"))
     assert code == 0, err
     assert f"eslt: warning: {nan}: snr_stats.pearson is NaN (pendulum snes snr level 2 seed 0)" in err
     assert "spearman" not in err and marks == [[2]]  # the Pearson panel only
+
+
+def figure_inputs_by_source(runs: dict[str, Path], folder: Path) -> dict[str, list[str]]:
+    """A sample of every kind of input a figure reads (:data:`eslt_cli.figures.Source`)."""
+    return {
+        "checkpoints": [str(runs["root"])],
+        "lmc": [str(jsonl(folder / "lmc.jsonl", lmc_records(cross_level=True)))],
+        "sharpness": [str(jsonl(folder / "sharp.jsonl", sharpness_records(folder)))],
+        "surfaces": [str(write_surface(folder / "direct.npz"))],
+    }
+
+
+@pytest.mark.parametrize("kind", list(FIGURES))
+def test_every_registered_figure_draws_from_the_cli_with_its_inputs(cli, runs, tmp_path: Path, kind: str) -> None:
+    from typing import get_args
+
+    from eslt_cli.figures import Source
+
+    samples = figure_inputs_by_source(runs, tmp_path)
+    assert set(samples) == set(get_args(Source))  # a new kind of input needs a sample here
+    figure = FIGURES[kind]
+    out = tmp_path / f"{kind}.png"
+    code, stdout, err = cli("plot", kind, *(p for source in figure.reads for p in samples[source]), "--out", str(out),
+                            "--json")  # fmt: skip
+    assert code == 0, err
+    line = json.loads(stdout)
+    assert (line["path"], line["kind"], line["reads"]) == (str(out), kind, list(figure.reads))
+    assert line["drawn"] > 0 and line["series"] and line["panels"], line
+    assert_png(out)
+    code, stdout, _ = cli("plot", "--help")
+    assert code == 0 and kind in stdout and figure.needs in " ".join(stdout.split())
+
+
+def test_plot_json_is_one_line_with_what_was_drawn(cli, runs, tmp_path: Path) -> None:
+    out = tmp_path / "curves.svg"
+    code, stdout, err = cli("plot", "curves", str(runs["snr0"]), str(runs["random0"]), str(runs["ticket0"]),
+                            "--out", str(out), "--json")  # fmt: skip
+    assert code == 0 and stdout.count("\n") == 1, err
+    assert json.loads(stdout) == {
+        "path": str(out), "kind": "curves", "format": "svg", "reads": ["checkpoints"],
+        "inputs": {"checkpoints": 3, "records": 0, "surfaces": 0}, "drawn": 2,  # the ticket has no history
+        "series": ["L1 random s0", "L1 snr s0"],
+        "panels": ["ES population during training", "Test evaluation of the ES mean"], "warnings": 0,
+    }  # fmt: skip
+    nan = _copy_with(runs["snr0"], tmp_path / "nan", lambda m: m["metrics"]["final"].__setitem__("metric", math.nan))
+    code, stdout, err = cli("plot", "sparsity", str(runs["dense0"]), str(nan), "--out", str(tmp_path / "s.png"),
+                            "--json")  # fmt: skip
+    line = json.loads(stdout)
+    assert code == 0 and line["warnings"] == err.count("eslt: warning:") == 1, err
+    assert (line["drawn"], line["series"]) == (2, ["dense"])  # the NaN run is a mark, not a line
+
+
+def test_the_command_line_imports_no_plotting_library() -> None:
+    """`eslt show`, `eslt prune` and the help import the figure registry, never matplotlib (start-up time)."""
+    code = ("import sys; import eslt_cli.cli, eslt_cli.figures; "
+            "print(sorted(m for m in ('matplotlib', 'numpy', 'jax') if m in sys.modules))")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr

@@ -22,8 +22,6 @@ not renormalised, so every IMP level is probed along the same vectors.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,20 +229,13 @@ def check_writable(path: Path, force: bool, inputs: Sequence[Path] = ()) -> None
 
 def save_surface(path: Path, surface: Surface, **extra: Any) -> Path:
     """Write ``surface`` as an ``.npz`` (alpha, beta, loss, metric, extras) atomically, then its record."""
-    path = Path(path).absolute()
-    tmp = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:8]}.npz"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(tmp, alpha=surface.alpha, beta=surface.beta, loss=surface.loss, metric=surface.metric,
-                 allow_pickle=True, **{k: np.asarray(v) for k, v in extra.items()})  # fmt: skip
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise RunFailed(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    files.remember(path, "surface")
-    return path
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:  # a file, not a name: np.savez would add .npz to one without it
+            np.savez(handle, alpha=surface.alpha, beta=surface.beta, loss=surface.loss, metric=surface.metric,
+                     allow_pickle=True, **{k: np.asarray(v) for k, v in extra.items()})  # fmt: skip
+
+    return files.write_atomic(Path(path).absolute(), "surface", write)
 
 
 def run_sharpness(

@@ -8,31 +8,27 @@ from typing import Annotated, Optional
 
 import typer
 
+from eslt_cli import figures
 from eslt_cli.cli import common
+from eslt_cli.errors import BadInput
 
-HELP = """Draw a figure and print its path on stdout.
+KINDS = list(figures.FIGURES)
+HELP = f"""Draw a figure and print its path on stdout.
 
 KIND is one of:
 
 \b
-  sparsity   test metric vs remaining weights, a line per arm (mean ± std
-             over seeds), a panel per task       <- trained checkpoints
-  curves     population fitness and test metric vs generation
-                                                 <- trained checkpoints
-  layers     remaining weights per layer vs level <- checkpoints
-  snr        |mean|-SNR Pearson/Spearman correlation vs level
-                                                 <- tickets from prune
-  lmc        error barrier heatmap over level pairs, or barrier vs level
-             and error along the path            <- `eslt lmc` JSON lines
-  sharpness  curvature vs remaining weights, a line per trainer
-                                                 <- `eslt sharpness` lines
-  surface    filled contours of 2D loss surfaces <- `eslt sharpness --2d`
-             lines or its .npz files
+{figures.kinds_help()}
 
 Each input (argument, or line on stdin when no argument is given) is a
 checkpoint folder, a folder searched recursively for checkpoints (e.g. a runs
 root), a .jsonl/.json file of JSON records, an .npz surface or, on stdin, a
 JSON record itself. Only checkpoint meta is read, never arrays.
+
+With --json, stdout is one JSON line instead of the path: path, kind, format,
+reads (what the kind reads), inputs (checkpoints, records and surfaces read),
+drawn (how many of them the figure shows), series (its lines, heatmaps or
+surfaces, by label), panels (their titles) and warnings (how many).
 
 Examples:
 
@@ -43,7 +39,7 @@ Examples:
 
 
 def plot(
-    kind: Annotated[str, typer.Argument(help="sparsity, curves, layers, snr, lmc, sharpness or surface.")],
+    kind: Annotated[str, typer.Argument(help=f"{', '.join(KINDS[:-1])} or {KINDS[-1]}.", autocompletion=lambda: KINDS)],
     paths: Annotated[
         Optional[list[str]], typer.Argument(help="Checkpoints, folders, .jsonl/.json, .npz; '-' or absent: read stdin.")
     ] = None,
@@ -53,33 +49,30 @@ def plot(
     force: Annotated[
         bool, typer.Option("--force", help="Replace an existing --out figure that eslt drew and nobody changed since.")
     ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON line (path, kind, inputs, series drawn) instead of the path.")
+    ] = False,
 ) -> None:
-    from eslt_cli import plotting
-    from eslt_cli.errors import BadInput
-
-    if kind not in plotting.PLOTS:
-        raise BadInput(f"unknown plot kind {kind!r}: choose one of {', '.join(plotting.PLOTS)}")
-    if not 10 <= dpi <= 2400:
-        raise BadInput(f"--dpi must be in [10, 2400], got {dpi}")
-    if which not in plotting.WHICH:
-        raise BadInput(f"--which {which!r}: choose final or best")
+    figure = figures.get(kind)
+    options = figures.Options(which=which, dpi=dpi)
     target = out if out is not None else Path(f"{kind}.png")
-    plotting.check_out(target, force)  # early: before reading any input (checked again against the inputs)
+    figures.check_out(target, force)  # early: before reading any input (checked again against the inputs)
     lines: list[str] = []
     dash = "-" in (paths or [])
     paths = [p for p in paths or [] if p != "-"]
     if dash or (not paths and sys.stdin is not None and not sys.stdin.isatty()):
         lines = common.stdin_lines()
     if not paths and not any(line.strip() for line in lines):
-        raise BadInput(
-            f"no inputs: {kind} needs {plotting.NEEDS[kind]}; give paths, or pipe them (or JSON lines) on stdin"
-        )
-    inputs = plotting.collect(paths, lines)
-    path = plotting.plot(kind, inputs, target, which=which, dpi=dpi, force=force)
-    for warning in inputs.warnings:
+        raise BadInput(f"no inputs: {kind} needs {figure.needs}; give paths, or pipe them (or JSON lines) on stdin")
+    # Deferred for start-up time: reading checkpoints imports JAX, drawing matplotlib.
+    from eslt_cli.figures import drawing, inputs
+
+    got = inputs.collect(paths, lines)
+    summary = drawing.render(figure, got, target, options, force)
+    for warning in got.warnings:
         common.say(f"eslt: warning: {warning}")
-    common.say(f"{kind}: wrote {path} ({inputs.describe()})")
-    common.data_line(str(path.absolute()), f"{path} was written, but ")
+    common.say(f"{kind}: wrote {target} ({got.describe()})")
+    common.emit(target.absolute(), as_json, figures.as_json(kind, target, got.counts(), summary, len(got.warnings)))
 
 
 plot.__doc__ = HELP
