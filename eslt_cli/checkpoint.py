@@ -26,8 +26,7 @@ import json
 import os
 import shutil
 import stat
-import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from eslt_cli import __version__, errors, schema
+from eslt_cli import __version__, errors, paths, schema
 from eslt_cli.errors import BadInput, Busy, RunFailed
 from eslt_cli.tasks.base import Params, same_structure
 
@@ -126,14 +125,6 @@ def _failure(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0][:160] if text else ''}"
 
 
-def inside(path: Path, folder: Path) -> Path:
-    """``path`` (absolute) if it resolves to a place inside ``folder``: derived paths never leave their root."""
-    path = Path(path).absolute()
-    if Path(folder).absolute().resolve() not in path.resolve().parents:
-        raise BadInput(f"derived path {path} leaves {folder}: pass --out explicitly")
-    return path
-
-
 def parent_record(parent: Checkpoint | None) -> dict[str, Any]:
     """How a fingerprint names its parent: by content alone, so a re-made parent invalidates its
     children and a run folder moved or copied elsewhere is still up to date."""
@@ -154,18 +145,6 @@ def identity(fingerprint: Any) -> Any:
     return fingerprint
 
 
-def link(target: Path, holder: Path) -> str:
-    """How the checkpoint at ``holder`` names ``target`` (its parent, an ancestor): a path relative to
-    ``holder``'s folder, so the pair can move together."""
-    return os.path.relpath(Path(target).absolute().resolve(), Path(holder).absolute().parent.resolve())
-
-
-def follow(holder: Path, text: str) -> Path:
-    """The path a link stored in ``holder``'s meta names (relative to ``holder``'s folder; older
-    checkpoints stored absolute paths, kept as they are)."""
-    return Path(os.path.normpath(Path(holder).absolute().parent / text))
-
-
 def ancestors(path: Path, meta: dict[str, Any]) -> list[Path]:
     """Every checkpoint the one at ``path`` derives from, nearest first: its parent links followed
     as far as they lead (and its recorded lineage), stopping at a missing parent or a cycle."""
@@ -173,7 +152,7 @@ def ancestors(path: Path, meta: dict[str, Any]) -> list[Path]:
     seen = {Path(path).absolute().resolve()}
     here, record = Path(path), meta
     while isinstance(record.get("parent"), str):
-        parent = follow(here, record["parent"])
+        parent = paths.follow(here, record["parent"])
         key = parent.resolve()
         if key in seen:
             break
@@ -186,27 +165,11 @@ def ancestors(path: Path, meta: dict[str, Any]) -> list[Path]:
         except BadInput:
             break
     for item in meta.get("lineage") or []:
-        entry = follow(path, item)
+        entry = paths.follow(path, item)
         if entry.resolve() not in seen:
             seen.add(entry.resolve())
             found.append(entry)
     return found
-
-
-def check_out(out: Path, inputs: Iterable[Path] = ()) -> Path:
-    """``out`` if it may be written: one line of text, not equal to, inside or above an input."""
-    text = str(out)
-    if any(c in text for c in "\n\r\0"):
-        raise BadInput(f"output path {text[:80]!r} holds a line break: the next step of a pipe could not read it")
-    target = Path(out).absolute().resolve()
-    for given in inputs:
-        source = Path(given).absolute().resolve()
-        if target == source or source in target.parents:
-            raise BadInput(f"--out {out} is {'the input' if target == source else 'inside the input'} {given}: "
-                           f"choose a path outside it")  # fmt: skip
-        if target in source.parents:
-            raise BadInput(f"--out {out} holds the input {given}: choose a path that does not contain it")
-    return out
 
 
 def _process_options() -> Any:
@@ -399,7 +362,7 @@ def _remove_stale(path: Path) -> None:
 
     Orbax writes into ``<tmp>.orbax-checkpoint-tmp*`` before renaming, hence the glob.
     """
-    for stale in [*path.parent.glob(f".{path.name}.partial-*"), *path.parent.glob(f".{path.name}.replaced-*")]:
+    for stale in paths.leftovers(path):
         if stale.is_dir() and not stale.is_symlink():
             shutil.rmtree(stale, ignore_errors=True)
 
@@ -413,7 +376,7 @@ def save(path: Path | str, state: dict[str, Params], meta: dict[str, Any], force
     """
     path = Path(path).absolute()
     errors.check_interrupted()
-    check_out(path)
+    paths.check_out(path)
     if path.exists() or path.is_symlink():
         if not force:
             raise BadInput(f"{path} exists: pass --force to replace it, or --out elsewhere")
@@ -425,7 +388,7 @@ def save(path: Path | str, state: dict[str, Params], meta: dict[str, Any], force
     meta = {"schema": SCHEMA, **meta, "eslt_version": __version__, "digest": digest(arrays, meta.get("fingerprint"))}
     ocp = _ocp()
 
-    tmp = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:8]}"
+    tmp = paths.partial(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale(path)
@@ -439,7 +402,7 @@ def save(path: Path | str, state: dict[str, Params], meta: dict[str, Any], force
         finally:
             checkpointer.close()
         if path.exists():  # only reached with force
-            trash = path.parent / f".{path.name}.replaced-{uuid.uuid4().hex[:8]}"
+            trash = paths.replaced(path)
             os.rename(path, trash)
             os.rename(tmp, path)
             shutil.rmtree(trash, ignore_errors=True)
@@ -465,7 +428,7 @@ def lock(path: Path | str) -> Iterator[None]:
     """
     path = Path(path).absolute()
     made = [p for p in [path.parent, *path.parent.parents] if not p.exists()]
-    lock_file = path.parent / f".{path.name}.lock"
+    lock_file = paths.lock_file(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(lock_file, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
@@ -518,7 +481,7 @@ class ResumeStore:
 
     def __init__(self, out: Path | str, fingerprint: dict[str, Any], read_only: bool = False):
         out = Path(out).absolute()
-        self.folder = out.parent / f".{out.name}.resume"
+        self.folder = paths.resume_folder(out)
         self.fingerprint = fingerprint
         self.read_only = read_only  # non-writing processes of a multi-host run only resume
         self._manager: Any = None

@@ -28,10 +28,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from eslt_cli import __version__
+from eslt_cli import __version__, paths
 from eslt_cli.errors import BadInput, RunFailed
 
-RECORD_SUFFIX = ".eslt"
 RECORD_TAG = "eslt_output"
 MAX_RECORD_BYTES = 1 << 16
 MAX_OUTPUT_BYTES = 1 << 30  # far above any figure or surface eslt writes; a bigger file is not eslt's
@@ -71,12 +70,6 @@ def read_regular(path: Path, limit: int, what: str = "") -> bytes:
     return data
 
 
-def record_path(out: Path) -> Path:
-    """Where eslt keeps the record of the output ``out``: ``.<name>.eslt`` beside it."""
-    out = Path(out)
-    return out.parent / f".{out.name}{RECORD_SUFFIX}"
-
-
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -87,7 +80,7 @@ def _sha256(path: Path) -> str:
 
 def _read_record(out: Path) -> dict[str, Any] | None:
     """The record beside ``out`` if it is one eslt wrote for that name, else None (absent or foreign)."""
-    rec = record_path(out)
+    rec = paths.record_file(Path(out))
     try:
         info = rec.lstat()
     except FileNotFoundError:
@@ -115,11 +108,11 @@ def _why_not_ours(out: Path, kind: str) -> str | None:
         return "is a symbolic link"
     if not stat.S_ISREG(info.st_mode):
         return "is not a regular file"
-    if not record_path(out).exists() and not record_path(out).is_symlink():
-        return f"has no record of eslt writing it ({record_path(out).name}; older eslt versions kept none)"
+    if not paths.record_file(Path(out)).exists() and not paths.record_file(Path(out)).is_symlink():
+        return f"has no record of eslt writing it ({paths.record_file(Path(out)).name}; older eslt versions kept none)"
     rec = _read_record(out)
     if rec is None:
-        return f"has a record {record_path(out).name} that eslt did not write"
+        return f"has a record {paths.record_file(Path(out)).name} that eslt did not write"
     if rec["kind"] != kind:
         return f"is recorded as an eslt {rec['kind']}, not a {kind}"
     if info.st_size > MAX_OUTPUT_BYTES or rec.get("bytes") != info.st_size:
@@ -161,7 +154,7 @@ def check_replace(out: Path, kind: str, force: bool, flag: str, inputs: Iterable
     check_inputs(out, inputs, flag)
     if out.is_dir():
         raise BadInput(f"{flag} {out} is a folder: give a file name")
-    rec = record_path(out)
+    rec = paths.record_file(Path(out))
     if (rec.exists() or rec.is_symlink()) and _read_record(out) is None:
         raise BadInput(f"{rec} exists and is not a record eslt wrote: move it away, or choose another {flag}")
     if not (out.exists() or out.is_symlink()):
@@ -177,7 +170,7 @@ def check_replace(out: Path, kind: str, force: bool, flag: str, inputs: Iterable
 def remember(out: Path, kind: str) -> None:
     """Write the record of ``out`` (just written by eslt as a ``kind``) atomically beside it."""
     out = Path(out)
-    rec = record_path(out)
+    rec = paths.record_file(Path(out))
     tmp = rec.parent / f"{rec.name}.partial-{uuid.uuid4().hex[:8]}"
     try:
         body = {RECORD_TAG: 1, "kind": kind, "name": out.name, "sha256": _sha256(out),
@@ -204,7 +197,7 @@ def write_atomic(out: Path, kind: str, write: Callable[[Path], object]) -> Path:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunFailed(f"cannot create the folder of {out}: {exc.strerror or exc}") from None
-    tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}{out.suffix}"
+    tmp = paths.partial(out, out.suffix)
     try:
         write(tmp)
         with open(tmp, "rb") as handle:

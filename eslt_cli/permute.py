@@ -18,7 +18,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from eslt_cli import checkpoint, pruning, schema
+from eslt_cli import checkpoint, paths, pruning, schema
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput
 from eslt_cli.tasks.base import Params
@@ -86,11 +86,7 @@ def plan_permute(parent: Checkpoint, variant: str, seed: int = 0, out: Path | No
     if parent.kind != "ticket":
         raise BadInput(f"{parent.path}: is trained; permute a ticket (`eslt prune --snr {parent.path} | eslt permute`)")
     seed = schema.check_seed(seed)
-    out = (
-        Path(out)
-        if out is not None
-        else checkpoint.inside(parent.path.parent / f"{parent.path.name}-perm-{variant}-s{seed}", parent.path.parent)
-    )
+    out = Path(out) if out is not None else paths.permuted(parent.path, variant, seed)
     return PermutePlan(parent, variant, int(seed), out.absolute())
 
 

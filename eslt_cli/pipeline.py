@@ -18,7 +18,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from eslt_cli import checkpoint, presets, pruning, schema, strategies
+from eslt_cli import checkpoint, paths, presets, pruning, schema, strategies
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput, RunFailed
 from eslt_cli.specs import (
@@ -109,12 +109,6 @@ def arrays_of(ckpt: Checkpoint, task: Task, which: str = "final") -> dict[str, A
     weights were tested with during training."""
     norm = ckpt.state.get("obs_norm_best" if which == "best" else "obs_norm")
     return task.arrays if norm is None else {**task.arrays, "obs_norm": norm}
-
-
-def run_folder(root: Path, task: str, optimiser: str, seed: int) -> Path:
-    """The folder that holds every level and arm of one IMP run (``optimiser``: the ES or gradient trainer)."""
-    name = schema.safe_name(f"{task.replace(':', '-').replace('/', '-')}-{optimiser}-seed{seed}", "run folder")
-    return checkpoint.inside(root / name, root)
 
 
 # The trainers, the task families each trains, and the options that belong to a task family.
@@ -297,9 +291,9 @@ def plan_train(
     if out is None:
         if parent is None:
             optimiser = trainer.strategy if isinstance(trainer, ESSpec) else trainer.name
-            out = run_folder(root, task_name, optimiser, seed) / "L00-trained"
+            out = paths.level0(root, task_name, optimiser, seed)
         else:
-            out = checkpoint.inside(parent.path.parent / f"{parent.path.name}-trained", parent.path.parent)
+            out = paths.trained(parent.path)
     return TrainPlan(task, model, trainer, seed, level, arm, parent, Path(out).absolute())
 
 
@@ -327,7 +321,7 @@ def existing_output(out: Path, fingerprint: dict[str, Any], force: bool, inputs:
     made with other settings, or from a parent with other content, is refused
     unless ``force``, naming what differs.
     """
-    checkpoint.check_out(out, inputs)
+    paths.check_out(out, inputs)
     if not out.exists() and not out.is_symlink():
         return False
     checkpoint.replaceable(out)
@@ -385,13 +379,13 @@ def _difference(old: Any, new: dict[str, Any]) -> str:
 
 def links(parent: Checkpoint | None, out: Path) -> dict[str, Any]:
     """The ``parent`` and ``lineage`` meta of a checkpoint at ``out`` derived from ``parent``: paths
-    relative to ``out``'s folder (see :func:`checkpoint.link`), level 0 first."""
+    relative to ``out``'s folder (see :func:`paths.link`), level 0 first."""
     if parent is None:
         return {"parent": None, "lineage": []}
-    ancestry = [checkpoint.follow(parent.path, item) for item in parent.meta.get("lineage", [])]
+    ancestry = [paths.follow(parent.path, item) for item in parent.meta.get("lineage", [])]
     return {
-        "parent": checkpoint.link(parent.path, out),
-        "lineage": [checkpoint.link(p, out) for p in [*ancestry, parent.path]],
+        "parent": paths.link(parent.path, out),
+        "lineage": [paths.link(p, out) for p in [*ancestry, parent.path]],
     }
 
 
@@ -635,11 +629,7 @@ def plan_prune(
     pruning.prunable(parent.state["mask"], exclude)  # validates layer names
     level = int(parent.meta["level"]) + 1
     arm = _arm(str(parent.meta.get("arm", "dense")), f"{criterion}-reinit" if reinit else criterion)
-    out = (
-        Path(out)
-        if out is not None
-        else checkpoint.inside(parent.path.parent / f"L{level:02d}-{arm}", parent.path.parent)
-    )
+    out = Path(out) if out is not None else paths.ticket(parent.path, level, arm)
     seed = int(parent.meta["seed"]) if seed is None else schema.check_seed(seed)
     return PrunePlan(parent, criterion, rate, source, tuple(exclude), seed, out.absolute(), reinit, batches, snr_std)
 

@@ -20,7 +20,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from eslt_cli import checkpoint, pruning, strategies
+from eslt_cli import checkpoint, paths, pruning, strategies
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput
 from eslt_cli.specs import model_from_json, task_from_json, to_json, trainer_from_json
@@ -103,14 +103,7 @@ def plan_transfer(
         if strategy == meta["trainer"].get("strategy"):
             raise BadInput(f"{parent.path}: is already trained with {strategy}")
         label = strategy
-    out = (
-        Path(out)
-        if out is not None
-        else checkpoint.inside(
-            parent.path.parent / f"{parent.path.name}-to-{label.replace(':', '-').replace('/', '-')}",
-            parent.path.parent,
-        )
-    )
+    out = Path(out) if out is not None else paths.transferred(parent.path, label)
     return TransferPlan(parent, task, strategy, out.absolute(), trainer)
 
 

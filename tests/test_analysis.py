@@ -6,6 +6,7 @@ import jax
 import numpy as np
 import pytest
 
+from eslt_cli import paths
 from eslt_cli.analysis import lmc, sharpness
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput
@@ -234,7 +235,7 @@ def test_curvature_of_a_quadratic_loss_is_recovered() -> None:
 
 def test_surface_file_is_refused_when_present(tmp_path: Path) -> None:
     ckpt = tmp_path / "run" / "L01-snr-trained"
-    path = sharpness.surface_path(ckpt, 4)
+    path = paths.surface(ckpt, 4)
     assert path == (tmp_path / "run" / "L01-snr-trained-surface-seed4.npz").resolve()
     surf = sharpness.Surface(np.zeros(2), np.zeros(2), np.ones((2, 2)), np.ones((2, 2)))
     sharpness.check_writable(path, force=False)

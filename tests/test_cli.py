@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY_CONTROL, TINY_VISION, eslt, needs_fashion, run_cli
 
-from eslt_cli import checkpoint, pipeline
+from eslt_cli import checkpoint, paths, pipeline
 from eslt_cli.tasks.base import evaluate
 
 
@@ -26,9 +26,9 @@ def check_lineage(dense: Path, ticket: Path, trained: Path) -> None:
     assert (d.kind, t.kind, tr.kind) == ("trained", "ticket", "trained")
     assert (d.meta["level"], t.meta["level"], tr.meta["level"]) == (0, 1, 1)
     # Links are relative to the checkpoint's folder, so a run folder can move (README: portable run folders).
-    assert checkpoint.follow(t.path, t.meta["parent"]) == dense.absolute()
-    assert checkpoint.follow(tr.path, tr.meta["parent"]) == ticket.absolute()
-    assert [checkpoint.follow(tr.path, p) for p in tr.meta["lineage"]] == [dense.absolute(), ticket.absolute()]
+    assert paths.follow(t.path, t.meta["parent"]) == dense.absolute()
+    assert paths.follow(tr.path, tr.meta["parent"]) == ticket.absolute()
+    assert [paths.follow(tr.path, p) for p in tr.meta["lineage"]] == [dense.absolute(), ticket.absolute()]
     assert t.meta["pruning"]["criterion"] == "snr"
     assert abs(t.meta["sparsity"]["global"] - 0.2) < 1e-3
     # Rewinding: the ticket's init is the level-0 init, bit for bit.

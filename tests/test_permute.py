@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import TINY_CONTROL
 
-from eslt_cli import checkpoint
+from eslt_cli import checkpoint, paths
 from eslt_cli.permute import permute_mask, permute_weights
 
 
@@ -81,8 +81,8 @@ def test_permute_cli(cli, snr_ticket: str, variant: str) -> None:
     assert new.kind == "ticket" and new.meta["level"] == old.meta["level"]
     assert new.meta["arm"] == f"snr+perm-{variant}"
     assert new.meta["permutation"] == {"variant": variant, "seed": 2}
-    assert checkpoint.follow(new.path, new.meta["parent"]) == Path(snr_ticket).absolute()
-    assert checkpoint.follow(new.path, new.meta["lineage"][-1]) == Path(snr_ticket).absolute()
+    assert paths.follow(new.path, new.meta["parent"]) == Path(snr_ticket).absolute()
+    assert paths.follow(new.path, new.meta["lineage"][-1]) == Path(snr_ticket).absolute()
     assert new.meta["sparsity"] == old.meta["sparsity"]
     for layer in old.state["init"]:
         before = survivors(old.state["init"], old.state["mask"], layer)
@@ -97,6 +97,6 @@ def test_permute_cli(cli, snr_ticket: str, variant: str) -> None:
 def test_permute_cli_bad_usage(cli, snr_ticket: str) -> None:
     assert cli("permute", snr_ticket)[0] == 2
     assert cli("permute", "--weights", "--mask", snr_ticket)[0] == 2
-    dense = str(checkpoint.follow(Path(snr_ticket), checkpoint.read_meta(snr_ticket)["parent"]))
+    dense = str(paths.follow(Path(snr_ticket), checkpoint.read_meta(snr_ticket)["parent"]))
     code, _, err = cli("permute", "--weights", dense)
     assert code == 2 and "permute a ticket" in err

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import TINY_CONTROL, run_cli
 
-from eslt_cli import checkpoint
+from eslt_cli import checkpoint, paths
 from eslt_cli.tasks import ALIASES, canonical_task, get_entry
 
 
@@ -37,7 +37,7 @@ def test_task_transfer_then_train(cli, snr_ticket: str) -> None:
     assert new.meta["arm"] == "snr+to-pendulum_heavy" and new.meta["level"] == 1
     assert new.meta["transfer"] == {"from_task": "pendulum", "to_task": "pendulum_heavy", "env_params": {"m": 1.5}}
     assert new.meta["trainer"] == old.meta["trainer"]
-    assert checkpoint.follow(new.path, new.meta["parent"]) == Path(snr_ticket).absolute()
+    assert paths.follow(new.path, new.meta["parent"]) == Path(snr_ticket).absolute()
     for a, b in zip(jax.tree.leaves(new.state), jax.tree.leaves(old.state)):
         np.testing.assert_array_equal(a, b)
     code, again, err = cli("transfer", "--task", "pendulum_heavy", snr_ticket)
@@ -46,7 +46,7 @@ def test_task_transfer_then_train(cli, snr_ticket: str) -> None:
     assert code == 0, err
     t = checkpoint.load(trained.strip())
     assert t.meta["task"]["name"] == "pendulum_heavy" and t.meta["arm"] == "snr+to-pendulum_heavy"
-    assert checkpoint.follow(t.path, t.meta["lineage"][-1]) == Path(path).absolute()
+    assert paths.follow(t.path, t.meta["lineage"][-1]) == Path(path).absolute()
 
 
 def test_strategy_transfer(cli, snr_ticket: str) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from eslt_cli import files
+from eslt_cli import files, paths
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput, RunFailed
 from eslt_cli.tasks.base import Params, same_structure
@@ -212,12 +212,6 @@ def surface_2d(
     return Surface(axis, axis.copy(), np.asarray(out["loss"]).reshape(shape), np.asarray(out["metric"]).reshape(shape))
 
 
-def surface_path(checkpoint: Path, seed: int) -> Path:
-    """Default surface file: ``<folder-name>-surface-seed<seed>.npz`` beside (not inside) the checkpoint."""
-    checkpoint = Path(checkpoint).resolve()
-    return checkpoint.parent / f"{checkpoint.name}-surface-seed{seed}.npz"
-
-
 def check_writable(path: Path, force: bool, inputs: Sequence[Path] = ()) -> None:
     """Refuse to write ``path`` (checked before any work): an existing file only with ``force``, and only a
     surface eslt wrote and nobody changed since (its ``.<name>.eslt`` record, see :mod:`eslt_cli.files`);
@@ -259,7 +253,7 @@ def run_sharpness(
     normalised once at ``directions_from``'s own weights and mask and then
     multiplied by ``ckpt``'s mask, unrenormalised (appendix A.3). Returns the
     JSON record (see README, "Analyses"); with ``two_d`` the surface is also
-    written to ``surface_out`` (default :func:`surface_path`), refusing an
+    written to ``surface_out`` (default :func:`paths.surface`), refusing an
     existing file unless ``force``.
     """
     from eslt_cli import pipeline
@@ -272,7 +266,7 @@ def run_sharpness(
     out_path = None
     if two_d:
         _axis(radius, grid, 2, "--grid")
-        out_path = Path(surface_out).absolute() if surface_out is not None else surface_path(ckpt.path, seed)
+        out_path = Path(surface_out).absolute() if surface_out is not None else paths.surface(ckpt.path, seed)
         sources = [ckpt.path] if directions_from is None else [ckpt.path, directions_from.path]
         check_writable(out_path, force, sources)
     n_drawn = max(n_directions, 2 if two_d else 1)

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from eslt_cli import figures
+from eslt_cli import paths as layout  # `paths` is this command's argument
 from eslt_cli.cli import common
 from eslt_cli.errors import BadInput
 
@@ -55,7 +56,7 @@ def plot(
 ) -> None:
     figure = figures.get(kind)
     options = figures.Options(which=which, dpi=dpi)
-    target = out if out is not None else Path(f"{kind}.png")
+    target = out if out is not None else layout.figure(kind)
     figures.check_out(target, force)  # early: before reading any input (checked again against the inputs)
     lines: list[str] = []
     dash = "-" in (paths or [])

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from eslt_cli import paths
 from eslt_cli.cli import common
 from eslt_cli.errors import BadInput
 from eslt_cli.specs import optimiser_of
@@ -51,7 +52,7 @@ def lineage(path: Path, meta: dict[str, Any]) -> list[tuple[Path, dict[str, Any]
     chain = [(path, meta)]
     seen = {path.resolve()}
     while chain[0][1].get("parent"):
-        parent = ckpt.follow(chain[0][0], chain[0][1]["parent"])
+        parent = paths.follow(chain[0][0], chain[0][1]["parent"])
         if parent.resolve() in seen:
             common.say(f"eslt: warning: {chain[0][0]}: its parent links form a cycle at {parent}; lineage cut there")
             break

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from eslt_cli import paths
 from eslt_cli.cli import common
 from eslt_cli.presets import CPU, PAPER
 
@@ -244,7 +245,7 @@ def train(
         common.check_root(root)
     plan = pipeline.plan_train(parent, overrides, preset, out, root or common.default_root())
     if dry_run:  # nothing written, no lock taken: the settings a run would use, checked as the run checks them
-        ckpt.check_out(plan.out, [] if parent is None else [parent.path])
+        paths.check_out(plan.out, [] if parent is None else [parent.path])
         pipeline.check_train(plan, save_every, devices)
         common.data_line(json.dumps(pipeline.settings_record(plan, preset)))
         return
