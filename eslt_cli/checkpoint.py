@@ -18,15 +18,12 @@ replaced only with ``force`` (and only after the new one is complete).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import stat
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,8 +31,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from eslt_cli import __version__, errors, paths, schema
-from eslt_cli.errors import BadInput, Busy, RunFailed
+from eslt_cli import __version__, errors, outputs, paths, schema
+from eslt_cli.errors import BadInput, RunFailed
 from eslt_cli.tasks.base import Params, same_structure
 
 SCHEMA = 2  # 2: typed settings records (a kind or name tag, only the fields that apply), digests
@@ -401,74 +398,13 @@ def save(path: Path | str, state: dict[str, Params], meta: dict[str, Any], force
             raise RunFailed(f"cannot write {path}: {_failure(exc)}") from None
         finally:
             checkpointer.close()
-        if path.exists():  # only reached with force
-            trash = paths.replaced(path)
-            os.rename(path, trash)
-            os.rename(tmp, path)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.rename(tmp, path)
+        outputs.place(tmp, path)
     except OSError as exc:
         raise RunFailed(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
         for partial in path.parent.glob(f"{tmp.name}*"):
             shutil.rmtree(partial, ignore_errors=True)
     return path
-
-
-@contextlib.contextmanager
-def lock(path: Path | str) -> Iterator[None]:
-    """Hold an exclusive lock on the output ``path`` while it is being made.
-
-    Two jobs on the same output (overlapping cron runs) cannot both write it:
-    the second stops at once with :class:`Busy`. The lock file is a hidden
-    sibling, ``.<name>.lock``, opened without following symlinks; it is
-    released when the process dies and removed on exit, together with the
-    folders made for it when nothing was written there.
-    """
-    path = Path(path).absolute()
-    made = [p for p in [path.parent, *path.parent.parents] if not p.exists()]
-    lock_file = paths.lock_file(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock_file, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    except OSError as exc:
-        _remove_empty(made)
-        why = "a symlink is planted there" if exc.errno == errno.ELOOP else exc.strerror or exc
-        raise RunFailed(f"cannot make the lock file {lock_file}: {why}") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise Busy(
-                f"another eslt process is writing {path}: wait for it to finish, or use --out elsewhere"
-            ) from None
-        # The holder before us may have removed the file after we opened it: then ours is stale.
-        if os.fstat(fd).st_ino != _inode(lock_file):
-            raise Busy(f"another eslt process has just written {path}: run the command again")
-        try:
-            yield
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(lock_file)
-            if not path.exists():
-                _remove_empty(made)
-    finally:
-        os.close(fd)
-
-
-def _inode(path: Path) -> int | None:
-    try:
-        return os.lstat(path).st_ino
-    except OSError:
-        return None
-
-
-def _remove_empty(folders: list[Path]) -> None:
-    """Remove ``folders`` (deepest first) that this process made and that are still empty."""
-    for folder in folders:
-        with contextlib.suppress(OSError):
-            folder.rmdir()
 
 
 class ResumeStore:

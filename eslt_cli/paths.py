@@ -89,7 +89,7 @@ def resume_folder(out: Path) -> Path:
 
 
 def record_file(out: Path) -> Path:
-    """The record of a figure or surface eslt wrote (see :mod:`eslt_cli.files`)."""
+    """The record of a figure or surface eslt wrote (see :mod:`eslt_cli.outputs`)."""
     return out.parent / f".{out.name}.eslt"
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from eslt_cli import checkpoint, paths, presets, pruning, schema, strategies
+from eslt_cli import checkpoint, outputs, paths, presets, pruning, schema, strategies
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput, RunFailed
 from eslt_cli.specs import (
@@ -470,7 +470,7 @@ def run_train(
         store = checkpoint.ResumeStore(plan.out, plan.fingerprint, read_only=True)
         _train(plan, on_progress, store, save_every, stop, devices)
         return plan.out, True
-    with checkpoint.lock(plan.out):
+    with outputs.lock(plan.out):
         if existing_output(plan.out, plan.fingerprint, force, inputs):
             return plan.out, False
         store = checkpoint.ResumeStore(plan.out, plan.fingerprint)
@@ -715,7 +715,7 @@ def write_ticket(
     meta = {**meta, **links(parent, out), "fingerprint": fingerprint}
     check_record(out, meta)  # what would not read back is never written
     existing_output(out, fingerprint, force, [parent.path])  # refuse early, before making a lock file
-    with checkpoint.lock(out):
+    with outputs.lock(out):
         if existing_output(out, fingerprint, force, [parent.path]):
             return out, False
         return checkpoint.save(out, state, meta, force=force), True

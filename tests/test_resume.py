@@ -10,7 +10,7 @@ import jax
 import numpy as np
 from conftest import REAL_ESLT, eslt, run_cli
 
-from eslt_cli import checkpoint
+from eslt_cli import checkpoint, outputs
 
 ARGS = ["train", "--task", "pendulum", "--population", "8", "--generations", "60", "--eval-every", "2",
         "--save-every", "2", "--train-episodes", "2", "--test-episodes", "2", "--seed", "1"]  # fmt: skip
@@ -82,7 +82,7 @@ def test_sigterm_saves_and_exits_143_then_resumes(tmp_path: Path) -> None:
 
 def test_a_second_job_on_the_same_output_stops(cli, tmp_path: Path) -> None:
     out = tmp_path / "busy"
-    with checkpoint.lock(out):
+    with outputs.lock(out):
         code, stdout, err = cli(*ARGS, "--out", str(out))
     assert code == 1 and stdout == "" and "another eslt process is writing" in err
     assert not out.exists()

@@ -30,7 +30,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from eslt_cli import files, paths
+from eslt_cli import outputs, paths
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput, RunFailed
 from eslt_cli.tasks.base import Params, same_structure
@@ -214,11 +214,11 @@ def surface_2d(
 
 def check_writable(path: Path, force: bool, inputs: Sequence[Path] = ()) -> None:
     """Refuse to write ``path`` (checked before any work): an existing file only with ``force``, and only a
-    surface eslt wrote and nobody changed since (its ``.<name>.eslt`` record, see :mod:`eslt_cli.files`);
+    surface eslt wrote and nobody changed since (its ``.<name>.eslt`` record, see :mod:`eslt_cli.outputs`);
     never an input checkpoint or a path inside one."""
     if Path(path).is_dir():
         raise BadInput(f"{path} is a folder: give --surface-out a file name ending in .npz")
-    files.check_replace(Path(path), "surface", force, "--surface-out", inputs)
+    outputs.check_replace(Path(path), "surface", force, "--surface-out", inputs)
 
 
 def save_surface(path: Path, surface: Surface, **extra: Any) -> Path:
@@ -229,7 +229,7 @@ def save_surface(path: Path, surface: Surface, **extra: Any) -> Path:
             np.savez(handle, alpha=surface.alpha, beta=surface.beta, loss=surface.loss, metric=surface.metric,
                      allow_pickle=True, **{k: np.asarray(v) for k, v in extra.items()})  # fmt: skip
 
-    return files.write_atomic(Path(path).absolute(), "surface", write)
+    return outputs.write_atomic(Path(path).absolute(), "surface", write)
 
 
 def run_sharpness(

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from eslt_cli import files
+from eslt_cli import outputs
 from eslt_cli.errors import BadInput
 
 Source = Literal["checkpoints", "lmc", "sharpness", "surfaces"]
@@ -109,13 +109,13 @@ def check_format(out: Path) -> None:
 
 
 def check_out(out: Path, force: bool = False, inputs: Iterable[Path] = ()) -> None:
-    """Refuse an output path with an unknown suffix, or one :func:`eslt_cli.files.check_replace` refuses.
+    """Refuse an output path with an unknown suffix, or one :func:`eslt_cli.outputs.check_replace` refuses.
 
     An existing file is replaced only with ``force``, and only when eslt drew it and nobody
-    changed it since (its ``.<name>.eslt`` record, see :mod:`eslt_cli.files`); never an input.
+    changed it since (its ``.<name>.eslt`` record, see :mod:`eslt_cli.outputs`); never an input.
     """
     check_format(out)
-    files.check_replace(Path(out), "figure", force, "--out", inputs)
+    outputs.check_replace(Path(out), "figure", force, "--out", inputs)
 
 
 def kinds_help(width: int = 76) -> str:

@@ -1,7 +1,7 @@
 """The canvas a figure draws on, the helpers the kinds share, and :func:`render`, which writes it.
 
 matplotlib draws with the non-interactive Agg backend. A figure is written atomically by
-:func:`eslt_cli.files.write_atomic` (with its record, so ``--force`` may replace it later) as PNG,
+:func:`eslt_cli.outputs.write_atomic` (with its record, so ``--force`` may replace it later) as PNG,
 SVG or PDF by the suffix of its path, labelled ``eslt-figure`` in its metadata: a label, not a proof.
 """
 
@@ -21,7 +21,7 @@ import numpy as np
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 from matplotlib.transforms import blended_transform_factory
 
-from eslt_cli import files
+from eslt_cli import outputs
 from eslt_cli.figures import Figure, Options, Summary, check_out
 from eslt_cli.figures.inputs import Inputs
 
@@ -76,7 +76,7 @@ def render(figure: Figure, inputs: Inputs, out: Path, options: Options, force: b
         def write(tmp: Path) -> None:
             canvas.fig.savefig(tmp, dpi=options.dpi, format=fmt, bbox_inches="tight", metadata=mark)
 
-        files.write_atomic(out, "figure", write)
+        outputs.write_atomic(out, "figure", write)
         return dataclasses.replace(summary, panels=canvas.titles())
     finally:
         canvas.close()

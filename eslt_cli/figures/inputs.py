@@ -5,7 +5,7 @@ recursively, ``.jsonl``/``.json`` record files, ``.npz`` surfaces, JSON object l
 :class:`Inputs`. Only checkpoint ``meta`` is read, never arrays; the fields the figures read from
 meta and from records are checked here (:data:`META_FIELDS`, :data:`RECORD_FIELDS`), so every
 figure gets the same one-line errors. File inputs are regular files read bounded
-(:func:`eslt_cli.files.read_regular`): a FIFO or a device is one error line, never a hang.
+(:func:`eslt_cli.outputs.read_regular`): a FIFO or a device is one error line, never a hang.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from eslt_cli import files
+from eslt_cli import outputs
 from eslt_cli.checkpoint import find, read_meta
 from eslt_cli.errors import BadInput
 
@@ -73,7 +73,7 @@ class Inputs:
 
 def _parse_records(path: Path) -> list[dict[str, Any]]:
     try:
-        text = files.read_regular(path, MAX_RECORDS_BYTES).decode("utf-8")
+        text = outputs.read_regular(path, MAX_RECORDS_BYTES).decode("utf-8")
     except UnicodeDecodeError:
         raise BadInput(f"{path}: not UTF-8 text; pass a JSON-lines file written by eslt") from None
     records: list[dict[str, Any]] = []
@@ -288,7 +288,7 @@ def collect(paths: Iterable[str], lines: Iterable[str] = ()) -> Inputs:
 
 
 def load_surface(path: Path) -> dict[str, np.ndarray]:
-    raw = files.read_regular(path, MAX_SURFACE_BYTES)
+    raw = outputs.read_regular(path, MAX_SURFACE_BYTES)
     try:
         with zipfile.ZipFile(io.BytesIO(raw)) as archive:  # bounded: no member may unpack past the limit
             if sum(info.file_size for info in archive.infolist()) > MAX_SURFACE_BYTES:

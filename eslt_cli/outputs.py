@@ -1,4 +1,8 @@
-"""Plain files eslt reads and writes beside checkpoints: figures, surfaces, JSON records, IDX data.
+"""Outputs: atomic writes, locks and the ``--force`` rule (checkpoints, figures, surfaces); bounded file inputs.
+
+Every output is made into a hidden sibling and moved into place by :func:`place` (a checkpoint
+folder, swapped with the old one under ``--force``) or :func:`write_atomic` (a plain file), under
+the output's :func:`lock`, so a crash leaves the old output or the new one, never half of one.
 
 Inputs: :func:`read_regular` opens a path without blocking, refuses anything but a regular file
 (a FIFO, a device or a socket would block or never end) and reads at most a given size, so every
@@ -19,17 +23,20 @@ renamed into place, then its record; a crash leaves the old file or the new one,
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import hashlib
 import json
 import os
+import shutil
 import stat
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from eslt_cli import __version__, paths
-from eslt_cli.errors import BadInput, RunFailed
+from eslt_cli.errors import BadInput, Busy, RunFailed
 
 RECORD_TAG = "eslt_output"
 MAX_RECORD_BYTES = 1 << 16
@@ -210,3 +217,71 @@ def write_atomic(out: Path, kind: str, write: Callable[[Path], object]) -> Path:
             tmp.unlink()
     remember(out, kind)
     return out
+
+
+def place(tmp: Path, out: Path) -> None:
+    """Move the complete output ``tmp`` (a checkpoint folder) into place at ``out``: an existing ``out``
+    (only reached under ``--force``, checked by the caller) is renamed aside first and removed once the
+    new one is in place, so ``out`` always holds a whole output."""
+    if out.exists():
+        trash = paths.replaced(out)
+        os.rename(out, trash)
+        os.rename(tmp, out)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.rename(tmp, out)
+
+
+@contextlib.contextmanager
+def lock(path: Path | str) -> Iterator[None]:
+    """Hold an exclusive lock on the output ``path`` while it is being made.
+
+    Two jobs on the same output (overlapping cron runs) cannot both write it:
+    the second stops at once with :class:`Busy`. The lock file is a hidden
+    sibling, ``.<name>.lock``, opened without following symlinks; it is
+    released when the process dies and removed on exit, together with the
+    folders made for it when nothing was written there.
+    """
+    path = Path(path).absolute()
+    made = [p for p in [path.parent, *path.parent.parents] if not p.exists()]
+    lock_file = paths.lock_file(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_file, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        _remove_empty(made)
+        why = "a symlink is planted there" if exc.errno == errno.ELOOP else exc.strerror or exc
+        raise RunFailed(f"cannot make the lock file {lock_file}: {why}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Busy(
+                f"another eslt process is writing {path}: wait for it to finish, or use --out elsewhere"
+            ) from None
+        # The holder before us may have removed the file after we opened it: then ours is stale.
+        if os.fstat(fd).st_ino != _inode(lock_file):
+            raise Busy(f"another eslt process has just written {path}: run the command again")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(lock_file)
+            if not path.exists():
+                _remove_empty(made)
+    finally:
+        os.close(fd)
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return os.lstat(path).st_ino
+    except OSError:
+        return None
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (deepest first) that this process made and that are still empty."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
