@@ -227,15 +227,12 @@ def read_meta(path: Path) -> dict[str, Any]:
         raise BadInput(f"{path}: not an eslt checkpoint (no Orbax state/meta items); pass a folder written by eslt")
     meta_file = path / "meta" / "metadata"
     try:
-        # Orbax's JsonCheckpointHandler stores the item as plain JSON in this file;
-        # reading it directly is the same parse without starting Orbax's machinery.
-        # A FIFO or device planted there would block or never end: regular files only, bounded.
+        # Orbax's JsonCheckpointHandler reads the item (a plain, synchronous read of this file). A FIFO or
+        # device planted there would block it or never end: regular files of bounded size only.
         info = meta_file.stat()
         if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_META_BYTES:
             raise BadInput(f"{path}: meta/metadata is not a regular file of at most 64 MiB; damaged checkpoint")
-        with open(meta_file, "rb") as handle:
-            raw = handle.read(MAX_META_BYTES + 1)
-        meta = json.loads(raw.decode("utf-8"))
+        meta = _ocp().JsonCheckpointHandler(filename=meta_file.name).restore(meta_file.parent.absolute())
     except PermissionError:
         raise BadInput(f"{path}: cannot read meta/metadata: permission denied (check the file's permissions)") from None
     except UnicodeDecodeError:
