@@ -18,7 +18,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from eslt_cli import checkpoint, outputs, paths, presets, pruning, schema, strategies
+from eslt_cli import checkpoint, outputs, paths, presets, pruning, schema, settings, strategies
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput, RunFailed
 from eslt_cli.specs import (
@@ -33,7 +33,6 @@ from eslt_cli.specs import (
     TaskSpec,
     TrainerSpec,
     VisionSpec,
-    check_ranges,
     field_names,
     from_json,
     model_from_json,
@@ -176,7 +175,7 @@ def settle_task(
     values |= given
     if values.get("data_dir"):
         values["data_dir"] = str(Path(values["data_dir"]).absolute())
-    task = check_ranges(from_json(cls, {**values, "name": task_name}))
+    task = settings.check_spec(from_json(cls, {**values, "name": task_name}))
     check_task_spec(task)
     return task
 
@@ -190,7 +189,7 @@ def settle_model(task_name: str, preset: str, overrides: dict[str, Any]) -> Mode
             raise BadInput("--hidden applies to control tasks (MLP policies) only")
         values = {**values, "hidden": tuple(overrides["hidden"])}
     cls: type[ModelSpec] = CNNSpec if entry.kind == "vision" else MLPSpec
-    return check_ranges(from_json(cls, values))
+    return settings.check_spec(from_json(cls, values))
 
 
 # ES settings that belong to one strategy: a new strategy brings its own unless given.
@@ -221,7 +220,7 @@ def settle_trainer(task_name: str, preset: str, base: TrainerSpec | None, overri
     if base is not None and preset == "paper":
         values |= defaults
     if name != "es":
-        return check_ranges(from_json(cls, values | given))
+        return settings.check_spec(from_json(cls, values | given))
     values |= given
     values["strategy"] = strategies.canonical_strategy(values["strategy"])
     entry = strategies.get_strategy(values["strategy"])
@@ -236,8 +235,8 @@ def settle_trainer(task_name: str, preset: str, base: TrainerSpec | None, overri
     else:
         values["optimizer"] = values.get("optimizer") or entry.default_optimizer
         values["lr"] = entry.default_lr if values.get("lr") is None else values["lr"]
-    spec = check_ranges(from_json(ESSpec, values))
-    strategies.check_spec(spec)
+    spec = from_json(ESSpec, values)
+    strategies.check_spec(spec)  # each setting's range, then what the strategy takes
     return spec
 
 
@@ -623,8 +622,7 @@ def plan_prune(
         raise BadInput("--batches applies to --snip and --grasp only")
     if snr_std is not None and criterion != "snr":
         raise BadInput("--snr-std applies to --snr only")
-    if snr_std is not None and snr_std not in strategies.SNR_STD:
-        raise BadInput(f"unknown --snr-std {snr_std!r}: choose one of {', '.join(strategies.SNR_STD)}")
+    settings.check("snr_std", snr_std, "--snr-std")
     snr_std = snr_std or str(parent.meta["trainer"].get("snr_std") or "text")
     pruning.prunable(parent.state["mask"], exclude)  # validates layer names
     level = int(parent.meta["level"]) + 1

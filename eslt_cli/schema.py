@@ -18,6 +18,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from eslt_cli import settings
 from eslt_cli.errors import BadInput
 
 # A path segment eslt derives from a name: letters, digits and _ . + -, no leading dot, no "..".
@@ -120,12 +121,6 @@ def check_seed(value: Any, what: str = "--seed") -> int:
     return check_int(value, what, 0, SEED_LIMIT - 1)
 
 
-def _positive_ints(data: dict[str, Any], what: str) -> None:
-    for k, v in data.items():
-        if isinstance(v, int) and not isinstance(v, bool) and v < 1 and k != "seed":
-            raise BadInput(f"{what}.{k} must be positive, got {v}")
-
-
 def validate(meta: Any, path: Path, newest: int) -> dict[str, Any]:
     """``meta`` if it is a well-formed eslt meta record of schema 1..``newest``, else one :class:`BadInput` line."""
     from eslt_cli.specs import MODEL_KINDS, TASK_KINDS, TRAINER_KINDS
@@ -152,7 +147,7 @@ def validate(meta: Any, path: Path, newest: int) -> dict[str, Any]:
         if task.get("kind", family) != family:
             raise BadInput(f"task.kind {str(task.get('kind'))[:40]!r} does not fit task {name} (a {family} task)")
         check_fields(TASK_KINDS[family], task, "task")
-        _positive_ints(task, "task")
+        settings.check_record(family, task, "task")
         model = meta.get("model")
         if not isinstance(model, dict):
             raise BadInput("model must be a JSON object")
@@ -160,16 +155,13 @@ def validate(meta: Any, path: Path, newest: int) -> dict[str, Any]:
             raise BadInput(f"model.kind {str(model.get('kind'))[:40]!r} does not fit task {name} "
                            f"(a {get_entry(name).kind} task)")  # fmt: skip
         check_fields(MODEL_KINDS[model["kind"]], model, "model")
-        _positive_ints(model, "model")
-        for k in ("hidden", "features"):
-            if any(v < 1 for v in model.get(k) or ()):
-                raise BadInput(f"model.{k} must hold positive widths")
+        settings.check_record(model["kind"], model, "model")
         trainer = meta.get("trainer")
         if not isinstance(trainer, dict) or not isinstance(trainer.get("name", "es"), str) \
                 or trainer.get("name", "es") not in TRAINER_KINDS:  # fmt: skip
             raise BadInput(f"trainer must be a JSON object naming one of {', '.join(TRAINER_KINDS)}")
         check_fields(TRAINER_KINDS[trainer.get("name", "es")], trainer, "trainer")
-        _positive_ints(trainer, "trainer")
+        settings.check_record(trainer.get("name", "es"), trainer, "trainer")
         if meta.get("metric") not in ("accuracy", "return"):
             raise BadInput(f"metric must be accuracy or return, got {str(meta.get('metric'))[:40]!r}")
         check_seed(meta.get("seed"), "seed")

@@ -8,17 +8,17 @@ and serialises to ``meta`` with its tag (``kind`` for tasks and models,
 :func:`trainer_from_json` read them back, converting schema-1 records (one flat
 record per concern, fields of other kinds set to null) on the way. ``prune``
 and ``train`` read them to know how a parent was made; change one with
-:func:`dataclasses.replace`, never in place.
+:func:`dataclasses.replace`, never in place. Each field's default, range and help are
+declared once in :mod:`eslt_cli.settings`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from eslt_cli.errors import BadInput
+from eslt_cli.settings import spec_field
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -26,19 +26,14 @@ if TYPE_CHECKING:
 T = TypeVar("T", bound="DataclassInstance")  # a spec: a dataclass
 
 
-# Field metadata of settings added after checkpoints were written: :func:`to_json` leaves such a
-# field out at its default, so the records (and fingerprints) of older runs stay as they were.
-OMIT = {"omit_default": True}
-
-
 @dataclass(frozen=True)
 class VisionSpec:
     """An image classification task: training images per fitness evaluation (or Adam step)."""
 
     name: str
-    batch_size: int = 256
-    data_dir: str | None = None  # IDX folder or tfds data dir
-    standardize: bool = False  # inputs (x/255 - 0.1307)/0.3081, as the paper's code (MNIST constants)
+    batch_size: int = spec_field("vision", "batch_size")
+    data_dir: str | None = spec_field("vision", "data_dir")
+    standardize: bool = spec_field("vision", "standardize")
     kind: ClassVar[str] = "vision"
 
 
@@ -47,9 +42,9 @@ class ControlSpec:
     """A gymnax control task: episodes per fitness and per test evaluation."""
 
     name: str
-    train_episodes: int = 8
-    test_episodes: int = 16
-    obs_norm: bool = False  # running observation normalisation
+    train_episodes: int = spec_field("control", "train_episodes")
+    test_episodes: int = spec_field("control", "test_episodes")
+    obs_norm: bool = spec_field("control", "obs_norm")
     kind: ClassVar[str] = "control"
 
 
@@ -58,11 +53,11 @@ class BraxSpec:
     """A brax control task: as :class:`ControlSpec`, plus the physics backend and episode length."""
 
     name: str
-    train_episodes: int = 2
-    test_episodes: int = 16
-    obs_norm: bool = True
-    backend: str = "generalized"  # generalized, positional, spring, mjx
-    episode_length: int = 200
+    train_episodes: int = spec_field("brax", "train_episodes")
+    test_episodes: int = spec_field("brax", "test_episodes")
+    obs_norm: bool = spec_field("brax", "obs_norm")
+    backend: str = spec_field("brax", "backend")
+    episode_length: int = spec_field("brax", "episode_length")
     kind: ClassVar[str] = "brax"
 
 
@@ -70,9 +65,9 @@ class BraxSpec:
 class CNNSpec:
     """The paper's CNN: conv channels and filter size."""
 
-    features: tuple[int, ...] = (8, 16)
-    kernel_size: int = 5
-    bias_init: float = 0.0  # conv biases ~ U[0, bias_init) (the paper's code: 0.05); the output bias is zero
+    features: tuple[int, ...] = spec_field("cnn", "features")
+    kernel_size: int = spec_field("cnn", "kernel_size")
+    bias_init: float = spec_field("cnn", "bias_init")
     kind: ClassVar[str] = "cnn"
 
 
@@ -80,9 +75,9 @@ class CNNSpec:
 class MLPSpec:
     """The paper's MLP policy: hidden widths."""
 
-    hidden: tuple[int, ...] = (32, 32)
-    bias_init: float = 0.0  # every bias ~ U[0, bias_init) (the paper's code: 0.05)
-    linear_output: bool = False  # continuous actions: linear output instead of tanh (the paper's Pendulum)
+    hidden: tuple[int, ...] = spec_field("mlp", "hidden")
+    bias_init: float = spec_field("mlp", "bias_init")
+    linear_output: bool = spec_field("mlp", "linear_output")
     kind: ClassVar[str] = "mlp"
 
 
@@ -94,22 +89,20 @@ class ESSpec:
     population: int
     generations: int
     std_init: float
-    lr: float | None = None  # ES optimiser learning rate (None: the strategy has no optimiser)
-    optimizer: str | None = None  # "adam" | "sgd" | "clipup" (None: the strategy has none)
-    elite_ratio: float | None = None  # only for strategies with elite selection
-    mean_decay: float = 0.0  # the mean shrinks by the factor 1 - mean_decay after every update (paper code)
-    eval_every: int = 10
-    temperature: float | None = None  # snes, des: softmax temperature of the fitness weights (None: evosax's)
-    lr_decay: float = 1.0  # ES optimiser lr times lr_decay per generation ...
-    lr_floor: float = 0.0  # ... never below lr_floor
-    std_decay: float = 1.0  # pgpe: search std times std_decay per generation ...
-    std_floor: float = 0.0  # ... never below std_floor
-    std_lr: float | None = None  # pgpe: learning rate of the std adaptation (None: evosax's 0.1, 0.1.4's too)
-    adam_b1: float = 0.9  # Adam's first-moment decay (the paper's code: 0.99)
-    constants: str = "evosax"  # sep_cma_es, pgpe: "evosax" (0.3) or "paper" (evosax 0.1.4's update)
-    # What --snr divides |mean| by: "text" (the search std) or "code" (what the paper's code divided by:
-    # Sep-CMA-ES's variance C); see strategies.snr_noise. Absent from meta at its default (OMIT).
-    snr_std: str = field(default="text", metadata=OMIT)
+    lr: float | None = spec_field("es", "lr")
+    optimizer: str | None = spec_field("es", "optimizer")
+    elite_ratio: float | None = spec_field("es", "elite_ratio")
+    mean_decay: float = spec_field("es", "mean_decay")
+    eval_every: int = spec_field("es", "eval_every")
+    temperature: float | None = spec_field("es", "temperature")
+    lr_decay: float = spec_field("es", "lr_decay")
+    lr_floor: float = spec_field("es", "lr_floor")
+    std_decay: float = spec_field("es", "std_decay")
+    std_floor: float = spec_field("es", "std_floor")
+    std_lr: float | None = spec_field("es", "std_lr")
+    adam_b1: float = spec_field("es", "adam_b1")
+    constants: str = spec_field("es", "constants")
+    snr_std: str = spec_field("es", "snr_std")
     name: ClassVar[str] = "es"
 
 
@@ -117,9 +110,9 @@ class ESSpec:
 class AdamSpec:
     """Gradient descent with Adam on a vision task (the paper's GD baseline)."""
 
-    lr: float = 3e-4
-    epochs: int = 2
-    eval_every: int = 1
+    lr: float = spec_field("adam", "lr")
+    epochs: int = spec_field("adam", "epochs")
+    eval_every: int = spec_field("adam", "eval_every")
     name: ClassVar[str] = "adam"
 
 
@@ -127,23 +120,23 @@ class AdamSpec:
 class PPOSpec:
     """Masked PPO on a control task (the paper's GD baseline for control)."""
 
-    lr: float = 3e-4
-    timesteps: int = 200_000
-    num_envs: int = 8
-    rollout_steps: int = 128
-    update_epochs: int = 4
-    minibatches: int = 4
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    clip_eps: float = 0.2
-    ent_coef: float = 0.01
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
-    reward_scale: float = 1.0  # rewards times this in the PPO loss (brax configs' reward_scaling)
-    critic: tuple[int, ...] = ()  # value-network widths (empty: the policy's hidden widths)
-    eval_every: int = 10
-    lr_end: float | None = field(default=None, metadata=OMIT)  # lr goes linearly from lr to this (None: constant)
-    lr_steps: int | None = field(default=None, metadata=OMIT)  # ... over this many optimiser steps (None: all)
+    lr: float = spec_field("ppo", "lr")
+    timesteps: int = spec_field("ppo", "timesteps")
+    num_envs: int = spec_field("ppo", "num_envs")
+    rollout_steps: int = spec_field("ppo", "rollout_steps")
+    update_epochs: int = spec_field("ppo", "update_epochs")
+    minibatches: int = spec_field("ppo", "minibatches")
+    gamma: float = spec_field("ppo", "gamma")
+    gae_lambda: float = spec_field("ppo", "gae_lambda")
+    clip_eps: float = spec_field("ppo", "clip_eps")
+    ent_coef: float = spec_field("ppo", "ent_coef")
+    vf_coef: float = spec_field("ppo", "vf_coef")
+    max_grad_norm: float = spec_field("ppo", "max_grad_norm")
+    reward_scale: float = spec_field("ppo", "reward_scale")
+    critic: tuple[int, ...] = spec_field("ppo", "critic")
+    eval_every: int = spec_field("ppo", "eval_every")
+    lr_end: float | None = spec_field("ppo", "lr_end")
+    lr_steps: int | None = spec_field("ppo", "lr_steps")
     name: ClassVar[str] = "ppo"
 
 
@@ -160,40 +153,9 @@ def field_names(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(cls))
 
 
-def check_ranges(spec: T) -> T:
-    """``spec`` if its numbers are in range, else a one-line :class:`BadInput` naming the option."""
-
-    def bad(k: str, v: Any, what: str) -> BadInput:
-        return BadInput(f"--{k.replace('_', '-')} must be {what}, got {v}")
-
-    for k in field_names(type(spec)):
-        v = getattr(spec, k)
-        if isinstance(v, bool) or v is None or isinstance(v, str):
-            continue
-        if isinstance(v, float) and not math.isfinite(v):  # inf passes every "positive" test below
-            raise bad(k, v, "a finite number")
-        if k in ("ent_coef", "vf_coef", "mean_decay", "lr_floor", "std_floor", "std_lr", "bias_init"):
-            if not v >= 0:
-                raise bad(k, v, "non-negative")
-        elif k in ("gamma", "gae_lambda", "adam_b1"):
-            if not 0.0 <= v <= 1.0:
-                raise bad(k, v, "in [0, 1]")
-        elif k in ("lr_decay", "std_decay"):
-            if not 0.0 < v <= 1.0:
-                raise bad(k, v, "in (0, 1]")
-        elif isinstance(v, tuple):
-            if any(x < 1 for x in v):
-                raise bad(k, ",".join(map(str, v)), "positive widths")
-        elif not v > 0:
-            raise bad(k, v, "positive")
-    if isinstance(spec, ESSpec) and spec.mean_decay >= 1:
-        raise BadInput(f"--mean-decay must be below 1 (the mean shrinks by 1 - c), got {spec.mean_decay}")
-    return spec
-
-
 def to_json(spec: Any) -> dict[str, Any]:
-    """A spec as a JSON-ready dict with its tag (tuples become lists); an :data:`OMIT` field is left
-    out at its default."""
+    """A spec as a JSON-ready dict with its tag (tuples become lists); a setting declared
+    ``omit_default`` (:mod:`eslt_cli.settings`) is left out at its default."""
     tag = {"name": spec.name} if isinstance(spec, ESSpec | AdamSpec | PPOSpec) else {"kind": spec.kind}
     fields = dataclasses.fields(spec)
     omit = {f.name for f in fields if f.metadata.get("omit_default") and getattr(spec, f.name) == f.default}

@@ -39,6 +39,7 @@ from evosax.algorithms import ARS, PGPE, SNES, DiscoveredES, Open_ES, Sep_CMA_ES
 from evosax.core.optimizer import clipup, scale_by_clipup
 
 from eslt_cli.errors import BadInput
+from eslt_cli.settings import check_spec as check_ranges
 from eslt_cli.specs import ESSpec
 
 Schedule = float | Callable[[Any], Any]
@@ -63,9 +64,7 @@ OPTIMIZERS: dict[str, Callable[[Schedule, float], optax.GradientTransformation]]
     "sgd": lambda lr, b1: optax.sgd(lr),
     "clipup": lambda lr, b1: _clipup(lr),
 }
-ADAM_B1 = 0.9  # optax's default; ESSpec.adam_b1's default must equal it
-CONSTANTS = ("evosax", "paper")
-SNR_STD = ("text", "code")  # ESSpec.snr_std: the paper's text's SNR, or its code's
+ADAM_B1 = 0.9  # optax's default; ESSpec.adam_b1's default (settings.py) must equal it
 
 
 def _diag_std(state: Any) -> jax.Array:
@@ -129,59 +128,28 @@ def _with(names: list[str]) -> str:
 def check_spec(spec: ESSpec) -> None:
     """Raise :class:`BadInput` for settings the strategy cannot take."""
     entry = get_strategy(spec.strategy)
-    if spec.population < 2:
-        raise BadInput(f"--population must be at least 2, got {spec.population}")
+    check_ranges(spec)  # each setting's own range (settings.py), then what this strategy takes
     if entry.antithetic and spec.population % 2:
         raise BadInput(f"{spec.strategy} samples antithetic pairs: --population must be even, got {spec.population}")
-    if spec.generations < 1 or spec.eval_every < 1:
-        raise BadInput("--generations and --eval-every must be positive")
-    if not spec.std_init > 0:
-        raise BadInput(f"--std-init must be positive, got {spec.std_init}")
-    if spec.optimizer is not None and spec.optimizer not in OPTIMIZERS:
-        raise BadInput(f"unknown optimizer {spec.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
     if entry.default_optimizer is None and (spec.optimizer is not None or spec.lr is not None):
         raise BadInput(f"{spec.strategy} has no optimiser: drop --optimizer/--lr")
     if entry.default_optimizer is None and (spec.lr_decay != 1.0 or spec.lr_floor != 0.0):
         raise BadInput(f"{spec.strategy} has no optimiser: drop --lr-decay/--lr-floor")
-    if spec.lr is not None and not spec.lr > 0:
-        raise BadInput(f"--lr must be positive, got {spec.lr}")
-    if not 0 < spec.lr_decay <= 1:
-        raise BadInput(f"--lr-decay must be in (0, 1], got {spec.lr_decay}")
-    if not spec.lr_floor >= 0:
-        raise BadInput(f"--lr-floor must be non-negative, got {spec.lr_floor}")
     if entry.default_optimizer is not None and spec.lr_floor > (spec.lr or entry.default_lr or 0.0):
         raise BadInput(f"--lr-floor {spec.lr_floor} is above the learning rate {spec.lr or entry.default_lr}")
     if spec.adam_b1 != ADAM_B1 and (spec.optimizer or entry.default_optimizer) != "adam":
         raise BadInput(f"--adam-b1 is for the adam optimizer: {spec.strategy} here uses "
                        f"{spec.optimizer or entry.default_optimizer or 'none'}")  # fmt: skip
-    if not 0 <= spec.adam_b1 < 1:
-        raise BadInput(f"--adam-b1 must be in [0, 1), got {spec.adam_b1}")
     if spec.elite_ratio is not None and not entry.elite:
         raise BadInput(f"{spec.strategy} has no elite selection: drop --elite-ratio")
-    if spec.elite_ratio is not None and not 0 < spec.elite_ratio <= 1:
-        raise BadInput(f"--elite-ratio must be in (0, 1], got {spec.elite_ratio}")
-    if spec.mean_decay < 0 or spec.mean_decay >= 1:
-        raise BadInput(f"--mean-decay must be in [0, 1) (the mean shrinks by 1 - c), got {spec.mean_decay}")
     if spec.temperature is not None and not entry.temperature:
         takes = [k for k, e in STRATEGIES.items() if e.temperature]
         raise BadInput(f"{spec.strategy} has no fitness temperature (only {_with(takes)}): drop --temperature")
-    if spec.temperature is not None and not spec.temperature > 0:
-        raise BadInput(f"--temperature must be positive, got {spec.temperature}")
     given = [f"--{k.replace('_', '-')}" for k, v, d in (("std_decay", spec.std_decay, 1.0),
              ("std_floor", spec.std_floor, 0.0), ("std_lr", spec.std_lr, None)) if v != d]  # fmt: skip
     if given and not entry.std_decay:
         takes = [k for k, e in STRATEGIES.items() if e.std_decay]
         raise BadInput(f"{spec.strategy} has no std schedule (only {_with(takes)}): drop {'/'.join(given)}")
-    if not 0 < spec.std_decay <= 1:
-        raise BadInput(f"--std-decay must be in (0, 1], got {spec.std_decay}")
-    if not spec.std_floor >= 0:
-        raise BadInput(f"--std-floor must be non-negative, got {spec.std_floor}")
-    if spec.std_lr is not None and not spec.std_lr >= 0:
-        raise BadInput(f"--std-lr must be non-negative, got {spec.std_lr}")
-    if spec.constants not in CONSTANTS:
-        raise BadInput(f"unknown --constants {spec.constants!r}: choose one of {', '.join(CONSTANTS)}")
-    if spec.snr_std not in SNR_STD:
-        raise BadInput(f"unknown --snr-std {spec.snr_std!r}: choose one of {', '.join(SNR_STD)}")
     if spec.snr_std != "text" and entry.search_std is None:
         raise BadInput(f"{spec.strategy} is isotropic (no per-weight std, no SNR): drop --snr-std")
     if spec.constants != "evosax" and not entry.paper_constants:

@@ -29,8 +29,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from eslt_cli import settings
 from eslt_cli.errors import BadInput
-from eslt_cli.specs import AdamSpec, check_ranges
+from eslt_cli.specs import AdamSpec
 from eslt_cli.tasks.base import Params, Task, evaluate
 from eslt_cli.tasks.vision import VisionTask
 from eslt_cli.trainers.es import Progress, Record, SnapshotStore, TrainResult, mesh_of, split_key
@@ -104,7 +105,7 @@ def run_epoch(
 def check(task: Task | None, spec: AdamSpec) -> tuple[int, int]:
     """Refuse settings :func:`train` cannot run on ``task`` (one :class:`BadInput` line); the training
     images and the batch size (None: before the task is built, the settings alone; then (0, 0))."""
-    check_ranges(spec)  # --epochs, --lr, --eval-every positive where given
+    settings.check_spec(spec)  # --epochs, --lr, --eval-every positive where given
     if spec.epochs is None or spec.lr is None:
         raise BadInput(f"--trainer adam needs --epochs and --lr, got {spec.epochs} and {spec.lr}")
     if task is None:

@@ -46,10 +46,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from eslt_cli import obsnorm
+from eslt_cli import obsnorm, settings
 from eslt_cli.errors import BadInput
 from eslt_cli.models import MLP
-from eslt_cli.specs import PPOSpec, check_ranges
+from eslt_cli.specs import PPOSpec
 from eslt_cli.tasks.base import Arrays, Params, Task
 from eslt_cli.tasks.control import ControlTask
 from eslt_cli.trainers.es import Progress, Record, SnapshotStore, TrainResult, host, mesh_of, split_key
@@ -61,7 +61,7 @@ def check(task: Task | None, spec: PPOSpec) -> int:
     """Validate ``task`` (None: before it is built, the settings alone) and ``spec``; the number of updates."""
     if task is not None and not isinstance(task, ControlTask):
         raise BadInput(f"--trainer ppo needs a control task, got {task.spec.name}")
-    check_ranges(spec)
+    settings.check_spec(spec)
     batch = spec.num_envs * spec.rollout_steps
     if spec.timesteps < batch:
         raise BadInput(
