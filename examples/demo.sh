@@ -2,6 +2,7 @@
 # Offline demo of iterative SNR pruning (Algorithm 1) on real Fashion-MNIST, CPU settings.
 # Installs eslt into ./.venv and Debian's Fashion-MNIST IDX files if they are missing.
 set -euo pipefail
+here=$PWD
 cd "$(dirname "$0")/.."
 if [ ! -d /usr/share/datasets/fashion-mnist ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
@@ -16,3 +17,14 @@ for level in $(seq 1 "$levels"); do
   ckpt=$(eslt prune --snr "$ckpt" | eslt train)
 done
 echo "$ckpt"
+root=${ESLT_HOME:-eslt-runs} bin=.venv/bin
+if [ "$here" != "$PWD" ]; then  # name them as seen from where the demo was started
+  [[ $root == /* ]] || root="$PWD/$root"
+  bin="$PWD/$bin"
+fi
+cat >&2 <<EOF
+demo: done. Every checkpoint of the demo is under $root/ (the last one is printed above). Next:
+  eslt show $root             # a table of the runs: level, sparsity, test accuracy
+  eslt plot sparsity $root    # test accuracy against the weights left, drawn into sparsity.png
+(eslt is in $bin: 'source $bin/activate' first, or call $bin/eslt)
+EOF

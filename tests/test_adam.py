@@ -81,7 +81,9 @@ def test_interrupt_then_resume_is_bit_identical(task, ticket, reference, tmp_pat
     assert info.value.exit_code == 143
     resumed: list[Progress] = []
     result = adam.train(task, SPEC, *ticket, jax.random.PRNGKey(1), store=store, on_progress=resumed.append)
-    assert [p.generation for p in resumed] == [2]  # the first epoch came from the snapshot
+    # The first epoch came from the snapshot: said once (resumed), then only the second is trained.
+    assert [(p.generation, p.resumed) for p in resumed] == [(1, True), (2, False)]
+    assert resumed[0].best == reference[1][0].best == reference[1][0].metric  # the best so far came back too
     assert_same(result, reference[0])
 
 

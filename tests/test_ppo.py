@@ -84,7 +84,9 @@ def test_stop_then_resume_is_bit_identical(tmp_path: Path) -> None:
     with pytest.raises(Interrupted, match="update 2/6"):
         ppo.train(task, TINY, init, mask, key, on_progress=seen.append, store=store, stop=lambda: 15)
     resumed = ppo.train(task, TINY, init, mask, key, on_progress=seen.append, store=store)
-    assert [p.generation for p in seen] == [2, 4, 6]  # the resumed run starts after the saved chunk
+    # The resumed run says where it starts (after the saved chunk), then trains the rest.
+    assert [(p.generation, p.resumed) for p in seen] == [(2, False), (2, True), (4, False), (6, False)]
+    assert seen[1].best == seen[0].best == seen[0].metric and seen[3].best == resumed.best_metrics["metric"]
     for a, b in ((reference.mean, resumed.mean), (reference.best, resumed.best), (reference.norm, resumed.norm),
                  (reference.best_norm, resumed.best_norm)):  # fmt: skip
         assert jax.tree.structure(a) == jax.tree.structure(b)

@@ -7,12 +7,15 @@ traceback instead.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -41,31 +44,67 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+# The global options, accepted before the command (``eslt -q train``) and after it (``eslt train -q``).
+DEBUG_OPTION = Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")]
+QUIET_OPTION = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summaries on stderr.")]
+
+
+def _set_globals(debug: bool, quiet: bool) -> None:
+    """Apply --debug and --quiet; either place turns them on, neither turns them off."""
+    global DEBUG
+    DEBUG = DEBUG or debug or bool(os.environ.get("ESLT_DEBUG"))
+    common.QUIET = common.QUIET or quiet
+    if DEBUG:  # library errors too (setup_runtime keeps only fatal ones)
+        for name in ("absl", "asyncio", "orbax"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
 @app.callback()
 def root(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summaries on stderr.")] = False,
+    debug: DEBUG_OPTION = False,
+    quiet: QUIET_OPTION = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
     """Global options."""
     global DEBUG
-    DEBUG = debug or bool(os.environ.get("ESLT_DEBUG"))
-    common.QUIET = quiet
-    if DEBUG:  # library errors too (setup_runtime keeps only fatal ones)
-        for name in ("absl", "asyncio", "orbax"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+    DEBUG, common.QUIET = False, False  # each invocation starts from its own options
+    _set_globals(debug, quiet)
 
 
-app.command("train", no_args_is_help=False)(train.train)
-app.command("prune")(prune.prune)
-app.command("plot")(plot.plot)
-app.command("show")(show.show)
-app.command("lmc")(lmc.lmc)
-app.command("sharpness")(sharpness.sharpness)
-app.command("permute")(permute_cmd.permute)
-app.command("transfer")(transfer_cmd.transfer)
+def with_globals(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``command`` with the global options added at the end of its own, for Typer to declare.
+
+    Every subcommand is registered through this, so none declares them by hand and
+    its help lists them.
+    """
+    signature = inspect.signature(command, eval_str=True)
+    extra = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=False, annotation=annotation)
+        for name, annotation in (("quiet", QUIET_OPTION), ("debug", DEBUG_OPTION))
+    ]
+    if any(p.name in ("quiet", "debug") for p in signature.parameters.values()):
+        raise TypeError(f"{command.__name__} declares a global option itself")
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, quiet: bool = False, debug: bool = False, **kwargs: Any) -> Any:
+        _set_globals(debug, quiet)
+        return command(*args, **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=[*signature.parameters.values(), *extra])  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {**command.__annotations__, "quiet": QUIET_OPTION, "debug": DEBUG_OPTION}
+    return wrapper
+
+
+app.command("train", no_args_is_help=False)(with_globals(train.train))
+app.command("prune")(with_globals(prune.prune))
+app.command("plot")(with_globals(plot.plot))
+app.command("show")(with_globals(show.show))
+app.command("lmc")(with_globals(lmc.lmc))
+app.command("sharpness")(with_globals(sharpness.sharpness))
+app.command("permute")(with_globals(permute_cmd.permute))
+app.command("transfer")(with_globals(transfer_cmd.transfer))
 
 
 def _fail(message: str, code: int) -> None:

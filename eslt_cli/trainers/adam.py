@@ -163,7 +163,7 @@ def train(
         opt_state = jax.tree.unflatten(
             opt_def, [jnp.asarray(saved["adam"][f"{i:05d}"], leaf.dtype) for i, leaf in enumerate(opt_leaves)]
         )
-        record.resume(saved["stats"], info)
+        record.resume(saved["stats"], info, on_progress)
 
     def save() -> None:
         if store is None:
@@ -191,7 +191,7 @@ def train(
         metric = metrics["metric"] if metrics is not None else metric
         if on_progress is not None:
             speed = 1.0 / (time.perf_counter() - start)
-            on_progress(Progress(record.done, spec.epochs, float(epoch_stats[0]), metric, speed))
+            on_progress(record.progress(float(epoch_stats[0]), metric, speed))
         record.after_chunk(stop, store, save_every, save)
 
     return record.result(_host(params), _host(best_params), None)

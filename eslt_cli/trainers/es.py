@@ -36,13 +36,15 @@ from eslt_cli.tasks.base import Arrays, Params, Task
 
 @dataclass(frozen=True)
 class Progress:
-    """What the trainer reports after each chunk."""
+    """What the trainer reports after each chunk, and once on resuming from a snapshot (``resumed``)."""
 
     generation: int
     generations: int
-    fitness: float  # population mean fitness of the last generation (lower is better)
+    fitness: float  # population mean fitness of the last generation (lower is better: -return, or a loss)
     metric: float  # test metric of the current mean
     gens_per_s: float
+    best: float = -math.inf  # best test metric so far
+    resumed: bool = False  # a snapshot brought the run to `generation`; nothing was trained yet
 
 
 @dataclass(frozen=True)
@@ -190,11 +192,21 @@ class Record:
     done: int = 0
     last_save: int = 0
 
-    def resume(self, stats: np.ndarray, info: dict[str, Any]) -> None:
-        """Continue from a snapshot's stats and :meth:`info`."""
+    def resume(
+        self, stats: np.ndarray, info: dict[str, Any], on_progress: Callable[[Progress], None] | None = None
+    ) -> None:
+        """Continue from a snapshot's stats and :meth:`info`, and tell ``on_progress`` (``resumed``)."""
         self.stats = [np.asarray(stats).reshape(-1, 2)]
         self.best, self.evals, self.done = info["best"], info["evals"], int(info["generation"])
         self.last_save = self.done
+        if on_progress is not None:
+            fitness = float(self.stats[0][-1, 0]) if len(self.stats[0]) else math.nan
+            metric = self.evals["metric"][-1] if self.evals["metric"] else math.nan
+            on_progress(Progress(self.done, self.total, fitness, metric, 0.0, self.best["metric"], resumed=True))
+
+    def progress(self, fitness: float, metric: float, per_s: float) -> Progress:
+        """The report after a chunk: ``fitness`` of its last step, the test ``metric``, steps per second."""
+        return Progress(self.done, self.total, fitness, metric, per_s, self.best["metric"])
 
     def info(self) -> dict[str, Any]:
         """What a snapshot stores besides arrays."""
@@ -328,7 +340,7 @@ def train(
         state = jax.tree.unflatten(treedef, [saved["es"][f"{i:05d}"] for i in range(len(leaves))])
         best_x, norm, best_norm = saved["best_x"], saved.get("norm"), saved.get("best_norm")
         best_std = saved.get("best_std")  # None from a snapshot that predates it: unknown, not guessed
-        record.resume(saved["stats"], info)
+        record.resume(saved["stats"], info, on_progress)
 
     def save() -> None:
         es_leaves = {f"{i:05d}": host(leaf) for i, leaf in enumerate(jax.tree.leaves(state))}
@@ -354,9 +366,7 @@ def train(
             best_x, best_norm = state.mean, norm
             best_std = None if search_std is None else search_std(state)
         if on_progress is not None:
-            on_progress(
-                Progress(record.done, spec.generations, float(chunk_stats[-1, 0]), metrics["metric"], n / elapsed)
-            )
+            on_progress(record.progress(float(chunk_stats[-1, 0]), metrics["metric"], n / elapsed))
         record.after_chunk(stop, store, save_every, save)
 
     return record.result(

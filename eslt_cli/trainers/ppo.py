@@ -312,7 +312,7 @@ def train(
         saved, info = snapshot
         state = jax.tree.unflatten(treedef, [jnp.asarray(saved["state"][f"{i:05d}"]) for i in range(len(leaves))])
         best_params, best_norm = saved["best"], saved.get("best_norm")
-        record.resume(saved["stats"], info)
+        record.resume(saved["stats"], info, on_progress)
 
     def save() -> None:
         snapshot = {"state": {f"{i:05d}": host(leaf) for i, leaf in enumerate(jax.tree.leaves(state))},
@@ -333,7 +333,7 @@ def train(
             best_params = jax.tree.map(host, state["net"]["policy"])
             best_norm = jax.tree.map(host, state["norm"]) if normalizes else None
         if on_progress is not None:
-            on_progress(Progress(record.done, total, float(chunk_stats[-1, 0]), metrics["metric"], n / elapsed))
+            on_progress(record.progress(float(chunk_stats[-1, 0]), metrics["metric"], n / elapsed))
         record.after_chunk(stop, store, save_every, save)
 
     norm = jax.tree.map(host, state["norm"]) if normalizes else None
