@@ -1,20 +1,18 @@
 """Shared test set-up: tiny settings, one JAX compilation cache for the whole run.
 
 Compile time dominates small JAX tests, so every test process (pytest itself
-and the ``eslt`` subprocesses it starts) shares a persistent compilation cache.
+and the ``eslt`` subprocesses it starts) shares a persistent compilation cache. Commands run
+in-process (:func:`run_cli`) unless a separate process is the point (:func:`eslt`).
 """
 
 from __future__ import annotations
 
-import atexit
 import gzip
 import io
 import os
-import shutil
 import struct
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -138,42 +136,22 @@ def cli() -> Callable[..., tuple[int, str, str]]:
 
 # The console script beside this interpreter: works without an activated venv.
 REAL_ESLT = Path(sys.executable).parent / "eslt"
-_FORK_BIN: list[Path] = []
 
 
-def fork_bin() -> Path:
-    """A folder whose ``eslt`` starts in this process's fork server (tests/forkserver.py: a child
-    of pre-imported Python, not a fresh interpreter), with the venv's bin after it on ``PATH``.
-
-    The server starts on first use and stops when this test process exits.
-    """
-    if not _FORK_BIN:
-        folder = Path(tempfile.mkdtemp(prefix="eslt-fork-", dir="/tmp"))  # a short socket path (108 bytes at most)
-        sock = folder / "socket"
-        server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("forkserver.py")), str(sock)],
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)  # fmt: skip
-        atexit.register(shutil.rmtree, folder, ignore_errors=True)
-        atexit.register(server.terminate)
-        assert server.stdout is not None and server.stdout.readline() == "ready\n", "the fork server did not start"
-        (folder / "bin").mkdir()
-        launcher = folder / "bin" / "eslt"
-        launcher.write_text(f"#!{sys.executable} -S\nimport sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-                            f"import forkserver\nforkserver.client({str(sock)!r}, {str(REAL_ESLT)!r})\n")  # fmt: skip
-        launcher.chmod(0o755)
-        _FORK_BIN.append(folder / "bin")
-    return _FORK_BIN[0]
-
-
-def fork_path() -> str:
-    """``PATH`` with :func:`fork_bin` and the venv's bin first (for scripts that call ``eslt``)."""
-    return os.pathsep.join([str(fork_bin()), str(REAL_ESLT.parent), os.environ["PATH"]])
+def eslt_path() -> str:
+    """``PATH`` with the venv's bin first, for scripts that call ``eslt`` (the real console script)."""
+    return os.pathsep.join([str(REAL_ESLT.parent), os.environ["PATH"]])
 
 
 def eslt(
     *args: str, stdin: str = "", check: bool = True, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``eslt`` in a subprocess of the fork server (``env``: extra variables)."""
-    proc = subprocess.run([str(fork_bin() / "eslt"), *args], input=stdin, capture_output=True, text=True, timeout=600,
+    """Run the real console script ``eslt ARGS`` in a subprocess (``env``: extra variables).
+
+    For the tests whose point is a separate process (pipes, signals, what threads or C libraries
+    print, XLA flags read at start-up); the rest run in-process through :func:`run_cli`.
+    """
+    proc = subprocess.run([str(REAL_ESLT), *args], input=stdin, capture_output=True, text=True, timeout=600,
                           env=None if env is None else {**os.environ, **env})  # fmt: skip
     if check and proc.returncode != 0:
         raise AssertionError(f"eslt {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")

@@ -1,24 +1,45 @@
-"""The commands end to end: real pipes through subprocesses, and bad input in-process."""
+"""The commands end to end: a real shell pipe of the console script, the rest in-process."""
 
+import os
+import shlex
 import shutil
+import subprocess
 from pathlib import Path
 
+import jax
 import pytest
-from conftest import TINY_CONTROL, TINY_VISION, eslt, needs_fashion, run_cli
+from conftest import TINY_CONTROL, TINY_VISION, eslt_path, needs_fashion, run_cli
 
 from eslt_cli import checkpoint, paths, pipeline
 from eslt_cli.tasks.base import evaluate
 
 
-def pipe(task_args: list[str]) -> tuple[Path, Path, Path]:
-    """``eslt train ... | eslt prune --snr | eslt train`` as a shell would run it."""
-    dense = eslt("train", *task_args).stdout
-    ticket = eslt("prune", "--snr", stdin=dense).stdout
-    trained = eslt("train", stdin=ticket).stdout
-    paths = [Path(p.strip()) for p in (dense, ticket, trained)]
-    for text in (dense, ticket, trained):
+def check_stdout(*texts: str) -> tuple[Path, ...]:
+    for text in texts:
         assert len(text.splitlines()) == 1  # stdout is exactly one path
-    return paths[0], paths[1], paths[2]
+    return tuple(Path(text.strip()) for text in texts)
+
+
+def real_pipe(task_args: list[str], folder: Path) -> tuple[Path, ...]:
+    """``eslt train ... | eslt prune --snr | eslt train`` as a shell runs it: three console-script processes
+    at once, each reading the one before it through a pipe; ``tee`` keeps what each printed."""
+    dense, ticket, trained = (folder / f"{name}.out" for name in ("dense", "ticket", "trained"))
+    line = f"eslt train {shlex.join(task_args)} | tee {dense} | eslt prune --snr | tee {ticket} | eslt train >{trained}"
+    proc = subprocess.run(["bash", "-o", "pipefail", "-c", line], stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=600, env={**os.environ, "PATH": eslt_path()})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return check_stdout(*(f.read_text() for f in (dense, ticket, trained)))
+
+
+def inprocess_pipe(task_args: list[str]) -> tuple[Path, ...]:
+    """The same three commands in-process, each given what the one before it printed."""
+    outputs = []
+    stdin = None
+    for args in (["train", *task_args], ["prune", "--snr"], ["train"]):
+        code, stdout, err = run_cli(*args, stdin=stdin)
+        assert code == 0, err
+        outputs.append(stdin := stdout)
+    return check_stdout(*outputs)
 
 
 def check_lineage(dense: Path, ticket: Path, trained: Path) -> None:
@@ -32,18 +53,16 @@ def check_lineage(dense: Path, ticket: Path, trained: Path) -> None:
     assert t.meta["pruning"]["criterion"] == "snr"
     assert abs(t.meta["sparsity"]["global"] - 0.2) < 1e-3
     # Rewinding: the ticket's init is the level-0 init, bit for bit.
-    for a, b in zip(checkpoint.jax.tree.leaves(d.state["init"]), checkpoint.jax.tree.leaves(t.state["init"])):
+    for a, b in zip(jax.tree.leaves(d.state["init"]), jax.tree.leaves(t.state["init"]), strict=True):
         assert (a == b).all()
-    for m, w in zip(checkpoint.jax.tree.leaves(tr.state["mask"]), checkpoint.jax.tree.leaves(tr.state["mean"])):
+    for m, w in zip(jax.tree.leaves(tr.state["mask"]), jax.tree.leaves(tr.state["mean"]), strict=True):
         assert (w[m == 0] == 0).all()
     assert tr.meta["trainer"] == d.meta["trainer"]  # the ticket's recorded settings were used
 
 
-def test_pipe_pendulum(tmp_path: Path) -> None:
-    paths = pipe(["--task", "pendulum", "--strategy", "snes", "--seed", "0", *TINY_CONTROL])
-    assert (
-        paths[0] == Path.cwd() / "eslt-runs" / "pendulum-snes-seed0" / "L00-trained" or paths[0].name == "L00-trained"
-    )
+def test_real_pipe_pendulum(tmp_path: Path) -> None:
+    paths = real_pipe(["--task", "pendulum", "--strategy", "snes", "--seed", "0", *TINY_CONTROL], tmp_path)
+    assert paths[0] == Path(os.environ["ESLT_HOME"]) / "pendulum-snes-seed0" / "L00-trained"  # the default root
     check_lineage(*paths)
     assert paths[1].name == "L01-snr" and paths[2].name == "L01-snr-trained"
     trained = checkpoint.load(paths[2])
@@ -55,7 +74,7 @@ def test_pipe_pendulum(tmp_path: Path) -> None:
 
 @needs_fashion
 def test_pipe_fashion_mnist_on_real_data() -> None:
-    paths = pipe(["--task", "fashion_mnist", "--strategy", "snes", "--seed", "0", *TINY_VISION])
+    paths = inprocess_pipe(["--task", "fashion_mnist", "--strategy", "snes", "--seed", "0", *TINY_VISION])
     check_lineage(*paths)
     meta = checkpoint.read_meta(paths[2])
     assert meta["metric"] == "accuracy" and 0.0 <= meta["metrics"]["final"]["metric"] <= 1.0
@@ -81,7 +100,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Tiny trained checkpoints (diagonal and isotropic ES) for the bad-input table."""
     root = tmp_path_factory.mktemp("trained")
     out = {}
-    for strategy in ("snes", "open_es"):  # in-process: the pipes above test the subprocesses
+    for strategy in ("snes", "open_es"):
         code, stdout, err = run_cli("train", "--task", "cartpole", "--strategy", strategy, *TINY_CONTROL,
                                     "--out", str(root / strategy))  # fmt: skip
         assert code == 0, err

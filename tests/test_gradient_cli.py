@@ -7,7 +7,7 @@ import json
 import jax
 import numpy as np
 import pytest
-from conftest import TINY_CONTROL, eslt, fashion_subset, needs_fashion, run_cli
+from conftest import TINY_CONTROL, fashion_subset, needs_fashion, run_cli
 
 from eslt_cli import checkpoint
 
@@ -20,29 +20,32 @@ TINY_PPO = ["--timesteps", "4096", "--num-envs", "4", "--rollout-steps", "64", "
 def _zero_where_pruned(path: str) -> None:
     ckpt = checkpoint.load(path)
     for which in ("mean", "best"):
-        for w, m in zip(jax.tree.leaves(ckpt.state[which]), jax.tree.leaves(ckpt.state["mask"])):
+        for w, m in zip(jax.tree.leaves(ckpt.state[which]), jax.tree.leaves(ckpt.state["mask"]), strict=True):
             assert np.all(np.asarray(w)[np.asarray(m) == 0] == 0)
 
 
 @needs_fashion
-def test_adam_imp_two_levels_on_fashion_mnist(tmp_path) -> None:
-    """GD-IMP is `train --trainer adam | prune --magnitude | train`, as real subprocesses."""
+def test_adam_imp_two_levels_on_fashion_mnist(cli, tmp_path) -> None:
+    """GD-IMP is `train --trainer adam | prune --magnitude | train`."""
     data = ["--data-dir", str(fashion_subset(tmp_path / "data", 8192, 1024))]
-    dense = eslt(
+    code, dense, err = cli(
         "train", "--task", "fashion_mnist", "--trainer", "adam", *TINY_ADAM, *data, "--out", str(tmp_path / "L00")
     )
-    meta = checkpoint.read_meta(dense.stdout.strip())
+    assert code == 0, err
+    meta = checkpoint.read_meta(dense.strip())
     assert meta["trainer"]["name"] == "adam" and meta["trainer"]["lr"] == 3e-4
     assert meta["metrics"]["final"]["metric"] > 0.5  # chance is 0.1
-    ticket = eslt("prune", "--magnitude", stdin=dense.stdout)
-    trained = eslt("train", *data, stdin=ticket.stdout)
-    meta = checkpoint.read_meta(trained.stdout.strip())
+    code, ticket, err = cli("prune", "--magnitude", stdin=dense)
+    assert code == 0, err
+    code, trained, err = cli("train", *data, stdin=ticket)
+    assert code == 0, err
+    meta = checkpoint.read_meta(trained.strip())
     assert meta["level"] == 1 and meta["trainer"]["name"] == "adam" and meta["task"]["batch_size"] == 128
     assert meta["metrics"]["final"]["metric"] > 0.5
-    _zero_where_pruned(trained.stdout.strip())
+    _zero_where_pruned(trained.strip())
     # No per-weight search std: --snr says what to do instead; nothing is written.
-    snr = eslt("prune", "--snr", stdin=trained.stdout, check=False)
-    assert snr.returncode == 2 and "--magnitude" in snr.stderr and snr.stdout == ""
+    code, out, err = cli("prune", "--snr", stdin=trained)
+    assert code == 2 and "--magnitude" in err and out == ""
 
 
 def test_ppo_imp_on_cartpole(cli, tmp_path) -> None:

@@ -19,7 +19,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import FASHION, fork_bin, fork_path
+from conftest import FASHION, REAL_ESLT, eslt_path
 
 PAPER = Path(__file__).resolve().parents[1] / "examples" / "paper"
 # Each recipe and the files its smoke run must leave in ROOT/figures, in figure order.
@@ -51,8 +51,8 @@ def run(script: str, root: Path, **extra: str) -> subprocess.CompletedProcess[st
         ESLT_SMOKE="1",
         ESLT_HOME=str(root),
         PAPER_ROOT=str(root),
-        ESLT=str(fork_bin() / "eslt"),
-        PATH=fork_path(),
+        ESLT=str(REAL_ESLT),
+        PATH=eslt_path(),
         XLA_FLAGS=f"{env.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip(),
     )  # ESLT_JAX_CACHE: the tests' shared cache, set by conftest
     env.update(extra)

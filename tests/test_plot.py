@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 import math
 import os
@@ -16,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_CONTROL, TTY, eslt
+from conftest import TINY_CONTROL, eslt, run_cli
 
 from eslt_cli.figures import FIGURES, drawing, labels
 from eslt_cli.figures import inputs as figure_inputs
@@ -26,23 +24,10 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def run_inprocess(*args: str) -> str:
-    """``eslt -q ARGS`` in-process for module-scoped fixtures (the ``cli`` fixture is per test)."""
-    from eslt_cli import cli as cli_module
-    from eslt_cli.cli import common
-
-    buf = io.StringIO()
-    code = 0
-    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(buf):
-        mp.setattr(sys, "argv", ["eslt", "-q", *args])
-        mp.setattr(sys, "stdin", TTY())
-        try:
-            cli_module.main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 0
-        finally:
-            common.QUIET = False
-    assert code == 0, f"eslt {' '.join(args)} exited {code}"
-    return buf.getvalue().strip()
+    """``eslt -q ARGS`` in-process for module-scoped fixtures (the ``cli`` fixture is per test): its stdout."""
+    code, out, err = run_cli("-q", *args)
+    assert code == 0, f"eslt {' '.join(args)} exited {code}: {err}"
+    return out.strip()
 
 
 @pytest.fixture(scope="module")
@@ -227,6 +212,7 @@ def test_surface_path_relative_to_the_records_file(cli, tmp_path: Path, monkeypa
 
 
 def test_real_pipe_of_json_lines_into_plot(tmp_path: Path) -> None:
+    """The console script reads JSON lines from a pipe until end-of-file (in-process tests hand it a string)."""
     recs = lmc_records(cross_level=False)
     out = tmp_path / "piped.png"
     proc = eslt("plot", "lmc", "--out", str(out), stdin="".join(json.dumps(r) + "\n" for r in recs))

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import TINY_CONTROL, fork_path
+from conftest import TINY_CONTROL, eslt_path
 
 SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "imp.sh"
 ARMS = ("snr", "random")
@@ -28,8 +28,8 @@ def sweep_cmd(root: Path, *options: str, arms: str = ",".join(ARMS), levels: int
 
 
 def env() -> dict[str, str]:
-    # eslt through the fork server, whether or not the venv is activated; the shared JAX cache.
-    return {**os.environ, "PATH": fork_path()}
+    # The real console script, whether or not the venv is activated; the shared JAX cache.
+    return {**os.environ, "PATH": eslt_path()}
 
 
 def sweep(root: Path, *options: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
