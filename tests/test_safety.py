@@ -487,6 +487,11 @@ def test_piped_paths_are_taken_exactly_as_written(world: Path) -> None:
         code, out, err = run_cli("-q", "prune", "--magnitude", "--out", str(world / f"p{n}"), stdin=line)
         assert (code, out.strip()) == (0, str(world / f"p{n}")), err
         assert json.loads((world / f"p{n}" / "meta" / "metadata").read_text())["parent"] == "ck "
+    shutil.copytree(world / T, world / "only ")  # and no "only" beside it
+    code, out, err = run_cli(
+        "plot", "layers", "--json", "--out", str(world / "layers.png"), stdin=f"{world / 'only '}\n"
+    )
+    assert code == 0 and json.loads(out)["inputs"]["checkpoints"] == 1, err
     before = snapshot(world.parent)
     code, out, err = run_cli("-q", "prune", "--magnitude", "--out", str(world / "p9"), stdin=f"{world / T}\r\n")
     assert (code, out) == (2, "") and len(err.splitlines()) == 1 and "carriage return" in err, err

@@ -77,20 +77,31 @@ def read_input(arg: str | None, none_on_terminal: bool = False, none_on_empty: b
     otherwise both are errors, so a failed upstream step in a pipe never
     silently turns into something else.
     """
-    if arg not in (None, "-"):
-        return Path(arg)
-    if arg is None and (sys.stdin is None or sys.stdin.isatty()):
+    paths = read_inputs([] if arg is None else [arg], none_on_terminal, none_on_empty)
+    if len(paths) > 1:
+        raise BadInput(f"stdin has {len(paths)} paths, this command takes one: pipe a single checkpoint")
+    return paths[0] if paths else None
+
+
+def read_inputs(args: list[str], none_on_terminal: bool = False, none_on_empty: bool = False) -> list[Path]:
+    """The input checkpoint paths, in order: the arguments, else one per line on stdin (``-`` too).
+
+    As :func:`read_input`; an empty list where that gives None.
+    """
+    if args and args != ["-"]:
+        if "-" in args:
+            raise BadInput("give input paths as arguments or on stdin ('-'), not both")
+        return [Path(a) for a in args]
+    if not args and (sys.stdin is None or sys.stdin.isatty()):
         if none_on_terminal:
-            return None
+            return []
         raise BadInput("no input checkpoint: give a path, or pipe one on stdin")
     lines = stdin_lines()
     if not lines:
-        if none_on_empty and arg is None:
-            return None
+        if none_on_empty and not args:
+            return []
         raise BadInput("empty stdin: expected a checkpoint path (did the previous command fail?)")
-    if len(lines) > 1:
-        raise BadInput(f"stdin has {len(lines)} paths, this command takes one: pipe a single checkpoint")
-    return Path(path_of(lines[0]))
+    return [Path(path_of(line)) for line in lines]
 
 
 MAX_STDIN = 1 << 20  # paths and JSON lines: far more than any pipe of eslt outputs holds
@@ -247,7 +258,7 @@ class Reporter:
                 console=console,
             )
             self.bar.start()
-            fields = {"fitness": "-", "test": "-", "best": "-", "speed": "", "eta": "-"}
+            fields: dict[str, Any] = {"fitness": "-", "test": "-", "best": "-", "speed": "", "eta": "-"}
             self.task_id = self.bar.add_task(self.label, total=self.total, **fields)
         return self
 
@@ -265,7 +276,7 @@ class Reporter:
             self.since, rate = (now, p.generation), p.gens_per_s
         else:
             rate = (p.generation - self.since[1]) / max(now - self.since[0], 1e-9)
-        fields = {
+        fields: dict[str, Any] = {
             "fitness": f"{p.fitness:.4g}",
             "test": f"{p.metric:.4g}",
             "best": f"{p.best:.4g}" if math.isfinite(p.best) else "-",

@@ -258,10 +258,9 @@ def collect(paths: Iterable[str], lines: Iterable[str] = ()) -> Inputs:
     for p in paths:
         _add_path(inputs, Path(p))
     for n, line in enumerate(lines, 1):
-        line = line.strip()
         if not line:
             continue
-        if line.startswith("{"):
+        if line.strip().startswith("{"):
             try:
                 obj = json.loads(line)
             except ValueError:
@@ -275,7 +274,7 @@ def collect(paths: Iterable[str], lines: Iterable[str] = ()) -> Inputs:
             else:
                 inputs.records.append(obj)
         else:
-            _add_path(inputs, Path(line))
+            _add_path(inputs, Path(line))  # a path exactly as piped, spaces included (as every command reads it)
     seen: set[Path] = set()
     unique = []
     for c in inputs.checkpoints:
