@@ -9,8 +9,9 @@ settings is skipped, so a re-run pipe resumes where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -463,53 +464,71 @@ def run_train(
     devices = check_train(plan, save_every, devices)  # what --dry-run checks
     inputs = [] if plan.parent is None else [plan.parent.path]
     # Refuse early, before making a lock file; a run still to do checks its data and environment first.
+    task = None
     if not existing_output(plan.out, plan.fingerprint, force, inputs):
-        check_train(plan, save_every, devices, build_task(plan.task, plan.model))
+        task = build_task(plan.task, plan.model)
+        check_train(plan, save_every, devices, task)
     if not checkpoint.is_writer():  # other processes of a multi-host run compute, process 0 writes
         store = checkpoint.ResumeStore(plan.out, plan.fingerprint, read_only=True)
-        _train(plan, on_progress, store, save_every, stop, devices)
+        train_plan(plan, task or build_task(plan.task, plan.model), on_progress, store, save_every, stop, devices)
         return plan.out, True
     with outputs.lock(plan.out):
         if existing_output(plan.out, plan.fingerprint, force, inputs):
             return plan.out, False
         store = checkpoint.ResumeStore(plan.out, plan.fingerprint)
-        state, meta = _train(plan, on_progress, store, save_every, stop, devices)
-        check_record(plan.out, meta)
-        path = checkpoint.save(plan.out, state, meta, force=force)
-        store.clear()
+        task = task or build_task(plan.task, plan.model)
+        state, meta = train_plan(plan, task, on_progress, store, save_every, stop, devices)
+        path = write_trained(plan, state, meta, store, force)
     return path, True
 
 
-def _train(
+def train_plan(
     plan: TrainPlan,
+    task: Task,
     on_progress: Callable[..., None] | None,
     store: checkpoint.ResumeStore,
     save_every: int,
     stop: Callable[[], int] | None,
     devices: int,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Run the training of ``plan``: the checkpoint's state and meta."""
+    """Run the training of ``plan`` on its built ``task``: the checkpoint's state and meta."""
     from eslt_cli import trainers
 
-    task = build_task(plan.task, plan.model)
-    init_key, train_key = run_keys(plan.seed, plan.level)
-    if plan.parent is None:
-        init = jax.tree.map(np.asarray, task.init_params(init_key))
-        mask = jax.tree.map(lambda a: np.ones(np.shape(a), np.uint8), init)
-    else:
-        init, mask = plan.parent.state["init"], plan.parent.state["mask"]
-        check_fits(plan.parent, task)
+    init, mask = starting_point(plan, task)
     start = time.perf_counter()
     train = trainers.get(plan.trainer.name)
+    with out_of_memory_as_failure():
+        result = train(task, plan.trainer, init, mask, run_keys(plan.seed, plan.level)[1], on_progress, store,
+                       save_every, stop, devices)  # fmt: skip
+    return trained_record(plan, task, init, mask, result, {"seconds": time.perf_counter() - start, "devices": devices})
+
+
+def starting_point(plan: TrainPlan, task: Task) -> tuple[Any, Any]:
+    """The init and mask a run of ``plan`` starts from: drawn from its seed (level 0) or its ticket's."""
+    if plan.parent is None:
+        init = jax.tree.map(np.asarray, task.init_params(run_keys(plan.seed, plan.level)[0]))
+        return init, jax.tree.map(lambda a: np.ones(np.shape(a), np.uint8), init)
+    check_fits(plan.parent, task)
+    return plan.parent.state["init"], plan.parent.state["mask"]
+
+
+@contextlib.contextmanager
+def out_of_memory_as_failure() -> Iterator[None]:
+    """XLA out of memory (what :func:`check_train`'s lower bound let through) as one line."""
     try:
-        result = train(task, plan.trainer, init, mask, train_key, on_progress, store, save_every, stop, devices)
-    except jax.errors.JaxRuntimeError as exc:  # XLA out of memory: what check_train's lower bound let through
+        yield
+    except jax.errors.JaxRuntimeError as exc:
         text = str(exc)
         if "RESOURCE_EXHAUSTED" not in text and "Out of memory" not in text:
             raise
         raise RunFailed(f"out of memory ({text.splitlines()[0][:160]}): lower --batch-size or --population, "
                         "or train on a host with more memory") from None  # fmt: skip
-    seconds = time.perf_counter() - start
+
+
+def trained_record(
+    plan: TrainPlan, task: Task, init: Any, mask: Any, result: Any, run: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The state and meta of ``plan``'s checkpoint from its trainer's ``result``; ``run`` says how it ran."""
     meta = {
         "kind": "trained",
         "task": to_json(plan.task),
@@ -525,11 +544,22 @@ def _train(
         "pruning": None if plan.parent is None else plan.parent.meta.get("pruning"),
         **links(plan.parent, plan.out),
         "fingerprint": plan.fingerprint,
-        "run": {"seconds": round(seconds, 3), "device": str(jax.devices()[0].platform), "devices": devices},
+        "run": {"seconds": round(run["seconds"], 3), "device": str(jax.devices()[0].platform)}
+        | {k: v for k, v in run.items() if k != "seconds"},
     }
     state = {"init": init, "mask": mask, "mean": result.mean, "best": result.best, "std": result.std,
              "std_best": result.best_std, "obs_norm": result.norm, "obs_norm_best": result.best_norm}  # fmt: skip
     return state, meta
+
+
+def write_trained(
+    plan: TrainPlan, state: dict[str, Any], meta: dict[str, Any], store: checkpoint.ResumeStore, force: bool
+) -> Path:
+    """Save a trained checkpoint at ``plan.out`` (under its lock) and drop its resume snapshots."""
+    check_record(plan.out, meta)
+    path = checkpoint.save(plan.out, state, meta, force=force)
+    store.clear()
+    return path
 
 
 def _arm(parent_arm: str, criterion: str) -> str:

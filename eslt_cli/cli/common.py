@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Annotated, Any, Literal, Optional, overload
@@ -24,7 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from eslt_cli import errors
-from eslt_cli.errors import BadInput, RunFailed
+from eslt_cli.errors import BadInput, Busy, RunFailed
 
 # soft_wrap: plain log lines (cron, CI, 2>log) stay one line each.
 console = Console(stderr=True, soft_wrap=True)
@@ -102,6 +103,37 @@ def read_inputs(args: list[str], none_on_terminal: bool = False, none_on_empty: 
             return []
         raise BadInput("empty stdin: expected a checkpoint path (did the previous command fail?)")
     return [Path(path_of(line)) for line in lines]
+
+
+def for_each_input(
+    args: list[str] | None, out: Path | None, plan: Callable[[Path], Any], run: Callable[[Any], None]
+) -> None:
+    """Commands that derive one output per input (arguments, or one path per line on stdin).
+
+    Every input is planned, and so checked, before any output is written; then each runs in input
+    order. With several inputs a run that fails is one line and the others go on (the exit is
+    non-zero); a single input fails as itself.
+    """
+    sources = read_inputs(args or [])
+    if out is not None and len(sources) > 1:
+        raise BadInput(f"--out names one output, but {len(sources)} inputs were given: leave --out out")
+    plans = [plan(source) for source in sources]
+    seen: dict[Any, int] = {}
+    for i, each in enumerate(plans):
+        if each.out in seen:
+            raise BadInput(f"inputs {seen[each.out] + 1} and {i + 1} would both write {each.out}")
+        seen[each.out] = i
+    failed = 0
+    for each in plans:
+        try:
+            run(each)
+        except (RunFailed, Busy) as exc:
+            if len(plans) == 1:
+                raise
+            failed += 1
+            say(f"eslt: {exc}")
+    if failed:
+        raise RunFailed(f"{failed} of {len(plans)} inputs failed (above); the others' outputs are written")
 
 
 MAX_STDIN = 1 << 20  # paths and JSON lines: far more than any pipe of eslt outputs holds
@@ -278,7 +310,8 @@ class Reporter:
             rate = (p.generation - self.since[1]) / max(now - self.since[0], 1e-9)
         fields: dict[str, Any] = {
             "fitness": f"{p.fitness:.4g}",
-            "test": f"{p.metric:.4g}",
+            # Runs trained together: the worst and best current test metric, and how many still run.
+            "test": f"{p.metric:.4g}" if p.runs == 1 else f"{p.worst:.4g}..{p.metric:.4g} ({p.runs} runs)",
             "best": f"{p.best:.4g}" if math.isfinite(p.best) else "-",
             "speed": f"{p.gens_per_s:.2f} {self.unit}/s",
             "eta": duration((p.generations - p.generation) / rate) if rate > 0 else "-",

@@ -28,7 +28,9 @@ Example:
 
 
 def permute(
-    ticket: Annotated[Optional[str], typer.Argument(help="Ticket; '-' or absent: read stdin.")] = None,
+    ticket: Annotated[
+        Optional[list[str]], typer.Argument(help="Tickets; '-' or absent: read stdin, one per line.")
+    ] = None,
     weights: Annotated[bool, typer.Option("--weights", help="Shuffle surviving init values, same mask.")] = False,
     mask: Annotated[bool, typer.Option("--mask", help="New random mask per layer, same counts.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the permutation.")] = 0,
@@ -46,12 +48,13 @@ def permute(
     from eslt_cli import checkpoint as ckpt
     from eslt_cli import permute as core
 
-    parent = ckpt.load(common.read_input(ticket))
-    plan = core.plan_permute(parent, chosen[0], seed, out)
-    path, made = core.run_permute(plan, force=force)
-    meta = ckpt.read_meta(path)
-    done = f"permuted {chosen[0]} (seed {seed}): level {meta['level']}, arm {meta['arm']}"
-    common.finish(path, made, done, as_json, {k: meta[k] for k in ("level", "arm", "permutation", "sparsity")})
+    def run(plan: core.PermutePlan) -> None:
+        path, made = core.run_permute(plan, force=force)
+        meta = ckpt.read_meta(path)
+        done = f"permuted {chosen[0]} (seed {seed}): level {meta['level']}, arm {meta['arm']}"
+        common.finish(path, made, done, as_json, {k: meta[k] for k in ("level", "arm", "permutation", "sparsity")})
+
+    common.for_each_input(ticket, out, lambda path: core.plan_permute(ckpt.load(path), chosen[0], seed, out), run)
 
 
 permute.__doc__ = HELP

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -34,7 +35,9 @@ Example:
 
 
 def prune(
-    checkpoint: Annotated[Optional[str], typer.Argument(help="Trained checkpoint; '-' or absent: read stdin.")] = None,
+    checkpoint: Annotated[
+        Optional[list[str]], typer.Argument(help="Trained checkpoints; '-' or absent: read stdin, one per line.")
+    ] = None,
     magnitude: Annotated[bool, typer.Option("--magnitude", help="Prune by |mean|.")] = False,
     snr: Annotated[bool, typer.Option("--snr", help="Prune by |mean| / search std.")] = False,
     random: Annotated[bool, typer.Option("--random", help="Prune at random, sparsity-matched.")] = False,
@@ -78,15 +81,21 @@ def prune(
     from eslt_cli import checkpoint as ckpt
     from eslt_cli import pipeline
 
-    parent = ckpt.load(common.read_input(checkpoint))
-    plan = pipeline.plan_prune(parent, chosen[0], rate, source, exclude or (), seed, out, reinit, batches, snr_std)
-    path, made = pipeline.run_prune(plan, force=force)
-    meta = ckpt.read_meta(path)
-    sp = meta["sparsity"]
-    how = f"{chosen[0]}{' (reinitialised)' if reinit else ''}"
-    done = (f"pruned by {how}: level {meta['level']}, {sp['remaining']}/{sp['total']} "
-            f"prunable weights left (sparsity {sp['global']:.1%})")  # fmt: skip
-    common.finish(path, made, done, as_json, {k: meta[k] for k in ("level", "arm", "pruning", "sparsity", "snr_stats")})
+    def plan(path: Path) -> pipeline.PrunePlan:
+        return pipeline.plan_prune(ckpt.load(path), chosen[0], rate, source, exclude or (), seed, out, reinit,
+                                   batches, snr_std)  # fmt: skip
+
+    def run(plan: pipeline.PrunePlan) -> None:
+        path, made = pipeline.run_prune(plan, force=force)
+        meta = ckpt.read_meta(path)
+        sp = meta["sparsity"]
+        how = f"{chosen[0]}{' (reinitialised)' if reinit else ''}"
+        done = (f"pruned by {how}: level {meta['level']}, {sp['remaining']}/{sp['total']} "
+                f"prunable weights left (sparsity {sp['global']:.1%})")  # fmt: skip
+        summary = {k: meta[k] for k in ("level", "arm", "pruning", "sparsity", "snr_stats")}
+        common.finish(path, made, done, as_json, summary)
+
+    common.for_each_input(checkpoint, out, plan, run)
 
 
 prune.__doc__ = HELP

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from eslt_cli import paths
 from eslt_cli.cli import common
+from eslt_cli.errors import BadInput, RunFailed
 from eslt_cli.presets import CPU, PAPER
 
 
@@ -84,7 +87,10 @@ ES, GRAD, TASK, RUN = "Evolution strategy (--trainer es)", "Gradient trainers (a
 
 
 def train(
-    checkpoint: Annotated[Optional[str], typer.Argument(help="Ticket to train; '-' or absent: read stdin.")] = None,
+    checkpoint: Annotated[
+        Optional[list[str]],
+        typer.Argument(help="Tickets to train (batched where they can share a program); '-' or absent: read stdin."),
+    ] = None,
     task: Annotated[
         Optional[str], typer.Option(help="Task for a fresh run (default fashion_mnist).", rich_help_panel=TASK)
     ] = None,
@@ -95,6 +101,9 @@ def train(
     generations: Annotated[Int, typer.Option(help="ES generations.", rich_help_panel=ES)] = None,
     population: Annotated[Int, typer.Option(help="ES population size.", rich_help_panel=ES)] = None,
     seed: Annotated[Int, typer.Option(help="Seed of the init and the search (default 0 / the ticket's).")] = None,
+    seeds: Annotated[
+        Optional[str], typer.Option(help="Fresh runs of several seeds, batched: a range 0-4 or a list 0,3,7.")
+    ] = None,
     eval_every: Annotated[
         Int, typer.Option(help="Generations (es), epochs (adam) or updates (ppo) between test evaluations.")
     ] = None,
@@ -212,6 +221,9 @@ def train(
     save_every: Annotated[
         int, typer.Option(help="Generations/epochs/updates between resume snapshots.", rich_help_panel=RUN)
     ] = 100,
+    max_batch: Annotated[
+        Int, typer.Option(help="Most runs trained as one program [as many as memory allows].", rich_help_panel=RUN)
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output.", rich_help_panel=RUN)] = False,
     dry_run: Annotated[
         bool,
@@ -222,12 +234,17 @@ def train(
 ) -> None:
     common.setup_runtime()
     common.init_distributed(coordinator, num_processes, process_id)
+    from eslt_cli import batch, pipeline
     from eslt_cli import checkpoint as ckpt
-    from eslt_cli import pipeline
 
-    # Nothing piped on a terminal, or an empty pipe with an explicit --task: a fresh run.
-    source = common.read_input(checkpoint, none_on_terminal=True, none_on_empty=task is not None)
-    parent = ckpt.load(source) if source is not None else None
+    # Nothing piped on a terminal, or an empty pipe with an explicit --task or --seeds: fresh runs.
+    fresh = task is not None or seeds is not None
+    sources = common.read_inputs(checkpoint or [], none_on_terminal=True, none_on_empty=fresh)
+    seed_list = _seeds(seeds, seed)
+    if seed_list is not None and sources:
+        raise BadInput("--seeds draws fresh networks; a ticket trains with its own seed (--seed overrides it)")
+    if out is not None and max(len(sources), len(seed_list or [])) > 1:
+        raise BadInput("--out names one output: leave it out to train several runs (each goes beside its input)")
     overrides = {
         "task": task, "strategy": strategy, "generations": generations, "population": population, "seed": seed,
         "eval_every": eval_every, "std_init": std_init, "lr": lr, "optimizer": optimizer,
@@ -243,27 +260,76 @@ def train(
     }  # fmt: skip
     if out is None:  # derived under the root: a root that cannot hold run folders is refused by its name
         common.check_root(root)
-    plan = pipeline.plan_train(parent, overrides, preset, out, root or common.default_root())
+    where = root or common.default_root()
+    if sources:
+        plans = [pipeline.plan_train(ckpt.load(source), overrides, preset, out, where) for source in sources]
+    else:
+        runs: list[Optional[int]] = list(seed_list) if seed_list else [seed]
+        plans = [pipeline.plan_train(None, overrides | {"seed": s}, preset, out, where) for s in runs]
     if dry_run:  # nothing written, no lock taken: the settings a run would use, checked as the run checks them
-        paths.check_out(plan.out, [] if parent is None else [parent.path])
-        pipeline.check_train(plan, save_every, devices)
-        common.data_line(json.dumps(pipeline.settings_record(plan, preset)))
+        for plan in plans:
+            paths.check_out(plan.out, [] if plan.parent is None else [plan.parent.path])
+            pipeline.check_train(plan, save_every, devices)
+        for plan in plans:
+            common.data_line(json.dumps(pipeline.settings_record(plan, preset)))
         return
-    label = f"{plan.task.name} {getattr(plan.trainer, 'strategy', plan.trainer.name)} L{plan.level:02d}"
-    metric = "accuracy" if plan.model.kind == "cnn" else "return"
-    total, unit = pipeline.schedule(plan.trainer)
-    with common.Reporter(label, total, metric, unit) as reporter, common.StopOnSignal() as stop:
-        path, made = pipeline.run_train(plan, force, reporter, save_every, stop, devices)
+    with common.StopOnSignal() as stop:
+        outcomes = batch.run_train_many(plans, force, _reporter, save_every, stop, devices, max_batch)
     if not ckpt.is_writer():
-        return  # process 0 of a multi-host run reports and prints the path
-    meta = ckpt.read_meta(path)
-    final, best = meta["metrics"]["final"], meta["metrics"]["best"]
-    done = (
-        f"{label} ({1 - meta['sparsity']['global']:.1%} of weights): test {metric} {final['metric']:.4g} "
-        f"(best {best['metric']:.4g} at {unit} {best['generation']}) in {meta['run']['seconds']:.0f} s"
-    )
-    summary = {k: meta[k] for k in ("task", "trainer", "seed", "level", "arm", "metric", "metrics")}
-    common.finish(path, made, done, as_json, {**summary, "sparsity": meta["sparsity"]["global"]})
+        return  # process 0 of a multi-host run reports and prints the paths
+    failed = 0
+    for plan, outcome in zip(plans, outcomes):
+        if outcome.error is not None:
+            failed += 1
+            common.say(f"eslt: {plan.out}: {outcome.error}")
+            continue
+        meta = ckpt.read_meta(outcome.path)
+        final, best = meta["metrics"]["final"], meta["metrics"]["best"]
+        unit = pipeline.schedule(plan.trainer)[1]
+        done = (
+            f"{_label(plan)} ({1 - meta['sparsity']['global']:.1%} of weights): test {meta['metric']} "
+            f"{final['metric']:.4g} (best {best['metric']:.4g} at {unit} {best['generation']}) "
+            f"in {meta['run']['seconds']:.0f} s"
+        )
+        summary = {k: meta[k] for k in ("task", "trainer", "seed", "level", "arm", "metric", "metrics")}
+        common.finish(outcome.path, outcome.made, done, as_json, {**summary, "sparsity": meta["sparsity"]["global"]})
+    if failed:
+        raise RunFailed(f"{failed} of {len(plans)} runs failed (above); the others' checkpoints are written")
+
+
+def _seeds(text: Optional[str], seed: Optional[int]) -> Optional[list[int]]:
+    """``--seeds``: a range ``0-4`` or a list ``0,3,7`` (None when not given)."""
+    if text is None:
+        return None
+    if seed is not None:
+        raise BadInput("give --seed or --seeds, not both")
+    try:
+        if "-" in text.strip("-"):
+            low, high = (int(v) for v in text.split("-"))
+            values = list(range(low, high + 1))
+        else:
+            values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise BadInput(f"--seeds {text!r}: give a range such as 0-4 or a list such as 0,3,7") from None
+    if not values or len(set(values)) < len(values):
+        raise BadInput(f"--seeds {text!r}: give a non-empty range or a list without repeats")
+    return values
+
+
+def _label(plan: Any) -> str:
+    return f"{plan.task.name} {getattr(plan.trainer, 'strategy', plan.trainer.name)} L{plan.level:02d}"
+
+
+@contextlib.contextmanager
+def _reporter(plans: Any) -> Iterator[common.Reporter]:
+    """The progress bar of a group of runs trained together (one run: its own)."""
+    from eslt_cli import pipeline
+
+    first = plans[0]
+    label = _label(first) + (f" x{len(plans)}" if len(plans) > 1 else "")
+    total, unit = pipeline.schedule(first.trainer)
+    with common.Reporter(label, total, "accuracy" if first.model.kind == "cnn" else "return", unit) as reporter:
+        yield reporter
 
 
 train.__doc__ = HELP

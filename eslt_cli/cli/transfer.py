@@ -29,7 +29,9 @@ Example:
 
 
 def transfer(
-    ticket: Annotated[Optional[str], typer.Argument(help="Ticket; '-' or absent: read stdin.")] = None,
+    ticket: Annotated[
+        Optional[list[str]], typer.Argument(help="Tickets; '-' or absent: read stdin, one per line.")
+    ] = None,
     task: Annotated[Optional[str], typer.Option(help="Target task (same network shapes).")] = None,
     strategy: Annotated[Optional[str], typer.Option(help="Target evolution strategy.")] = None,
     trainer: Annotated[Optional[str], typer.Option(help="Target trainer: adam (vision), ppo (control) or es.")] = None,
@@ -45,12 +47,15 @@ def transfer(
     from eslt_cli import checkpoint as ckpt
     from eslt_cli import transfer as core
 
-    parent = ckpt.load(common.read_input(ticket))
-    plan = core.plan_transfer(parent, task, strategy, out, trainer)
-    path, made = core.run_transfer(plan, force=force)
-    meta = ckpt.read_meta(path)
-    done = f"transferred to {task or strategy or trainer}: level {meta['level']}, arm {meta['arm']}"
-    common.finish(path, made, done, as_json, {k: meta[k] for k in ("level", "arm", "transfer", "sparsity")})
+    def run(plan: core.TransferPlan) -> None:
+        path, made = core.run_transfer(plan, force=force)
+        meta = ckpt.read_meta(path)
+        done = f"transferred to {task or strategy or trainer}: level {meta['level']}, arm {meta['arm']}"
+        common.finish(path, made, done, as_json, {k: meta[k] for k in ("level", "arm", "transfer", "sparsity")})
+
+    common.for_each_input(
+        ticket, out, lambda path: core.plan_transfer(ckpt.load(path), task, strategy, out, trainer), run
+    )
 
 
 transfer.__doc__ = HELP
