@@ -20,7 +20,7 @@ else
   RESULTS=${RESULTS:-$repo/results}
 fi
 JOBS=${JOBS:-2}
-STAGES=${STAGES:-"pendulum pendulum-paper fashion transfer analyses figures tables"}
+STAGES=${STAGES:-"pendulum pendulum-paper fashion transfer transfer-deep analyses figures tables"}
 export ESLT_JAX_CACHE=${ESLT_JAX_CACHE:-$HOME/.cache/eslt/jax}
 
 if [ -n "${ESLT_SMOKE:-}" ]; then
@@ -30,15 +30,19 @@ if [ -n "${ESLT_SMOKE:-}" ]; then
   F_GD=(--epochs 1 --batch-size 512)
   T_LEVEL=1; A_POINTS=(--points 3 --directions 1); L_POINTS=(--points 3); S_GRID=(--grid 3)
   PP_SEEDS=0-1; PP_LEVELS=2; PP_TRAIN=(--population 8 --generations 4 --eval-every 2 --test-episodes 2)
+  D_LEVEL=2; A_LEVELS="0 1"
 else
   # Calibrated on this machine (results/calibration): level 0 solves Pendulum in every seed.
   P_SEEDS=0-4; P_LEVELS=10; P_TRAIN=()
-  F_SEEDS=0-2; F_LEVELS=5; F_TRAIN=()
+  F_SEEDS=0-2; F_LEVELS=20; F_TRAIN=()  # 20 levels: 1.2% of weights remaining (levels 1-5 were the first study)
   F_GD=(--epochs 2)
   T_LEVEL=5; A_POINTS=(); L_POINTS=(); S_GRID=(--grid 21)  # transfer from level 5 (67% sparse)
   # The paper's own Pendulum settings (Sep-CMA-ES, population 100, 2000 generations, 64x64) to 1.2%
   # of weights remaining, with the paper's arms and baseline (random-reinit).
   PP_SEEDS=0-4; PP_LEVELS=20; PP_TRAIN=()
+  # Deep transfers start from level-10 tickets (89.3% sparse); analyses along both Fashion-MNIST
+  # chains at these levels.
+  D_LEVEL=10; A_LEVELS="0 5 10 15 20"
 fi
 eslt=${ESLT:-$repo/.venv/bin/eslt}
 run() { "$eslt" -q "$@"; }
@@ -58,7 +62,8 @@ for stage in $STAGES; do
       ;;
     fashion)
       sweep --task fashion_mnist --strategy snes --seeds "$F_SEEDS" --levels "$F_LEVELS" \
-        --arms snr,magnitude,random,gd --gd-options "${F_GD[*]}" --root "$RESULTS/runs/fashion" -- "${F_TRAIN[@]}"
+        --arms snr,magnitude,random-reinit,gd --gd-options "${F_GD[*]}" --root "$RESULTS/runs/fashion" \
+        -- "${F_TRAIN[@]}"
       ;;
     transfer)
       # Pendulum: SNR and random tickets of level T_LEVEL to pendulum_heavy; SNES SNR tickets to
@@ -94,10 +99,37 @@ for stage in $STAGES; do
         done
       done
       ;;
+    transfer-deep)
+      # From level D_LEVEL, each against the paper's baseline (random-reinit tickets transferred alike):
+      # Pendulum at the paper's settings to pendulum_heavy and from Sep-CMA-ES to SNES (both trained
+      # with --preset paper, the target's own paper settings); Fashion-MNIST ES tickets to Adam.
+      for s in $(seeds "$PP_SEEDS"); do
+        d=$RESULTS/runs/pendulum-paper/pendulum-sep_cma_es-seed$s
+        for arm in snr magnitude random-reinit; do
+          t=$d/L$(printf %02d "$D_LEVEL")-$arm
+          [ -d "$t" ] || continue
+          run transfer --task pendulum_heavy "$t" | run train --preset paper "${PP_TRAIN[@]}" >/dev/null
+          run transfer --strategy snes "$t" | run train --preset paper "${PP_TRAIN[@]}" >/dev/null
+        done
+      done
+      # The targets' own dense level 0 at the same settings.
+      sweep --task pendulum_heavy --strategy sep_cma_es --seeds "$PP_SEEDS" --levels 0 \
+        --root "$RESULTS/runs/targets-paper" -- --preset paper "${PP_TRAIN[@]}"
+      sweep --task pendulum --strategy snes --seeds "$PP_SEEDS" --levels 0 --root "$RESULTS/runs/targets-paper" \
+        -- --preset paper "${PP_TRAIN[@]}"
+      for s in $(seeds "$F_SEEDS"); do
+        d=$RESULTS/runs/fashion/fashion_mnist-snes-seed$s
+        for arm in snr magnitude random-reinit; do
+          t=$d/L$(printf %02d "$D_LEVEL")-$arm
+          [ -d "$t" ] || continue
+          run transfer --trainer adam "$t" | run train "${F_GD[@]}" >/dev/null
+        done
+      done
+      ;;
     analyses)
-      # Fashion-MNIST, per seed, the ES chain (SNES, SNR) and the GD chain (Adam, magnitude):
-      # sharpness of every level along directions drawn at its level 0 (appendix A.3); LMC
-      # (Frankle barrier) of every pair of levels within a chain, seed 0 vs seed 1 at each level,
+      # Fashion-MNIST, per seed, the ES chain (SNES, SNR) and the GD chain (Adam, magnitude), at the
+      # levels A_LEVELS: sharpness along directions drawn at its level 0 (appendix A.3); LMC
+      # (Frankle barrier) of every pair of those levels within a chain, seed 0 vs seed 1 at each level,
       # and ES vs GD at the same level and seed. One JSON file per call under analyses/calls/
       # (reused when present, so an interrupted stage continues), JOBS calls at a time.
       calls=$RESULTS/analyses/calls
@@ -118,10 +150,11 @@ for stage in $STAGES; do
       seed_list=($(seeds "$F_SEEDS"))
       for s in "${seed_list[@]}"; do
         for kind in es gd; do
-          for i in $(seq 0 "$F_LEVELS"); do
+          for i in $A_LEVELS; do
             job "$calls/sharpness-$kind-seed$s-L$i.json" sharpness --directions-from "$(at "$s" "$kind" 0)" \
               "${A_POINTS[@]}" "$(at "$s" "$kind" "$i")"
-            for j in $(seq $((i + 1)) "$F_LEVELS"); do
+            for j in $A_LEVELS; do
+              [ "$j" -gt "$i" ] || continue
               job "$calls/lmc-$kind-seed$s-L$i-L$j.json" lmc "${L_POINTS[@]}" "$(at "$s" "$kind" "$i")" "$(at "$s" "$kind" "$j")"
             done
             [ "$kind" = es ] && job "$calls/lmc-es-gd-seed$s-L$i.json" lmc "${L_POINTS[@]}" "$(at "$s" es "$i")" "$(at "$s" gd "$i")"
@@ -142,7 +175,9 @@ for stage in $STAGES; do
       run plot sharpness "$RESULTS/analyses/sharpness.jsonl" --out "$RESULTS/figures/sharpness.png" --force >/dev/null
       run plot lmc "$RESULTS/analyses/lmc.jsonl" --out "$RESULTS/figures/lmc.png" --force >/dev/null
       run plot lmc "$RESULTS/analyses/lmc-es-gd.jsonl" --out "$RESULTS/figures/lmc-es-gd.png" --force >/dev/null
-      run plot snr "$RESULTS/runs/fashion" "$RESULTS/runs/pendulum" --out "$RESULTS/figures/snr.png" --force >/dev/null
+      roots=()
+      for r in fashion pendulum pendulum-paper; do [ -d "$RESULTS/runs/$r" ] && roots+=("$RESULTS/runs/$r"); done
+      run plot snr "${roots[@]}" --out "$RESULTS/figures/snr.png" --force >/dev/null
       ;;
     figures)
       # The README's Figures section: training curves and per-layer sparsity of the Fashion-MNIST
@@ -151,7 +186,7 @@ for stage in $STAGES; do
       f=$RESULTS/figures d=$RESULTS/runs/fashion
       mkdir -p "$f" "$RESULTS/analyses/surfaces"
       last=L$(printf %02d "$F_LEVELS")
-      run plot curves "$d"/fashion_mnist-snes-seed0/{L00-trained,"$last"-snr-trained,"$last"-random-trained} \
+      run plot curves "$d"/fashion_mnist-snes-seed0/{L00-trained,"$last"-snr-trained,"$last"-random-reinit-trained} \
         --out "$f/curves.png" --force >/dev/null
       run plot layers "$d" --out "$f/layers.png" --force >/dev/null
       surfaces=()
@@ -170,6 +205,6 @@ for stage in $STAGES; do
         run plot sparsity "$RESULTS/runs/$name" --out "$RESULTS/figures/$name-sparsity.png" --force >/dev/null
       done
       ;;
-    *) echo "reproduce_cpu.sh: unknown stage '$stage' (pendulum, fashion, transfer, analyses, figures, tables)" >&2; exit 2 ;;
+    *) echo "reproduce_cpu.sh: unknown stage '$stage' (pendulum, pendulum-paper, fashion, transfer, transfer-deep, analyses, figures, tables)" >&2; exit 2 ;;
   esac
 done
