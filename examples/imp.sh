@@ -33,7 +33,10 @@ Options:
   -l, --levels L         pruning levels per arm (default 10; 0: level 0 only)
   -r, --root DIR         runs root (default $ESLT_HOME, else ./eslt-runs)
   -j, --jobs N           (seed, arm) chains run in parallel (default 1); the level 0 of a seed
-                         finishes before its arms start
+                         finishes before its arms start. With --batch: eslt processes per step
+      --batch            level by level: every level's trainings of all seeds and arms go to one
+                         `eslt train` (-j: split over N), which trains those that share settings
+                         and surviving-weight count as one program; prunes take a whole arm at once
       --log FILE         log: every eslt call's stderr, timestamped and tagged, appended
                          (default ROOT/imp-<task>-<strategy>.log)
       --lock FILE        the sweep's flock file
@@ -90,6 +93,7 @@ jobs=1
 log=""
 lock=""
 skip_busy=0
+batch=0
 prune_str=""
 gd_trainer=""
 gd_str=""
@@ -110,6 +114,7 @@ while [ $# -gt 0 ]; do
     --log) need "$@"; log=$2; shift 2 ;;
     --lock) need "$@"; lock=$2; shift 2 ;;
     --skip-if-busy) skip_busy=1; shift ;;
+    --batch) batch=1; shift ;;
     --prune-options) need "$@"; prune_str=$2; shift 2 ;;
     --gd-trainer) need "$@"; gd_trainer=$2; shift 2 ;;
     --gd-options) need "$@"; gd_str=$2; shift 2 ;;
@@ -319,11 +324,120 @@ run_jobs() {
   return "$rc"
 }
 
+# ---------------------------------------------------------------- batched (--batch)
+# many TAG CMD...: one eslt call over many inputs (after CMD), its stderr stamped into the log; its
+# paths on stdout. A failure is one FAILED line; the inputs that succeeded still print their paths.
+many() {
+  local tag=$1 rc
+  shift
+  ("$@" </dev/null 2>&1 1>&3 3>&- | stamp "$tag"; exit "${PIPESTATUS[0]}") 3>&1
+  rc=$?
+  if [ "$rc" = 0 ]; then note "$tag" "ok"; else note "$tag" "FAILED (exit $rc): see the log"; fi
+  return 0
+}
+
+# parts TAG CMD... -- INPUTS...: `many` over the inputs split round-robin into -j parallel calls.
+parts() {
+  local tag=$1 i k cmd=() inputs=()
+  shift
+  while [ "$1" != -- ]; do cmd+=("$1"); shift; done
+  shift
+  inputs=("$@")
+  local n=$((jobs < ${#inputs[@]} ? jobs : ${#inputs[@]}))
+  for ((k = 0; k < n; k++)); do
+    local chunk=()
+    for ((i = k; i < ${#inputs[@]}; i += n)); do chunk+=("${inputs[i]}"); done
+    many "$tag" "${cmd[@]}" "${chunk[@]}" >"$tmp/part$k" &
+  done
+  wait
+  for ((k = 0; k < n; k++)); do cat "$tmp/part$k"; done
+}
+
+# One step over many inputs runs in its own process group, so a signal reaches all of it.
+in_group() {
+  set -m
+  "$@" >"$tmp/out" &
+  child=$!
+  set +m
+  wait "$child"
+  child=""
+  cat "$tmp/out"
+}
+
+run_batched() {
+  local -A cur=()  # "SEED ARM" -> the chain's last trained checkpoint (absent: the chain stopped)
+  local seed arm level lv path ticket es_seeds=() gd=0 listed
+  for arm in "${arms[@]}"; do [ "$arm" = gd ] && gd=1; done
+  for arm in "${arms[@]}"; do [ "$arm" = gd ] || { es_seeds=("${seeds[@]}"); break; }; done
+  if [ ${#es_seeds[@]} -gt 0 ]; then
+    listed=$(IFS=,; echo "${es_seeds[*]}")
+    mapfile -t made < <(in_group many "dense L00 train" "$ESLT" train --task "$task" --strategy "$strategy" \
+      --seeds "$listed" --root "$root" "${train_opts[@]}")
+    for seed in "${es_seeds[@]}"; do
+      path=$(printf '%s\n' "${made[@]}" | grep -x ".*-seed$seed/L00-trained" | head -1)
+      for arm in "${arms[@]}"; do [ "$arm" = gd ] || [ -z "$path" ] || cur["$seed $arm"]=$path; done
+    done
+  fi
+  if [ "$gd" = 1 ]; then
+    listed=$(IFS=,; echo "${seeds[*]}")
+    mapfile -t made < <(in_group many "gd L00 train" "$ESLT" train --task "$task" --trainer "$gd_trainer" \
+      --seeds "$listed" --root "$root" "${gd_opts[@]}")
+    for seed in "${seeds[@]}"; do
+      path=$(printf '%s\n' "${made[@]}" | grep -x ".*-seed$seed/L00-trained" | head -1)
+      [ -z "$path" ] || cur["$seed gd"]=$path
+    done
+  fi
+  for ((level = 1; level <= levels; level++)); do
+    printf -v lv 'L%02d' "$level"
+    local -A tickets=()
+    for arm in "${arms[@]}"; do
+      local crit inputs=() keys=()
+      case $arm in
+        gd) crit=(--magnitude) ;;
+        *-reinit) crit=("--${arm%-reinit}" --reinit) ;;
+        *) crit=("--$arm") ;;
+      esac
+      for seed in "${seeds[@]}"; do
+        [ -n "${cur["$seed $arm"]:-}" ] && { inputs+=("${cur["$seed $arm"]}"); keys+=("$seed $arm"); }
+      done
+      [ ${#inputs[@]} -gt 0 ] || continue
+      mapfile -t made < <(in_group many "$arm $lv prune" "$ESLT" prune "${crit[@]}" "${prune_opts[@]}" "${inputs[@]}")
+      local i
+      for i in "${!inputs[@]}"; do  # a ticket lies beside its parent, named L<level>-...
+        ticket=$(printf '%s\n' "${made[@]}" | grep -x "$(dirname "${inputs[i]}")/$lv-.*" | head -1)
+        if [ -n "$ticket" ]; then tickets["${keys[i]}"]=$ticket; else unset 'cur[${keys[i]}]'; fi
+      done
+    done
+    local es=() gds=()
+    for key in "${!tickets[@]}"; do
+      if [[ $key == *" gd" ]]; then gds+=("${tickets[$key]}"); else es+=("${tickets[$key]}"); fi
+    done
+    made=()
+    [ ${#es[@]} -eq 0 ] || mapfile -t made < <(in_group parts "$lv train" "$ESLT" train "${train_opts[@]}" -- "${es[@]}")
+    [ ${#gds[@]} -eq 0 ] || mapfile -t -O "${#made[@]}" made < <(in_group parts "gd $lv train" "$ESLT" train \
+      "${gd_opts[@]}" -- "${gds[@]}")
+    for key in "${!tickets[@]}"; do
+      if printf '%s\n' "${made[@]}" | grep -qxF "${tickets[$key]}-trained"; then
+        cur["$key"]="${tickets[$key]}-trained"
+      else
+        unset 'cur[$key]'
+      fi
+    done
+    unset tickets
+  done
+  for key in "${!cur[@]}"; do printf '%s\n' "${cur[$key]}" >>"$tmp/done"; done
+}
+
 note sweep "start pid $$: task $task, strategy $strategy, seeds ${seeds[*]}, arms ${arms[*]}, levels $levels, -j $jobs, lock $lock"
 : >"$tmp/seeds"
 for arm in "${arms[@]}"; do  # the ES level 0 only when an ES arm needs it
   [ "$arm" = gd ] || { printf '%s\n' "${seeds[@]}" >"$tmp/seeds"; break; }
 done
+: >"$tmp/done"
+if [ "$batch" = 1 ]; then
+  run_batched
+  cp "$tmp/seeds" "$tmp/level0"  # a failed level 0 counts as its chains' failures
+else
 run_jobs level0 "$tmp/seeds" "$tmp/level0"
 
 : >"$tmp/chains"
@@ -334,6 +448,7 @@ for seed in "${seeds[@]}"; do
   done
 done
 run_jobs chain "$tmp/chains" "$tmp/done"
+fi
 sort -u "$tmp/done"
 
 total=$((${#seeds[@]} * ${#arms[@]}))

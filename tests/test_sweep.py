@@ -67,12 +67,13 @@ def state(path: Path) -> tuple[dict[str, Any], list[np.ndarray]]:
 
 @pytest.fixture(scope="module")
 def sweeps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Sweep]:
-    """Two sweeps in two roots, side by side (-j 1 leaves a core free): ``serial``, -j 1 over
-    ARMS and LEVELS; ``parallel``, -j 2 over one level (to save time) of ARMS and a third arm
-    whose first step fails (snip scores need a vision task)."""
+    """Three sweeps in three roots, side by side: ``serial``, -j 1 over ARMS and LEVELS;
+    ``parallel``, -j 2 over one level (to save time) of ARMS and a third arm whose first step
+    fails (snip scores need a vision task); ``batched``, --batch over ARMS, LEVELS and snip."""
     cmds = {
         "serial": sweep_cmd(tmp_path_factory.mktemp("serial"), "-j", "1"),
         "parallel": sweep_cmd(tmp_path_factory.mktemp("parallel"), "-j", "2", arms=",".join(ARMS) + ",snip", levels=1),
+        "batched": sweep_cmd(tmp_path_factory.mktemp("batched"), "--batch", arms=",".join(ARMS) + ",snip"),
     }
     procs = {k: subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
              for k, c in cmds.items()}  # fmt: skip
@@ -174,3 +175,25 @@ def test_failed_step_stops_only_its_chain(parallel: Sweep) -> None:
     assert "--snip needs a vision task" in log and "FAILED: 2 of 3 chains finished" in log
     assert not (run_folder(root) / "L01-snip").exists()
     assert sorted(proc.stdout.split()) == sorted(str(run_folder(root) / f"L01-{arm}-trained") for arm in ARMS)
+
+
+def test_batched_sweep_matches_serial_and_isolates_failures(serial: Sweep, sweeps: dict[str, Sweep]) -> None:
+    (root1, _), (root2, proc) = serial, sweeps["batched"]
+    assert proc.returncode == 1, proc.stderr
+    assert "snip L01 prune: FAILED (exit 2)" in proc.stderr and "FAILED: 2 of 3 chains finished" in log_of(root2)
+    assert sorted(proc.stdout.split()) == sorted(
+        str(run_folder(root2) / f"L{LEVELS:02d}-{arm}-trained") for arm in ARMS
+    )
+    assert sorted(p.name for p in run_folder(root2).iterdir() if not p.name.startswith(".")) == sorted(EXPECTED)
+    for name in EXPECTED:  # batched = alone up to float rounding (see tests/test_batch.py)
+        meta1, arrays1 = state(run_folder(root1) / name)
+        meta2, arrays2 = state(run_folder(root2) / name)
+        assert {k: meta1[k] for k in ("seed", "level", "arm", "sparsity")} == {
+            k: meta2[k] for k in ("seed", "level", "arm", "sparsity")
+        }
+        assert len(arrays1) == len(arrays2), name
+        for a, b in zip(arrays1, arrays2):
+            np.testing.assert_allclose(a.astype(np.float64), b.astype(np.float64), rtol=1e-5, atol=1e-6, err_msg=name)
+    rerun = sweep(root2, "--batch", arms=",".join(ARMS))  # idempotent: every output is reused
+    assert rerun.returncode == 0, rerun.stderr
+    assert " gen " not in log_of(root2).split("sweep: start")[-1]
