@@ -25,7 +25,7 @@ import jax
 import numpy as np
 
 from eslt_cli import checkpoint, memory, outputs, pipeline
-from eslt_cli.errors import BadInput, Busy, RunFailed
+from eslt_cli.errors import BadInput, Busy, EsltError, RunFailed
 from eslt_cli.pipeline import TrainPlan
 from eslt_cli.specs import ESSpec, to_json
 from eslt_cli.tasks import Task, build_task
@@ -43,7 +43,7 @@ class Outcome:
 
     path: Path
     made: bool
-    error: str | None = None
+    error: EsltError | None = None
 
 
 def _inputs(plan: TrainPlan) -> list[Path]:
@@ -112,7 +112,7 @@ def run_train_many(
             try:
                 locks.enter_context(outputs.lock(plans[i].out))
             except Busy as exc:  # another process makes it: the others go on
-                outcomes[i] = Outcome(plans[i].out, False, str(exc))
+                outcomes[i] = Outcome(plans[i].out, False, exc)
         stores = {}
         for i in (i for i in todo if i not in outcomes):  # made meanwhile by another process?
             plan = plans[i]
@@ -172,7 +172,7 @@ def _train_group(
                 state, meta = pipeline.train_plan(plan, task, report, store, save_every, stop, 1)
                 return [Outcome(pipeline.write_trained(plan, state, meta, store, force), True)]
             except RunFailed as exc:
-                return [Outcome(plan.out, False, str(exc))]
+                return [Outcome(plan.out, False, exc)]
         starts = [pipeline.starting_point(plan, task) for plan in plans]
         members = [es.Member(init, mask, pipeline.run_keys(plan.seed, plan.level)[1], store)
                    for plan, (init, mask), store in zip(plans, starts, stores)]  # fmt: skip
@@ -182,12 +182,12 @@ def _train_group(
             with pipeline.out_of_memory_as_failure():
                 results = es.train_many(task, plans[0].trainer, members, report, save_every, stop)
         except RunFailed as exc:
-            return [Outcome(plan.out, False, str(exc)) for plan in plans]
+            return [Outcome(plan.out, False, exc) for plan in plans]
         seconds = time.perf_counter() - start
     outcomes = []
     for plan, (init, mask), store, result in zip(plans, starts, stores, results):
         if isinstance(result, RunFailed):
-            outcomes.append(Outcome(plan.out, False, str(result)))
+            outcomes.append(Outcome(plan.out, False, result))
             continue
         run = {"seconds": seconds, "devices": 1, "batch": len(plans)}
         state, meta = pipeline.trained_record(plan, task, init, mask, result, run)
@@ -208,4 +208,4 @@ def _alone(
         try:
             return Outcome(*pipeline.run_train(plan, force, report, save_every, stop, devices))
         except RunFailed as exc:
-            return Outcome(plan.out, False, str(exc))
+            return Outcome(plan.out, False, exc)

@@ -179,3 +179,31 @@ def test_batch_killed_then_resumed_is_bit_identical(cli, tmp_path: Path) -> None
     for a, b in zip(reference, lines(out), strict=True):
         assert_close(a, b, exact=True)
         assert not b.with_name(".L00-trained.resume").exists()
+
+
+def test_lmc_pairs_and_sharpness_many_equal_one_at_a_time(cli, tmp_path: Path) -> None:
+    import json
+
+    code, out, err = cli("train", *CONTROL, "--seeds", "0-2")
+    assert code == 0, err
+    nets = [str(p) for p in lines(out)]
+    pairs = [(nets[0], nets[1]), (nets[1], nets[2])]
+    code, many, err = cli("lmc", "--points", "3", stdin="".join(f"{a}\t{b}\n" for a, b in pairs))
+    assert code == 0, err
+    listed = tmp_path / "pairs.txt"
+    listed.write_text("".join(f"{a} {b}\n" for a, b in pairs))
+    code, from_file, err = cli("lmc", "--points", "3", "--pairs", str(listed))
+    assert code == 0, err
+    for (a, b), line, again in zip(pairs, many.splitlines(), from_file.splitlines(), strict=True):
+        code, one, err = cli("lmc", "--points", "3", a, b)
+        assert code == 0, err
+        assert json.loads(line) == json.loads(one) == json.loads(again)
+    listed.write_text(f"{nets[0]}\n")
+    code, _, err = cli("lmc", "--pairs", str(listed))
+    assert code == 2 and "pairs line 1 is not two paths" in err and len(err.strip().splitlines()) == 1
+    code, many, err = cli("sharpness", "--points", "5", "--directions", "2", *nets)
+    assert code == 0, err
+    for net, line in zip(nets, many.splitlines(), strict=True):
+        code, one, err = cli("sharpness", "--points", "5", "--directions", "2", net)
+        assert code == 0, err
+        assert json.loads(line) == json.loads(one)

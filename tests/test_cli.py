@@ -135,7 +135,7 @@ BAD = [
     (["prune", "--snr", "/nonexistent/ckpt"], None, "no such checkpoint"),
     (["prune", "--snr", "{tmp}"], None, "not an eslt checkpoint"),
     (["prune", "--snr"], "", "empty stdin"),
-    (["prune", "--snr"], "{snes}\n{snes}\n", "takes one"),
+    (["prune", "--snr"], "{snes}\n{snes}\n", "would both write"),
     (["prune", "--snr"], None, "no input checkpoint"),
     (["train"], "", "empty stdin"),
     (["train", "--task", "nope"], None, "unknown task 'nope': choose one of fashion_mnist"),
@@ -175,7 +175,7 @@ BAD = [
     (["train", "--task", "fashion_mnist", "--data-dir", "{afile}"], None, "not a folder"),
     (["train", "--task", "cartpole", "--out", "{plain}"], None, "is not an eslt checkpoint"),
     (["train", "--task", "tfds:no_such_dataset_xyz"], None, "not a tfds dataset"),
-    (["lmc", "{snes}"], None, "Missing argument"),
+    (["lmc", "{snes}"], None, "give both A and B"),
     (["nope"], None, "No such command"),
 ]
 

@@ -131,7 +131,7 @@ def for_each_input(
             if len(plans) == 1:
                 raise
             failed += 1
-            say(f"eslt: {exc}")
+            failed_line(str(exc))
     if failed:
         raise RunFailed(f"{failed} of {len(plans)} inputs failed (above); the others' outputs are written")
 
@@ -347,6 +347,11 @@ def say(message: str) -> None:
     """One line for people on stderr (silent under --quiet)."""
     if not QUIET:
         console.print(message, highlight=False)
+
+
+def failed_line(message: str) -> None:
+    """One failure among several inputs, on stderr even under --quiet (the others go on)."""
+    console.print(f"eslt: error: {message}", highlight=False, markup=False)
 
 
 class StopOnSignal:

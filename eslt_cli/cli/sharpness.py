@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from eslt_cli.cli import common
+from eslt_cli.errors import BadInput
 
 # Grid sizes per --preset: "cpu" is quick; "paper" is appendix A.3's 51-step range, for --2d too.
 PRESETS = {"cpu": {"points": 21, "grid": 11}, "paper": {"points": 51, "grid": 51}}
@@ -24,7 +25,7 @@ def grid_sizes(preset: str, points: int | None, grid: int | None) -> tuple[int, 
     return (PRESETS[preset]["points"] if points is None else points, PRESETS[preset]["grid"] if grid is None else grid)
 
 
-HELP = """Measure the sharpness of a trained checkpoint; one JSON line on stdout.
+HELP = """Measure the sharpness of trained checkpoints; one JSON line each on stdout.
 
 The test loss is evaluated along --directions random Gaussian directions,
 normalised filter-wise (conv) and neuron-wise (dense) to the weights, with
@@ -39,6 +40,9 @@ normalised once at C0 (the level-0 dense network), then applied to this
 checkpoint multiplied by its mask, without renormalising, so every IMP level
 is probed along the same vectors (C0 must not prune weights this one keeps).
 
+Many checkpoints (arguments, or one path per line on stdin) are measured in one
+process, which loads the data and compiles the evaluation once.
+
 --preset cpu (default): --points 21, --grid 11. --preset paper: appendix A.3's
 51-step grid, --points 51 and --grid 51. An explicit --points or --grid wins.
 
@@ -51,7 +55,10 @@ Example:
 
 
 def sharpness(
-    checkpoint: Annotated[Optional[str], typer.Argument(help="Trained checkpoint; '-' or absent: read stdin.")] = None,
+    checkpoint: Annotated[
+        Optional[list[str]],
+        typer.Argument(help="Trained checkpoints (one JSON line each); '-' or absent: read stdin, one per line."),
+    ] = None,
     radius: Annotated[float, typer.Option(help="Largest step t along a direction.")] = 1.0,
     points: Annotated[
         Optional[int],
@@ -91,20 +98,24 @@ def sharpness(
     # Before any work: a step t beyond MAX_RADIUS overflows float32 weights (numpy warnings, then a failure).
     schema.check_number(radius, "--radius", 0.0, MAX_RADIUS, low_open=True)
     schema.check_seed(seed)
-    target = ckpt.load(common.read_input(checkpoint))
+    targets = common.read_inputs(checkpoint or [])
+    if surface_out is not None and len(targets) > 1:
+        raise BadInput("--surface-out names one file: leave it out for several checkpoints (each goes beside its own)")
     source = None if directions_from is None else ckpt.load(directions_from)
-    result = core.run_sharpness(
-        target, which, radius, points, directions, seed, two_d, grid, surface_out, source, force
-    )
-    curv = result["curvature"]
-    common.say(
-        f"{result['task']} level {result['level']} (sparsity {result['sparsity']:.1%}): curvature "
-        f"{result['curvature_mean']:.4g} ± {result['curvature_std']:.4g} over {len(curv)} direction(s), "
-        f"radius {radius:g}"
-    )
-    if result["surface"]:
-        common.say(f"2D surface ({grid}x{grid}) written to {result['surface']}")
-    common.data_line(json.dumps(result))
+    # One process for many checkpoints: the task, its data and the compiled evaluation are built once.
+    for target in targets:
+        result = core.run_sharpness(
+            ckpt.load(target), which, radius, points, directions, seed, two_d, grid, surface_out, source, force
+        )
+        curv = result["curvature"]
+        common.say(
+            f"{result['task']} level {result['level']} (sparsity {result['sparsity']:.1%}): curvature "
+            f"{result['curvature_mean']:.4g} ± {result['curvature_std']:.4g} over {len(curv)} direction(s), "
+            f"radius {radius:g}"
+        )
+        if result["surface"]:
+            common.say(f"2D surface ({grid}x{grid}) written to {result['surface']}")
+        common.data_line(json.dumps(result))
 
 
 sharpness.__doc__ = HELP

@@ -280,8 +280,10 @@ def train(
     failed = 0
     for plan, outcome in zip(plans, outcomes):
         if outcome.error is not None:
+            if len(plans) == 1:
+                raise outcome.error
             failed += 1
-            common.say(f"eslt: {plan.out}: {outcome.error}")
+            common.failed_line(f"{plan.out}: {outcome.error}")
             continue
         meta = ckpt.read_meta(outcome.path)
         final, best = meta["metrics"]["final"], meta["metrics"]["best"]
