@@ -4,7 +4,7 @@ eslt side: the real trainer code. ``eslt_cli.trainers.adam._programs`` gives the
 jitted block of ``adam.BLOCK`` unrolled steps and ``adam.run_epoch`` drives the
 blocks from Python over a (steps, batch) array of training indices, exactly as
 ``adam.train`` runs an epoch (gradients and weights masked; here the mask is
-dense). Settings come from ``eslt_cli.pipeline.plan_train`` as ``eslt train
+dense). Settings come from ``eslt_cli.plans.plan_train`` as ``eslt train
 --trainer adam`` settles them (CPU preset: batch 128, lr 3e-4).
 
 Reference side: the flax MNIST example's loop. A plain ``nn.Conv`` CNN of the
@@ -52,7 +52,7 @@ import optax
 from benchlib import COMPILES, log
 from flax.training import train_state
 
-from eslt_cli import pipeline
+from eslt_cli import plans
 from eslt_cli.tasks import build_task
 from eslt_cli.trainers import adam
 
@@ -73,7 +73,7 @@ class ReferenceCNN(nn.Module):
         return nn.Dense(self.num_classes, name="dense")(x)
 
 
-def make_reference(task: Any, plan: pipeline.TrainPlan):
+def make_reference(task: Any, plan: plans.TrainPlan):
     """(initial TrainState maker, jitted train_step) in the flax example's style."""
     model = ReferenceCNN(task.data.num_classes, tuple(plan.model.features), plan.model.kernel_size)
     tx = optax.adam(plan.trainer.lr)
@@ -125,7 +125,7 @@ def main() -> None:
 
     overrides = {"task": "fashion_mnist", "trainer": "adam", "batch_size": args.batch}
     # plan_train only computes settings and paths; it writes nothing.
-    plan = pipeline.plan_train(None, overrides, "cpu", root=Path(tempfile.gettempdir()) / "eslt-bench-unused")
+    plan = plans.plan_train(None, overrides, "cpu", root=Path(tempfile.gettempdir()) / "eslt-bench-unused")
     task = build_task(plan.task, plan.model)
     size, lr = plan.task.batch_size, float(plan.trainer.lr)
     n_train = int(task.arrays["x_train"].shape[0])

@@ -93,9 +93,9 @@ def matmul_flops(n: int = 2048, repeats: int = 5) -> float:
 def cnn_forward_flops(batch: int) -> float:
     import jax
 
-    from eslt_cli import pipeline
+    from eslt_cli import plans
 
-    plan = pipeline.plan_train(None, {"task": "fashion_mnist", "data_dir": FASHION, "batch_size": batch})
+    plan = plans.plan_train(None, {"task": "fashion_mnist", "data_dir": FASHION, "batch_size": batch})
     from eslt_cli.tasks import build_task
 
     task = build_task(plan.task, plan.model)

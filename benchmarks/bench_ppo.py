@@ -5,7 +5,7 @@ jitted ``chunk`` that runs ``eval_every`` updates (rollout, GAE, epochs of
 minibatch Adam steps) in one ``lax.scan``; here ``eval_every`` is set to the
 timed number of updates U, the chunk is called once to compile and warm up, and
 a second call of U updates is timed. Settings come from
-``eslt_cli.pipeline.plan_train`` as ``eslt train --trainer ppo`` settles them
+``eslt_cli.plans.plan_train`` as ``eslt train --trainer ppo`` settles them
 (CPU preset: 8 environments x 128 steps, 4 epochs of 4 minibatches, Adam 3e-4,
 PureJaxRL's CartPole settings), with a dense mask. A second line times the whole
 ``ppo.train`` (test evaluations every ``eval_every`` updates included, the preset's
@@ -54,7 +54,7 @@ import optax
 from benchlib import COMPILES, log
 from flax.training.train_state import TrainState
 
-from eslt_cli import pipeline
+from eslt_cli import plans
 from eslt_cli.models import MLP
 from eslt_cli.tasks import build_task
 from eslt_cli.trainers import ppo
@@ -194,7 +194,7 @@ def main() -> None:
     args = ap.parse_args()
 
     # plan_train only computes settings and paths; it writes nothing.
-    plan = pipeline.plan_train(None, {"task": args.task, "trainer": "ppo"}, "cpu",
+    plan = plans.plan_train(None, {"task": args.task, "trainer": "ppo"}, "cpu",
                                root=Path(tempfile.gettempdir()) / "eslt-bench-unused")  # fmt: skip
     task = build_task(plan.task, plan.model)
     if not hasattr(task, "env"):

@@ -4,7 +4,7 @@ eslt side: the real trainer code. ``eslt_cli.trainers.es._programs`` gives the
 jitted ``chunk((state, norm), idx, keys, arrays)`` that runs ``len(keys)`` generations in one
 ``lax.scan``; it is called once to compile (and warm up), then a second call of
 G generations is timed. The task, model and trainer settings come from
-``eslt_cli.pipeline.plan_train`` exactly as ``eslt train`` settles them (CPU
+``eslt_cli.plans.plan_train`` exactly as ``eslt train`` settles them (CPU
 preset: SNES, SGD lr 1.0, std_init 0.02 vision / 0.1 control), with a dense
 (all-ones) mask.
 
@@ -58,7 +58,7 @@ import optax
 from benchlib import COMPILES, log
 from evosax.algorithms import SNES
 
-from eslt_cli import obsnorm, pipeline
+from eslt_cli import obsnorm, plans
 from eslt_cli.models import CNN
 from eslt_cli.sparse import SparseView
 from eslt_cli.tasks import build_task
@@ -92,7 +92,7 @@ def strong(tree: Any) -> Any:
 
 def plan_case(
     case: str, population: int, size: int, generations: int, args: argparse.Namespace | None = None
-) -> pipeline.TrainPlan:
+) -> plans.TrainPlan:
     """The settings ``eslt train`` would use (CPU preset) with our overrides."""
     task_name = CASES[case][0]
     overrides: dict[str, Any] = {
@@ -110,13 +110,13 @@ def plan_case(
     if case == "brax" and args is not None:
         overrides |= {"task": args.brax_task, "episode_length": args.episode_length, "backend": args.backend}
     # plan_train only computes settings and paths; it writes nothing.
-    return pipeline.plan_train(None, overrides, "cpu", root=Path(tempfile.gettempdir()) / "eslt-bench-unused")
+    return plans.plan_train(None, overrides, "cpu", root=Path(tempfile.gettempdir()) / "eslt-bench-unused")
 
 
 # --------------------------------------------------------------------------- eslt
 
 
-def prepare_eslt(task: Any, plan: pipeline.TrainPlan, init: Any, key: jax.Array, generations: int):
+def prepare_eslt(task: Any, plan: plans.TrainPlan, init: Any, key: jax.Array, generations: int):
     """Compile and warm eslt's jitted scan; returns (warm-up seconds, timed run of one chunk)."""
     mask = jax.tree.map(lambda a: np.ones(np.shape(a), np.uint8), init)
     view = SparseView.of(mask)
@@ -160,7 +160,7 @@ def prepare_eslt(task: Any, plan: pipeline.TrainPlan, init: Any, key: jax.Array,
 # ---------------------------------------------------------------------- reference
 
 
-def reference_evaluate(case: str, task: Any, plan: pipeline.TrainPlan, map_mode: str, map_batch: int):
+def reference_evaluate(case: str, task: Any, plan: plans.TrainPlan, map_mode: str, map_batch: int):
     """One jitted function: (population pytree, key, norm) -> (fitness (population,), norm), lower is better.
 
     ``norm`` is a control task's observation normaliser (None without one): the members' rollouts
@@ -205,7 +205,7 @@ def reference_evaluate(case: str, task: Any, plan: pipeline.TrainPlan, map_mode:
 def prepare_reference(
     case: str,
     task: Any,
-    plan: pipeline.TrainPlan,
+    plan: plans.TrainPlan,
     init: Any,
     key: jax.Array,
     generations: int,

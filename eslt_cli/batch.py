@@ -26,7 +26,7 @@ import numpy as np
 
 from eslt_cli import checkpoint, memory, outputs, pipeline
 from eslt_cli.errors import BadInput, Busy, EsltError, RunFailed
-from eslt_cli.pipeline import TrainPlan
+from eslt_cli.plans import TrainPlan
 from eslt_cli.specs import ESSpec, to_json
 from eslt_cli.tasks import Task, build_task
 

@@ -92,7 +92,7 @@ def plan_permute(parent: Checkpoint, variant: str, seed: int = 0, out: Path | No
 
 def run_permute(plan: PermutePlan, force: bool = False) -> tuple[Path, bool]:
     """Write the permuted ticket; returns its path and whether it was made now."""
-    from eslt_cli.pipeline import write_ticket
+    from eslt_cli.tickets import write_ticket
 
     parent = plan.parent
     key = jax.random.fold_in(jax.random.PRNGKey(plan.seed), int(parent.meta["level"]))

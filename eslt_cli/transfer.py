@@ -77,7 +77,7 @@ def plan_transfer(
                 f"cannot transfer a {meta['task']['name']} ticket ({get_entry(meta['task']['name']).kind}) "
                 f"to {task} ({get_entry(task).kind}): the networks differ"
             )
-        from eslt_cli.pipeline import settle_task
+        from eslt_cli.plans import settle_task
 
         target = build_task(settle_task(task, "cpu", None, {}, "es", False), model_from_json(meta["model"]))
         want = _shapes(jax.eval_shape(target.init_params, jax.random.PRNGKey(0)))
@@ -90,7 +90,7 @@ def plan_transfer(
             )
         label = task
     elif trainer is not None:
-        from eslt_cli.pipeline import check_trainer_fits, trainer_name
+        from eslt_cli.plans import check_trainer_fits, trainer_name
 
         check_trainer_fits(trainer_name(None, {"trainer": trainer}), meta["task"]["name"])
         if trainer == meta["trainer"].get("name", "es"):
@@ -109,7 +109,8 @@ def plan_transfer(
 
 def run_transfer(plan: TransferPlan, force: bool = False) -> tuple[Path, bool]:
     """Write the retargeted ticket; returns its path and whether it was made now."""
-    from eslt_cli.pipeline import settle_task, settle_trainer, write_ticket
+    from eslt_cli.plans import settle_task, settle_trainer
+    from eslt_cli.tickets import write_ticket
 
     parent = plan.parent
     meta = {k: v for k, v in parent.meta.items() if k not in ("schema", "eslt_version", "digest")}

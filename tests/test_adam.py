@@ -17,7 +17,7 @@ from eslt_cli.specs import AdamSpec, CNNSpec, ControlSpec, VisionSpec
 from eslt_cli.tasks.data import ImageData, load_idx_folder
 from eslt_cli.tasks.vision import VisionTask
 from eslt_cli.trainers import adam
-from eslt_cli.trainers.es import Progress, TrainResult
+from eslt_cli.trainers.record import Progress, TrainResult
 
 SPEC = AdamSpec(lr=1e-3, epochs=2, eval_every=1)
 

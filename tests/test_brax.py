@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from conftest import eslt
 
-from eslt_cli import checkpoint, pipeline
+from eslt_cli import checkpoint, pipeline, plans
 from eslt_cli.errors import BadInput
 from eslt_cli.specs import task_from_json
 from eslt_cli.tasks import TASKS, build_task, get_entry
@@ -58,9 +58,9 @@ def train(trained: dict[str, Path], name: str) -> checkpoint.Checkpoint:
 
 def test_registry() -> None:
     assert len(BRAX) == 12 and {"ant", "humanoidstandup", "ant_heavy", "halfcheetah_heavy"} <= set(BRAX)
-    spec = pipeline.settle_task("ant", "cpu", None, {}, "es", False)
+    spec = plans.settle_task("ant", "cpu", None, {}, "es", False)
     assert (spec.backend, spec.episode_length, spec.obs_norm) == ("generalized", 200, True)
-    plan = pipeline.plan_train(None, {"task": "ant"}, "paper")
+    plan = plans.plan_train(None, {"task": "ant"}, "paper")
     assert (plan.task.episode_length, plan.task.train_episodes, plan.task.test_episodes) == (500, 8, 64)
     assert (plan.trainer.population, plan.trainer.generations, plan.trainer.eval_every) == (256, 3000, 100)
     assert get_entry("ant_heavy").env_params == {"mass_scale": {"torso": 1.5}}
@@ -79,13 +79,13 @@ def test_registry() -> None:
 )
 def test_bad_task_settings(task: str, options: dict, message: str) -> None:
     with pytest.raises(BadInput, match=message):
-        pipeline.plan_train(None, {"task": task, **options})
+        plans.plan_train(None, {"task": task, **options})
 
 
 @pytest.mark.parametrize("name", BRAX)
 def test_every_task_traces(name: str) -> None:
     """One generation's fitness and a test evaluation trace for every task, with the normaliser."""
-    spec = pipeline.settle_task(name, "cpu", None, {}, "es", False)
+    spec = plans.settle_task(name, "cpu", None, {}, "es", False)
     task = build_task(
         dataclasses.replace(spec, episode_length=3, train_episodes=1, test_episodes=1), get_entry(name).model
     )
@@ -160,7 +160,7 @@ def test_heavy_variant_and_transfer(cli, trained: dict[str, Path]) -> None:
         "to_task": "ant_heavy",
         "env_params": {"mass_scale": {"torso": 1.5}},
     }
-    assert pipeline.plan_train(moved, {}).task.name == "ant_heavy"
+    assert plans.plan_train(moved, {}).task.name == "ant_heavy"
     code, _, err = cli("transfer", "--task", "halfcheetah", ticket.strip())
     assert code == 2 and "parameter shapes" in err
 

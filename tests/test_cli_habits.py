@@ -10,7 +10,7 @@ import typer.main
 from conftest import TINY_CONTROL
 
 from eslt_cli.cli import app, common
-from eslt_cli.trainers.es import Progress
+from eslt_cli.trainers.record import Progress
 
 COMMANDS = list(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from conftest import TINY_CONTROL
 
-from eslt_cli import checkpoint, pipeline, pruning, strategies
+from eslt_cli import checkpoint, plans, pruning, strategies, tickets
 from eslt_cli.specs import ESSpec, to_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,21 +64,21 @@ def test_sep_cma_es_code_snr_divides_by_the_variance() -> None:
 
 
 def test_paper_preset_prunes_sep_cma_es_tickets_by_the_code() -> None:
-    paper = pipeline.plan_train(None, {"task": "pendulum"}, "paper").trainer
+    paper = plans.plan_train(None, {"task": "pendulum"}, "paper").trainer
     assert isinstance(paper, ESSpec) and (paper.strategy, paper.snr_std) == ("sep_cma_es", "code")
     for strategy in ("snes", "pgpe", "des"):  # the code's definition is the text's: the record keeps its default
-        spec = pipeline.plan_train(None, {"task": "pendulum", "strategy": strategy}, "paper").trainer
+        spec = plans.plan_train(None, {"task": "pendulum", "strategy": strategy}, "paper").trainer
         assert isinstance(spec, ESSpec) and spec.snr_std == "text"
-    cpu = pipeline.plan_train(None, {"task": "pendulum", "strategy": "sep_cma_es"}).trainer
+    cpu = plans.plan_train(None, {"task": "pendulum", "strategy": "sep_cma_es"}).trainer
     assert isinstance(cpu, ESSpec) and cpu.snr_std == "text" and "snr_std" not in to_json(cpu)
-    text = pipeline.plan_train(None, {"task": "pendulum", "snr_std": "text"}, "paper").trainer
+    text = plans.plan_train(None, {"task": "pendulum", "snr_std": "text"}, "paper").trainer
     assert isinstance(text, ESSpec) and text.snr_std == "text"  # the text's definition, one option away
     # A strategy switch brings the new strategy's own setting, as for its other strategy settings.
-    assert pipeline.settle_trainer("pendulum", "cpu", paper, {"strategy": "snes"}).snr_std == "text"
+    assert plans.settle_trainer("pendulum", "cpu", paper, {"strategy": "snes"}).snr_std == "text"
     with pytest.raises(Exception, match="isotropic"):
-        pipeline.settle_trainer("pendulum", "cpu", None, {"strategy": "open_es", "snr_std": "code"})
+        plans.settle_trainer("pendulum", "cpu", None, {"strategy": "open_es", "snr_std": "code"})
     with pytest.raises(Exception, match="unknown --snr-std"):
-        pipeline.settle_trainer("pendulum", "cpu", None, {"strategy": "snes", "snr_std": "variance"})
+        plans.settle_trainer("pendulum", "cpu", None, {"strategy": "snes", "snr_std": "variance"})
 
 
 def test_prune_follows_the_recorded_choice_and_says_which(cli, tmp_path: Path) -> None:
@@ -110,10 +110,10 @@ RUN = ROOT / "results" / "runs" / "pendulum" / "pendulum-snes-seed0"
 def test_runs_made_before_the_setting_existed_are_still_reused() -> None:
     trained, ticket = checkpoint.load(RUN / "L00-trained"), checkpoint.load(RUN / "L01-snr")
     assert "snr_std" not in trained.meta["trainer"]  # made before snr_std existed
-    prune = pipeline.plan_prune(trained, "snr")
+    prune = tickets.plan_prune(trained, "snr")
     assert prune.out == ticket.path.absolute()
     assert checkpoint.identity(prune.fingerprint) == checkpoint.identity(ticket.meta["fingerprint"])
-    train = pipeline.plan_train(ticket, {})
+    train = plans.plan_train(ticket, {})
     recorded = json.loads(json.dumps(checkpoint.read_meta(train.out)["fingerprint"]))
     assert checkpoint.identity(train.fingerprint) == checkpoint.identity(recorded)
 
@@ -167,7 +167,7 @@ def test_pgpe_std_step_of_014_is_a_random_walk() -> None:
 
 
 def test_pgpe_paper_preset_sets_stds_apart_so_snr_is_not_magnitude() -> None:
-    spec = pipeline.plan_train(None, {"task": "pendulum", "strategy": "pgpe"}, "paper").trainer
+    spec = plans.plan_train(None, {"task": "pendulum", "strategy": "pgpe"}, "paper").trainer
     assert isinstance(spec, ESSpec) and (spec.constants, spec.std_lr) == ("paper", None)  # 0.1.4's rate 0.1
     assert isinstance(strategies.build(spec, jnp.zeros(4))[0], strategies.PGPE_014)
 
@@ -206,7 +206,7 @@ PPO_GYM_YAML = {
 
 @pytest.mark.parametrize("task", ["pendulum", "cartpole"])
 def test_paper_preset_ppo_on_gymnax_is_ppo_gym_yaml(task: str) -> None:
-    plan = pipeline.plan_train(None, {"task": task, "trainer": "ppo"}, "paper")
+    plan = plans.plan_train(None, {"task": task, "trainer": "ppo"}, "paper")
     y, m = PPO_GYM_YAML["ppo_config"], PPO_GYM_YAML["model_config"]
     got = to_json(plan.trainer)
     want = {"timesteps": y["num_train_steps"], "num_envs": y["num_train_envs"], "rollout_steps": y["n_steps"],
@@ -226,5 +226,5 @@ def test_paper_preset_ppo_on_gymnax_is_ppo_gym_yaml(task: str) -> None:
     assert callable(lr)
     np.testing.assert_allclose([lr(0), lr(43_750), lr(87_500), lr(100_000)], [3e-4, 2e-4, 1e-4, 1e-4], rtol=1e-5)
     # CPU defaults, and records of PPO runs made before the schedule existed, are as they were.
-    cpu = pipeline.plan_train(None, {"task": task, "trainer": "ppo"}).trainer
+    cpu = plans.plan_train(None, {"task": task, "trainer": "ppo"}).trainer
     assert "lr_end" not in to_json(cpu) and ppo.learning_rate(cpu) == cpu.lr

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from eslt_cli import memory, pipeline, presets
+from eslt_cli import memory, plans, presets
 from eslt_cli.errors import BadInput
 
 GB = 1000**3
 
 
 def needs(overrides: dict, preset: str = "cpu", task=None) -> list[memory.Need]:
-    plan = pipeline.plan_train(None, overrides, preset)
+    plan = plans.plan_train(None, overrides, preset)
     return memory.estimate(plan.task, plan.model, plan.trainer, memory.sizes_of(plan.task, plan.model, task))
 
 
@@ -42,7 +42,7 @@ def test_normal_runs_are_far_below_any_host(preset: str) -> None:
 def test_the_bound_before_the_task_is_built_is_below_the_exact_one() -> None:
     from eslt_cli.tasks import build_task
 
-    plan = pipeline.plan_train(None, {"task": "pendulum", "hidden": (64, 32)})
+    plan = plans.plan_train(None, {"task": "pendulum", "hidden": (64, 32)})
     exact = memory.sizes_of(plan.task, plan.model, build_task(plan.task, plan.model))
     bound = memory.sizes_of(plan.task, plan.model)
     assert exact.weights == 3 * 64 + 64 + 64 * 32 + 32 + 32 * 1 + 1  # pendulum: 3 observations, 1 action

@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from eslt_cli import pipeline, strategies
+from eslt_cli import plans, strategies
 from eslt_cli.errors import BadInput
 
 
 def plan(**overrides):
-    return pipeline.plan_train(None, {"task": "pendulum", **overrides}, root=Path("/r"))
+    return plans.plan_train(None, {"task": "pendulum", **overrides}, root=Path("/r"))
 
 
 def test_fresh_defaults_and_derived_path() -> None:
@@ -28,7 +28,7 @@ def test_overrides_win_and_aliases_resolve() -> None:
 
 @pytest.mark.parametrize("name", list(strategies.STRATEGIES))
 def test_paper_preset_plans_for_every_strategy(name: str) -> None:
-    p = pipeline.plan_train(None, {"task": "fashion_mnist", "strategy": name}, preset="paper")
+    p = plans.plan_train(None, {"task": "fashion_mnist", "strategy": name}, preset="paper")
     assert (p.trainer.population, p.trainer.generations, p.task.batch_size) == (128, 4000, 1024)
     # The paper's code: Adam only for PGPE; SNES and DES recombine with lr 1; Sep-CMA-ES has no optimiser.
     expected = {"pgpe": "adam", "snes": "sgd", "des": "sgd", "sep_cma_es": None}

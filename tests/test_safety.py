@@ -454,14 +454,14 @@ def test_an_input_path_holding_a_line_break_derives_nothing(world: Path, argv: l
 
 def test_a_ticket_whose_meta_would_not_read_back_is_not_written(world: Path) -> None:
     """The last guard: what eslt writes passes its own meta checks first, or nothing is written."""
-    from eslt_cli import checkpoint, pipeline
+    from eslt_cli import checkpoint, tickets
     from eslt_cli.errors import RunFailed
 
     parent, ticket = checkpoint.load(world / T), checkpoint.load(world / K)
     meta = {k: v for k, v in ticket.meta.items() if k not in ("schema", "eslt_version", "digest")}
     before = snapshot(world.parent)
     with pytest.raises(RunFailed, match="would not read back"):
-        pipeline.write_ticket(parent, world / "bad", {"op": "test"}, dict(ticket.state), {**meta, "seed": -1})
+        tickets.write_ticket(parent, world / "bad", {"op": "test"}, dict(ticket.state), {**meta, "seed": -1})
     assert snapshot(world.parent) == before
 
 

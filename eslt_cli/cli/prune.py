@@ -79,14 +79,14 @@ def prune(
         schema.check_seed(seed)  # before any work: a seed PRNGKey cannot take would fail mid-way
     common.setup_runtime()
     from eslt_cli import checkpoint as ckpt
-    from eslt_cli import pipeline
+    from eslt_cli import tickets
 
-    def plan(path: Path) -> pipeline.PrunePlan:
-        return pipeline.plan_prune(ckpt.load(path), chosen[0], rate, source, exclude or (), seed, out, reinit,
+    def plan(path: Path) -> tickets.PrunePlan:
+        return tickets.plan_prune(ckpt.load(path), chosen[0], rate, source, exclude or (), seed, out, reinit,
                                    batches, snr_std)  # fmt: skip
 
-    def run(plan: pipeline.PrunePlan) -> None:
-        path, made = pipeline.run_prune(plan, force=force)
+    def run(plan: tickets.PrunePlan) -> None:
+        path, made = tickets.run_prune(plan, force=force)
         meta = ckpt.read_meta(path)
         sp = meta["sparsity"]
         how = f"{chosen[0]}{' (reinitialised)' if reinit else ''}"

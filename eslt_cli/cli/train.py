@@ -234,7 +234,7 @@ def train(
 ) -> None:
     common.setup_runtime()
     common.init_distributed(coordinator, num_processes, process_id)
-    from eslt_cli import batch, pipeline
+    from eslt_cli import batch, pipeline, plans
     from eslt_cli import checkpoint as ckpt
 
     # Nothing piped on a terminal, or an empty pipe with an explicit --task or --seeds: fresh runs.
@@ -262,32 +262,32 @@ def train(
         common.check_root(root)
     where = root or common.default_root()
     if sources:
-        plans = [pipeline.plan_train(ckpt.load(source), overrides, preset, out, where) for source in sources]
+        todo = [plans.plan_train(ckpt.load(source), overrides, preset, out, where) for source in sources]
     else:
         runs: list[Optional[int]] = list(seed_list) if seed_list else [seed]
-        plans = [pipeline.plan_train(None, overrides | {"seed": s}, preset, out, where) for s in runs]
+        todo = [plans.plan_train(None, overrides | {"seed": s}, preset, out, where) for s in runs]
     if dry_run:  # nothing written, no lock taken: the settings a run would use, checked as the run checks them
-        for plan in plans:
+        for plan in todo:
             paths.check_out(plan.out, [] if plan.parent is None else [plan.parent.path])
             pipeline.check_train(plan, save_every, devices)
-        for plan in plans:
-            common.data_line(json.dumps(pipeline.settings_record(plan, preset)))
+        for plan in todo:
+            common.data_line(json.dumps(plans.settings_record(plan, preset)))
         return
     with common.StopOnSignal() as stop:
-        outcomes = batch.run_train_many(plans, force, _reporter, save_every, stop, devices, max_batch)
+        outcomes = batch.run_train_many(todo, force, _reporter, save_every, stop, devices, max_batch)
     if not ckpt.is_writer():
         return  # process 0 of a multi-host run reports and prints the paths
     failed = 0
-    for plan, outcome in zip(plans, outcomes):
+    for plan, outcome in zip(todo, outcomes):
         if outcome.error is not None:
-            if len(plans) == 1:
+            if len(todo) == 1:
                 raise outcome.error
             failed += 1
             common.failed_line(f"{plan.out}: {outcome.error}")
             continue
         meta = ckpt.read_meta(outcome.path)
         final, best = meta["metrics"]["final"], meta["metrics"]["best"]
-        unit = pipeline.schedule(plan.trainer)[1]
+        unit = plans.schedule(plan.trainer)[1]
         done = (
             f"{_label(plan)} ({1 - meta['sparsity']['global']:.1%} of weights): test {meta['metric']} "
             f"{final['metric']:.4g} (best {best['metric']:.4g} at {unit} {best['generation']}) "
@@ -296,7 +296,7 @@ def train(
         summary = {k: meta[k] for k in ("task", "trainer", "seed", "level", "arm", "metric", "metrics")}
         common.finish(outcome.path, outcome.made, done, as_json, {**summary, "sparsity": meta["sparsity"]["global"]})
     if failed:
-        raise RunFailed(f"{failed} of {len(plans)} runs failed (above); the others' checkpoints are written")
+        raise RunFailed(f"{failed} of {len(todo)} runs failed (above); the others' checkpoints are written")
 
 
 def _seeds(text: Optional[str], seed: Optional[int]) -> Optional[list[int]]:
@@ -323,13 +323,13 @@ def _label(plan: Any) -> str:
 
 
 @contextlib.contextmanager
-def _reporter(plans: Any) -> Iterator[common.Reporter]:
+def _reporter(group: Any) -> Iterator[common.Reporter]:
     """The progress bar of a group of runs trained together (one run: its own)."""
-    from eslt_cli import pipeline
+    from eslt_cli import plans
 
-    first = plans[0]
-    label = _label(first) + (f" x{len(plans)}" if len(plans) > 1 else "")
-    total, unit = pipeline.schedule(first.trainer)
+    first = group[0]
+    label = _label(first) + (f" x{len(group)}" if len(group) > 1 else "")
+    total, unit = plans.schedule(first.trainer)
     with common.Reporter(label, total, "accuracy" if first.model.kind == "cnn" else "return", unit) as reporter:
         yield reporter
 

@@ -34,7 +34,8 @@ from eslt_cli.errors import BadInput
 from eslt_cli.specs import AdamSpec
 from eslt_cli.tasks.base import Params, Task, evaluate
 from eslt_cli.tasks.vision import VisionTask
-from eslt_cli.trainers.es import Progress, Record, SnapshotStore, TrainResult, mesh_of, split_key
+from eslt_cli.trainers.es import mesh_of, split_key
+from eslt_cli.trainers.record import Progress, Record, SnapshotStore, TrainResult
 
 
 def _host(tree: Params) -> Params:

@@ -52,7 +52,8 @@ from eslt_cli.models import MLP
 from eslt_cli.specs import PPOSpec
 from eslt_cli.tasks.base import Arrays, Params, Task
 from eslt_cli.tasks.control import ControlTask
-from eslt_cli.trainers.es import Progress, Record, SnapshotStore, TrainResult, host, mesh_of, split_key
+from eslt_cli.trainers.es import host, mesh_of, split_key
+from eslt_cli.trainers.record import Progress, Record, SnapshotStore, TrainResult
 
 LOG_STD_INIT = -0.5  # continuous actions: initial log std of the Gaussian (policy space, [-1, 1])
 
