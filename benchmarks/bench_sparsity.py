@@ -34,8 +34,8 @@ import numpy as np
 
 from eslt_cli import pruning, strategies
 from eslt_cli.sparse import SparseView
-from eslt_cli.specs import ESSpec, VisionSpec
-from eslt_cli.tasks import build_task, get_entry
+from eslt_cli.specs import CNNSpec, ESSpec, VisionSpec
+from eslt_cli.tasks import build_task
 
 STRATEGIES = {"snes": ("sgd", 1.0), "sep_cma_es": (None, None)}
 
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     log(f"jax {jax.__version__} on {jax.devices()[0].platform} ({os.cpu_count()} CPUs)")
-    task = build_task(VisionSpec("fashion_mnist", batch_size=args.batch), get_entry("fashion_mnist").model)
+    task = build_task(VisionSpec("fashion_mnist", batch_size=args.batch), CNNSpec())
     init = jax.tree.map(np.asarray, task.init_params(jax.random.PRNGKey(args.seed)))
     dense_mask = jax.tree.map(lambda a: np.ones(np.shape(a), np.uint8), init)
     dense = sum(int(np.size(a)) for a in jax.tree.leaves(init))

@@ -29,7 +29,8 @@ from eslt_cli.specs import (
     to_json,
     trainer_from_json,
 )
-from eslt_cli.tasks import canonical_task, check_task_spec, get_entry
+from eslt_cli.task_registry import canonical_task, get_entry
+from eslt_cli.tasks import check_task_spec
 
 PRESETS = ("cpu", "paper")
 

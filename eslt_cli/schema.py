@@ -20,11 +20,11 @@ from typing import Any
 
 from eslt_cli import settings
 from eslt_cli.errors import BadInput
+from eslt_cli.task_registry import TFDS, canonical_task, get_entry
 
 # A path segment eslt derives from a name: letters, digits and _ . + -, no leading dot, no "..".
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,199}")
 # tfds dataset names, optionally with a config and a version (tfds:mnist, tfds:emnist/letters:3.1.0).
-TFDS = re.compile(r"tfds:[a-z0-9_]+(/[a-z0-9_.]+)?(:[0-9.]+)?")
 SEED_LIMIT = 2**63  # jax.random.PRNGKey takes a signed 64-bit seed
 MAX_TEXT = 4096  # longest string accepted in a meta field (paths included)
 MAX_LEVEL = 999
@@ -124,7 +124,6 @@ def check_seed(value: Any, what: str = "--seed") -> int:
 def validate(meta: Any, path: Path, newest: int) -> dict[str, Any]:
     """``meta`` if it is a well-formed eslt meta record of schema 1..``newest``, else one :class:`BadInput` line."""
     from eslt_cli.specs import MODEL_KINDS, TASK_KINDS, TRAINER_KINDS
-    from eslt_cli.tasks import canonical_task, get_entry
 
     if not isinstance(meta, dict) or meta.get("kind") not in ("ticket", "trained"):
         raise BadInput(f"{path}: meta lacks a valid kind (ticket or trained); not an eslt checkpoint")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from eslt_cli.settings import spec_field
+from eslt_cli.task_registry import get_entry
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -179,8 +180,6 @@ def task_kind(data: dict[str, Any]) -> str:
     """The kind of a task record: its tag, or (schema 1) what the registry says of its name."""
     if isinstance(data.get("kind"), str):
         return str(data["kind"])
-    from eslt_cli.tasks import get_entry
-
     entry = get_entry(str(data["name"]))
     return "brax" if entry.library == "brax" else entry.kind
 

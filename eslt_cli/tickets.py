@@ -16,7 +16,7 @@ from eslt_cli import checkpoint, outputs, paths, pruning, schema, settings, stra
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput
 from eslt_cli.pipeline import check_fits, check_parent_path, check_record, existing_output, links, task_of
-from eslt_cli.tasks import get_entry
+from eslt_cli.task_registry import get_entry
 
 
 def _arm(parent_arm: str, criterion: str) -> str:

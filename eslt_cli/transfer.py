@@ -24,7 +24,8 @@ from eslt_cli import checkpoint, paths, pruning, strategies
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput
 from eslt_cli.specs import model_from_json, task_from_json, to_json, trainer_from_json
-from eslt_cli.tasks import build_task, canonical_task, get_entry
+from eslt_cli.task_registry import canonical_task, get_entry
+from eslt_cli.tasks import build_task
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,9 @@ eslt=${ESLT:-$repo/.venv/bin/eslt}
 run() { "$eslt" -q "$@"; }
 seeds() { local a=${1%-*} b=${1#*-}; seq "$a" "$b"; }
 
-sweep() { "$here/imp.sh" -j "$JOBS" "$@" >/dev/null; }
+# Level by level, each level's tickets of all seeds and arms in one batched `eslt train` (same
+# numbers as one process per run: bit-identical on CPU, see the README's batching section).
+sweep() { "$here/imp.sh" --batch -j "$JOBS" "$@" >/dev/null; }
 
 for stage in $STAGES; do
   case $stage in
@@ -131,11 +133,33 @@ for stage in $STAGES; do
       # levels A_LEVELS: sharpness along directions drawn at its level 0 (appendix A.3); LMC
       # (Frankle barrier) of every pair of those levels within a chain, seed 0 vs seed 1 at each level,
       # and ES vs GD at the same level and seed. One JSON file per call under analyses/calls/
-      # (reused when present, so an interrupted stage continues), JOBS calls at a time.
+      # (reused when present, so an interrupted stage continues). The pending calls go to a few
+      # batched processes: all LMC pairs to one `eslt lmc`, each chain's sharpness to one
+      # `eslt sharpness` (its directions are drawn at that chain's level 0).
       calls=$RESULTS/analyses/calls
       mkdir -p "$calls" "$RESULTS/figures"
-      jobs=()
-      job() { local line; printf -v line '%q ' "$@"; jobs+=("$line"); }
+      lmc_jobs=()
+      declare -A sharp_jobs=()
+      job() { # OUT sharpness|lmc ... : a pending call (its OUT not yet written)
+        local out=$1 kind=$2
+        [ -s "$out" ] && return 0
+        if [ "$kind" = lmc ]; then
+          lmc_jobs+=("$out"$'\t'"${@: -2:1}"$'\t'"${@: -1}")
+        else
+          sharp_jobs[$4]+="$out"$'\t'"${@: -1}"$'\n'
+        fi
+      }
+      # keep OUTS CMD...: run CMD; its stdout lines land, in order, in the files listed in OUTS.
+      keep() {
+        local -a outs
+        mapfile -t outs <<<"$1"
+        shift
+        local i=0 line
+        while IFS= read -r line; do
+          printf '%s\n' "$line" >"${outs[i]}.partial" && mv "${outs[i]}.partial" "${outs[i]}"
+          i=$((i + 1))
+        done < <("$@")
+      }
       chain_of() { # SEED KIND -> the chain's folder and arm
         case $2 in
           es) echo "$RESULTS/runs/fashion/fashion_mnist-snes-seed$1 snr" ;;
@@ -165,10 +189,19 @@ for stage in $STAGES; do
           done
         done
       done
-      # Each line: OUT ARGS... (shell-quoted); eslt writes OUT through OUT.partial.
-      printf '%s\n' "${jobs[@]}" | ESLT="$eslt" xargs -d '\n' -P "$JOBS" -n 1 bash -c '
-        eval "set -- $1"; out=$1; shift
-        [ -s "$out" ] || { "$ESLT" -q "$@" >"$out.partial" && mv "$out.partial" "$out"; }' _
+      if [ ${#lmc_jobs[@]} -gt 0 ]; then
+        printf '%s\n' "${lmc_jobs[@]}" | cut -f2,3 >"$calls/.pairs"
+        keep "$(printf '%s\n' "${lmc_jobs[@]}" | cut -f1)" run lmc "${L_POINTS[@]}" --pairs "$calls/.pairs"
+      fi
+      for c0 in "${!sharp_jobs[@]}"; do
+        todo=${sharp_jobs[$c0]%$'\n'}
+        mapfile -t ckpts < <(cut -f2 <<<"$todo")
+        keep "$(cut -f1 <<<"$todo")" run sharpness --directions-from "$c0" "${A_POINTS[@]}" "${ckpts[@]}"
+      done
+      while IFS= read -r out; do
+        [ -z "$out" ] || [ -s "$out" ] ||
+          { echo "reproduce_cpu.sh: analyses: $out was not written (see the errors above)" >&2; exit 1; }
+      done < <(printf '%s\n' "${lmc_jobs[@]}" "${sharp_jobs[@]}" | cut -f1)
       cat "$calls"/sharpness-*.json >"$RESULTS/analyses/sharpness.jsonl"
       cat "$calls"/lmc-es-seed*.json "$calls"/lmc-gd-seed*.json >"$RESULTS/analyses/lmc.jsonl"
       cat "$calls"/lmc-es-gd-*.json >"$RESULTS/analyses/lmc-es-gd.jsonl"

@@ -22,8 +22,9 @@ from conftest import eslt
 
 from eslt_cli import checkpoint, pipeline, plans
 from eslt_cli.errors import BadInput
-from eslt_cli.specs import task_from_json
-from eslt_cli.tasks import TASKS, build_task, get_entry
+from eslt_cli.specs import MLPSpec, task_from_json
+from eslt_cli.task_registry import TASKS, get_entry
+from eslt_cli.tasks import build_task
 
 BRAX = [name for name, entry in TASKS.items() if entry.library == "brax"]
 ALL = os.environ.get("ESLT_TEST_ALL_BRAX") == "1"
@@ -86,9 +87,7 @@ def test_bad_task_settings(task: str, options: dict, message: str) -> None:
 def test_every_task_traces(name: str) -> None:
     """One generation's fitness and a test evaluation trace for every task, with the normaliser."""
     spec = plans.settle_task(name, "cpu", None, {}, "es", False)
-    task = build_task(
-        dataclasses.replace(spec, episode_length=3, train_episodes=1, test_episodes=1), get_entry(name).model
-    )
+    task = build_task(dataclasses.replace(spec, episode_length=3, train_episodes=1, test_episodes=1), MLPSpec())
     params = jax.eval_shape(task.init_params, jax.random.PRNGKey(0))
     key = jax.random.PRNGKey(1)
     fitness, stats = jax.eval_shape(lambda p: task.member_fitness(task.arrays, key)(p), params)

@@ -8,7 +8,7 @@ import pytest
 from conftest import TINY_CONTROL, run_cli
 
 from eslt_cli import checkpoint, paths
-from eslt_cli.tasks import ALIASES, canonical_task, get_entry
+from eslt_cli.task_registry import ALIASES, canonical_task, get_entry
 
 
 @pytest.fixture(scope="module")
