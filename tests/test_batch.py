@@ -46,6 +46,16 @@ def assert_close(a: Path, b: Path, exact: bool = False) -> None:
         np.testing.assert_allclose(ha, hb, rtol=TOL)
 
 
+def batched_equals_alone(cli, tmp_path: Path, args: list[str]) -> None:
+    """Seeds 0 and 1 of ``eslt ARGS`` batched; seed 1 equals its run alone (within :data:`TOL`)."""
+    code, out, err = cli(*args, "--seeds", "0-1")
+    assert code == 0, err
+    assert checkpoint.read_meta(lines(out)[1])["run"]["batch"] == 2
+    code, alone, err = cli(*args, "--seed", "1", "--out", str(tmp_path / "alone"))
+    assert code == 0, err
+    assert_close(lines(out)[1], Path(alone.strip()))
+
+
 def test_seeds_batched_equal_alone_in_input_order(cli, tmp_path: Path) -> None:
     code, out, err = cli("train", *CONTROL, "--seeds", "2,0,1", "--root", str(tmp_path / "b"))
     assert code == 0, err
@@ -66,11 +76,7 @@ def test_seeds_batched_equal_alone_in_input_order(cli, tmp_path: Path) -> None:
 
 def test_vmap_over_runs_equals_alone(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ESLT_RUN_AXIS", "vmap")
-    code, out, err = cli("train", *CONTROL, "--seeds", "0-1", "--root", str(tmp_path))
-    assert code == 0, err
-    code, alone, err = cli("train", *CONTROL, "--seed", "1", "--out", str(tmp_path / "alone"))
-    assert code == 0, err
-    assert_close(lines(out)[1], Path(alone.strip()))
+    batched_equals_alone(cli, tmp_path, ["train", *CONTROL])
 
 
 def test_pipe_of_a_level_groups_by_surviving_weights(cli, tmp_path: Path) -> None:
@@ -139,21 +145,13 @@ def test_vision_batched_equals_alone(cli, tmp_path: Path) -> None:
         pytest.skip("apt-get install dataset-fashion-mnist")
     data = str(fashion_subset(tmp_path / "data", 256, 128))
     args = ["train", "--task", "fashion_mnist", "--data-dir", data, *TINY_VISION]
-    code, out, err = cli(*args, "--seeds", "0-1")
-    assert code == 0, err
-    code, alone, err = cli(*args, "--seed", "1", "--out", str(tmp_path / "alone"))
-    assert code == 0, err
-    assert_close(lines(out)[1], Path(alone.strip()))
+    batched_equals_alone(cli, tmp_path, args)
 
 
 def test_brax_batched_equals_alone(cli, tmp_path: Path) -> None:
     args = ["train", "--task", "inverted_pendulum", "--population", "2", "--generations", "2", "--eval-every", "1",
             "--train-episodes", "1", "--test-episodes", "1", "--episode-length", "5"]  # fmt: skip
-    code, out, err = cli(*args, "--seeds", "0-1")
-    assert code == 0, err
-    code, alone, err = cli(*args, "--seed", "1", "--out", str(tmp_path / "alone"))
-    assert code == 0, err
-    assert_close(lines(out)[1], Path(alone.strip()))
+    batched_equals_alone(cli, tmp_path, args)
 
 
 def test_batch_killed_then_resumed_is_bit_identical(cli, tmp_path: Path) -> None:

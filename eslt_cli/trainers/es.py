@@ -54,11 +54,17 @@ def population_eval(mode: str | None = None) -> str:
     vmap on accelerators. Both give the same fitness up to float rounding, so it is not a setting
     of the run.
     """
-    mode = mode or os.environ.get("ESLT_POPULATION_EVAL") or "auto"
-    if mode not in POPULATION_EVAL:
-        raise BadInput(f"ESLT_POPULATION_EVAL={mode!r}: choose one of {', '.join(POPULATION_EVAL)}")
+    return _by_backend(mode, "ESLT_POPULATION_EVAL", POPULATION_EVAL, "grouped")
+
+
+def _by_backend(mode: str | None, variable: str, choices: tuple[str, ...], on_cpu: str) -> str:
+    """``mode`` (default ``$variable``, else ``auto``), one of ``choices``; ``auto`` is ``on_cpu`` on
+    CPU and ``vmap`` on accelerators."""
+    mode = mode or os.environ.get(variable) or "auto"
+    if mode not in choices:
+        raise BadInput(f"{variable}={mode!r}: choose one of {', '.join(choices)}")
     if mode == "auto":
-        return "grouped" if jax.default_backend() == "cpu" else "vmap"
+        return on_cpu if jax.default_backend() == "cpu" else "vmap"
     return mode
 
 
@@ -73,12 +79,7 @@ def run_axis(mode: str | None = None) -> str:
     batches measured no faster (benchmarks/bench_batch.py) and the gain is the shared start-up and
     compilation, and vmap on accelerators. Not a setting of the run (same results up to rounding).
     """
-    mode = mode or os.environ.get("ESLT_RUN_AXIS") or "auto"
-    if mode not in RUN_AXIS:
-        raise BadInput(f"ESLT_RUN_AXIS={mode!r}: choose one of {', '.join(RUN_AXIS)}")
-    if mode == "auto":
-        return "map" if jax.default_backend() == "cpu" else "vmap"
-    return mode
+    return _by_backend(mode, "ESLT_RUN_AXIS", RUN_AXIS, "map")
 
 
 def over_runs(fn: Callable, shared: int, axis: str) -> Callable:
