@@ -59,18 +59,27 @@ def final_metric(path: str) -> float:
     return float(checkpoint.read_meta(Path(path))["metrics"]["final"]["metric"])
 
 
-def pendulum(work: Path, tickets: int, extra: list[str]) -> dict[str, Any]:
+def sequential(runs: list[Any], sample: int | None, one: Any) -> tuple[float, list[Any], bool]:
+    """Seconds for ``one(run, i)`` over every run one process each (or over the first ``sample``,
+    scaled to all: an estimate), their outputs, and whether it is an estimate."""
+    todo = runs[:sample] if sample else runs
+    seconds, outs = timed(lambda: [one(run, i) for i, run in enumerate(todo)])
+    return seconds * len(runs) / len(todo), outs, len(todo) < len(runs)
+
+
+def pendulum(work: Path, tickets: int, extra: list[str], sample: int | None) -> dict[str, Any]:
     seeds = max(1, tickets // len(ARMS))
     level0 = eslt("train", "--task", "pendulum", "--seeds", f"0-{seeds - 1}", "--root", str(work / "runs"), *extra)
     made = [t for arm in ARMS for t in eslt("prune", *arm, *level0)][:tickets]
-    seq, outs = timed(lambda: [eslt("train", t, "--out", str(work / f"seq{i}"))[0] for i, t in enumerate(made)])
+    seq, outs, estimated = sequential(made, sample, lambda t, i: eslt("train", t, "--out", str(work / f"seq{i}"))[0])
     bat, batched = timed(lambda: eslt("train", *made))
     diff = max(abs(final_metric(a) - final_metric(b)) for a, b in zip(outs, batched))
-    return {"runs": len(made), "sequential_s": seq, "batched_s": bat, "ratio": seq / bat, "max_metric_diff": diff}
+    return {"runs": len(made), "sequential_s": seq, "estimated": estimated, "batched_s": bat, "ratio": seq / bat,
+            "max_metric_diff": diff}  # fmt: skip
 
 
-def lmc(work: Path, pairs: int) -> dict[str, Any]:
-    nets = eslt("train", "--task", "fashion_mnist", "--data-dir", FASHION, "--seeds", "0-6", "--generations", "1",
+def lmc(work: Path, pairs: int, data: str) -> dict[str, Any]:
+    nets = eslt("train", "--task", "fashion_mnist", "--data-dir", data, "--seeds", "0-6", "--generations", "1",
                 "--eval-every", "1", "--root", str(work / "runs"))  # fmt: skip
     todo = [(a, b) for i, a in enumerate(nets) for b in nets[i + 1 :]][:pairs]
     seq, one = timed(lambda: [eslt("lmc", a, b)[0] for a, b in todo])
@@ -90,12 +99,12 @@ def matmul_flops(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / best
 
 
-def cnn_forward_flops(batch: int) -> float:
+def cnn_forward_flops(batch: int, data: str) -> float:
     import jax
 
     from eslt_cli import plans
 
-    plan = plans.plan_train(None, {"task": "fashion_mnist", "data_dir": FASHION, "batch_size": batch})
+    plan = plans.plan_train(None, {"task": "fashion_mnist", "data_dir": data, "batch_size": batch})
     from eslt_cli.tasks import build_task
 
     task = build_task(plan.task, plan.model)
@@ -106,17 +115,20 @@ def cnn_forward_flops(batch: int) -> float:
     return float(cost["flops"])
 
 
-def cnn(work: Path, runs: int, generations: int) -> dict[str, Any]:
-    args = ["--task", "fashion_mnist", "--data-dir", FASHION, "--population", "128", "--batch-size", "1024",
+def cnn(work: Path, runs: int, generations: int, data: str, sample: int | None) -> dict[str, Any]:
+    args = ["--task", "fashion_mnist", "--data-dir", data, "--population", "128", "--batch-size", "1024",
             "--generations", str(generations), "--eval-every", str(generations)]  # fmt: skip
-    seq, outs = timed(lambda: [eslt("train", *args, "--seed", str(s), "--out", str(work / f"cnn{s}"))[0]
-                               for s in range(runs)])  # fmt: skip
+
+    def alone(seed: int, i: int) -> str:
+        return eslt("train", *args, "--seed", str(seed), "--out", str(work / f"cnn{seed}"))[0]
+
+    seq, outs, estimated = sequential(list(range(runs)), sample, alone)
     bat, batched = timed(lambda: eslt("train", *args, "--seeds", f"0-{runs - 1}", "--root", str(work / "cnn")))
     diff = max(abs(final_metric(a) - final_metric(b)) for a, b in zip(outs, batched))
-    flops = cnn_forward_flops(1024) * 128 * generations * runs
+    flops = cnn_forward_flops(1024, data) * 128 * generations * runs
     peak = matmul_flops()
-    return {"runs": runs, "sequential_s": seq, "batched_s": bat, "ratio": seq / bat, "max_metric_diff": diff,
-            "achieved_gflops": flops / bat / 1e9, "matmul_gflops": peak / 1e9,
+    return {"runs": runs, "sequential_s": seq, "estimated": estimated, "batched_s": bat, "ratio": seq / bat,
+            "max_metric_diff": diff, "achieved_gflops": flops / bat / 1e9, "matmul_gflops": peak / 1e9,
             "share_of_matmul": flops / bat / peak}  # fmt: skip
 
 
@@ -130,31 +142,38 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=20)
     parser.add_argument("--cnn-runs", type=int, default=4)
     parser.add_argument("--cnn-generations", type=int, default=3)
+    parser.add_argument("--sequential-sample", type=int, help="time only this many runs one process each, scaled up")
     parser.add_argument("--json", action="store_true", help="one JSON line per case instead of text")
+    parser.add_argument("--data-dir", default=FASHION, help="Fashion-MNIST: IDX folder or tfds data dir")
+    parser.add_argument("--json-out", type=Path, help="also write {'results': [...]} there (benchmarks/gpu.sh)")
     ns = parser.parse_args()
     cases = ["pendulum", "pendulum-paper", "lmc", "cnn"] if ns.case == "all" else [ns.case]
     os.environ.setdefault("ESLT_HOME", tempfile.mkdtemp(prefix="eslt-bench-home-"))
+    results = []
     for case in cases:
         with tempfile.TemporaryDirectory(prefix=f"eslt-bench-{case}-") as tmp:
             work = Path(tmp)
             if case == "pendulum":
-                result = pendulum(
-                    work, ns.tickets, [] if ns.generations is None else ["--generations", str(ns.generations)]
-                )
+                gens = [] if ns.generations is None else ["--generations", str(ns.generations)]
+                result = pendulum(work, ns.tickets, gens, ns.sequential_sample)
             elif case == "pendulum-paper":
-                result = pendulum(work, ns.tickets, ["--preset", "paper", "--generations", "200"])
+                result = pendulum(work, ns.tickets, ["--preset", "paper", "--generations", "200"], ns.sequential_sample)
             elif case == "lmc":
-                result = lmc(work, ns.pairs)
+                result = lmc(work, ns.pairs, ns.data_dir)
             else:
-                result = cnn(work, ns.cnn_runs, ns.cnn_generations)
+                result = cnn(work, ns.cnn_runs, ns.cnn_generations, ns.data_dir, ns.sequential_sample)
         result = {"case": case, **result}
+        results.append(result)
+        if ns.json_out is not None:
+            ns.json_out.write_text(json.dumps({"results": results}, indent=1) + "\n")
         if ns.json:
             print(json.dumps(result), flush=True)
             continue
         extra = "  ".join(f"{k} {v:.4g}" for k, v in result.items() if k.startswith(("max_", "achieved", "matmul",
                                                                                          "share")))  # fmt: skip
+        approx = f" (estimated from {ns.sequential_sample})" if result.get("estimated") else ""
         print(
-            f"{case}: {result['runs']} runs, {result['runs']} processes {result['sequential_s']:.1f} s, "
+            f"{case}: {result['runs']} runs, {result['runs']} processes {result['sequential_s']:.1f} s{approx}, "
             f"one batched process {result['batched_s']:.1f} s, ratio {result['ratio']:.2f}x  {extra}",
             flush=True,
         )

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # One GPU benchmark pass in at most 10 minutes: bench_train.py's cnn (paper scale: pop 128,
 # batch 1024 Fashion-MNIST), pendulum (gymnax, pop 256, 8 episodes) and brax (ant, 256 members
-# x 8 episodes x 500 steps) cases, each eslt's jitted chunk against a plain evosax loop.
+# x 8 episodes x 500 steps) cases, each eslt's jitted chunk against a plain evosax loop; and
+# bench_batch.py's batched cases (issue 26): 20 Pendulum tickets at --preset paper for 200
+# generations, one process each vs one batched process, and the CNN at population 128 x batch
+# 1024, 8 runs batched vs one at a time.
 #
 #   pip install -e '.[cuda]'          # first, on the GPU host
 #   benchmarks/gpu.sh                 # ratio lines on stdout, all numbers in gpu_bench.json
@@ -56,33 +59,38 @@ if [[ -n ${FASHION_MNIST_DIR:-} ]]; then
     data=(--data-dir "$FASHION_MNIST_DIR")
 fi
 
-# name | cap (s) | bench_train.py arguments
+# name | cap (s) | script in benchmarks/ | its arguments
 if [[ $smoke == 1 ]]; then
     cases=(
-        "cnn|240|--case cnn --population 8 --batch 32 --generations ${CNN_GENS:-2}"
-        "pendulum|240|--case pendulum --population 8 --episodes 2 --generations ${PENDULUM_GENS:-2}"
-        "brax|300|--case brax --population 4 --episodes 1 --episode-length 10 --generations ${BRAX_GENS:-1} --backend $backend"
+        "cnn|240|bench_train.py|--case cnn --population 8 --batch 32 --generations ${CNN_GENS:-2}"
+        "pendulum|240|bench_train.py|--case pendulum --population 8 --episodes 2 --generations ${PENDULUM_GENS:-2}"
+        "batch-pendulum|240|bench_batch.py|--case pendulum --tickets 4 --generations 2"
+        "brax|300|bench_train.py|--case brax --population 4 --episodes 1 --episode-length 10 --generations ${BRAX_GENS:-1} --backend $backend"
     )
 else
     # Sized for one H200 (not yet measured there; see benchmarks/README.md). cnn: at the goal of
     # 110 gen/s, 100 generations are ~1 s per timed run; at 5 gen/s the 7 x 100 generations it
     # runs (eslt warm-up chunk + 3 timed per side) take ~140 s. pendulum: 200 generations,
-    # 5 x 200 in all. brax: 1M env steps per generation, 3 timed generations, 11 in all, plus
-    # two compilations of the 500-step rollout; it runs last and gets what is left (>= ~265 s).
+    # 5 x 200 in all. batch-pendulum: 20 tickets in one process against 3 of them one process
+    # each (scaled to 20: start-up and compilation dominate there). batch-cnn: 8 runs batched vs
+    # 2 of them alone (scaled to 8). brax: 1M env steps per generation, 3 timed generations, 11 in
+    # all, plus two compilations of the 500-step rollout; it runs last and gets what is left.
     cases=(
-        "cnn|170|--case cnn --population 128 --batch 1024 --generations ${CNN_GENS:-100} --repeats 3"
-        "pendulum|90|--case pendulum --population 256 --episodes 8 --generations ${PENDULUM_GENS:-200} --repeats 2"
-        "brax|330|--case brax --population 256 --episodes 8 --episode-length 500 --generations ${BRAX_GENS:-3} --backend $backend"
+        "cnn|130|bench_train.py|--case cnn --population 128 --batch 1024 --generations ${CNN_GENS:-100} --repeats 3"
+        "pendulum|60|bench_train.py|--case pendulum --population 256 --episodes 8 --generations ${PENDULUM_GENS:-200} --repeats 2"
+        "batch-pendulum|120|bench_batch.py|--case pendulum-paper --tickets 20 --sequential-sample 3"
+        "batch-cnn|90|bench_batch.py|--case cnn --cnn-runs 8 --cnn-generations 20 --sequential-sample 2"
+        "brax|330|bench_train.py|--case brax --population 256 --episodes 8 --episode-length 500 --generations ${BRAX_GENS:-3} --backend $backend"
     )
 fi
 
 status_lines=()
 names=()
 for entry in "${cases[@]}"; do
-    IFS='|' read -r name cap args <<<"$entry"
+    IFS='|' read -r name cap script args <<<"$entry"
     names+=("$name")
     extra=()
-    if [[ $name == cnn ]]; then
+    if [[ $name == cnn || $name == batch-cnn ]]; then
         extra=("${data[@]}")
     fi
     left=$((budget - (SECONDS - start) - grace))
@@ -93,12 +101,12 @@ for entry in "${cases[@]}"; do
         status_lines+=("$name  SKIPPED")
         continue
     fi
-    echo "== $name (timeout ${limit}s): bench_train.py $args"
+    echo "== $name (timeout ${limit}s): $script $args"
     t0=$SECONDS
     rc=0
     # Progress goes to stderr as it happens; the result lines (stdout) are shown when the case ends.
     # shellcheck disable=SC2086  # $args is a word list on purpose
-    timeout --kill-after="$grace" "$limit" "$py" benchmarks/bench_train.py $args "${extra[@]}" \
+    timeout --kill-after="$grace" "$limit" "$py" "benchmarks/$script" $args "${extra[@]}" \
         --json-out "$tmp/$name.json" >"$tmp/$name.out" || rc=$?
     took=$((SECONDS - t0))
     grep -v "import warp" "$tmp/$name.out" || true
