@@ -183,3 +183,23 @@ def test_prune_cli_movement_and_reinit(cli) -> None:
     assert code == 0 and again == out and "up to date" in err
     code, _, err = cli("prune", "--random", "--movement", dense.strip())
     assert code == 2
+
+
+def test_snr_correlation_matches_scipy() -> None:
+    from scipy import stats
+
+    from eslt_cli.pruning import average_ranks
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 50, 400).astype(np.float64)  # many ties
+    np.testing.assert_array_equal(average_ranks(x), stats.rankdata(x))
+    mean = {"dense": {"kernel": rng.normal(size=(20, 30)).astype(np.float32), "bias": np.zeros(30, np.float32)}}
+    std = {"dense": {"kernel": rng.uniform(0.1, 1, (20, 30)).astype(np.float32), "bias": np.ones(30, np.float32)}}
+    mask = {"dense": {"kernel": (rng.uniform(size=(20, 30)) > 0.3).astype(np.uint8), "bias": np.ones(30, np.uint8)}}
+    got = pruning.snr_correlation(mean, std, mask)
+    live = mask["dense"]["kernel"].astype(bool)
+    magnitude = np.abs(mean["dense"]["kernel"][live]).astype(np.float64)
+    snr = magnitude / std["dense"]["kernel"][live].astype(np.float64)
+    assert got["n"] == live.sum()
+    assert got["pearson"] == pytest.approx(stats.pearsonr(magnitude, snr)[0], rel=1e-12)
+    assert got["spearman"] == pytest.approx(stats.spearmanr(magnitude, snr)[0], rel=1e-12)
