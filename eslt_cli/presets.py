@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from eslt_cli.task_registry import base_task
+
 Settings = dict[str, Any]
 
 # ---------------------------------------------------------------- CPU defaults (2 cores, a minute or two)
@@ -161,7 +163,7 @@ PPO_BRAX_TASK: Settings = {"test_episodes": 128, "episode_length": 500, "obs_nor
 
 def tuned_key(strategy: str, task: str, family: str) -> str:
     """The key of ``task`` in the paper code's tuned_hparams file of ``strategy`` (variants use their base task's)."""
-    key = "vision" if family == "vision" else task.removesuffix("_heavy")
+    key = "vision" if family == "vision" else base_task(task)
     return key if key in TUNED[strategy] else "else"
 
 
@@ -183,7 +185,7 @@ def preset_settings(task: str, family: str, preset: str, trainer: str, strategy:
     if trainer == "es":
         es = {**cpu["es"], **paper["es"]}
         if preset == "paper":
-            es["strategy"] = strategy or FIGURE_STRATEGY.get(task.removesuffix("_heavy"), "sep_cma_es")
+            es["strategy"] = strategy or FIGURE_STRATEGY.get(base_task(task), "sep_cma_es")
             es |= strategy_settings(es["strategy"], task, family)
         elif strategy:
             es["strategy"] = strategy
@@ -192,8 +194,8 @@ def preset_settings(task: str, family: str, preset: str, trainer: str, strategy:
         out["trainer"] = {**ADAM_CPU, **(ADAM_PAPER if preset == "paper" else {})}
     else:
         out["trainer"] = dict(PPO_CPU)
-        if preset == "paper" and family == "brax" and task.removesuffix("_heavy") in PPO_BRAX:
-            out["trainer"] |= {**_BRAX_PPO, **PPO_BRAX[task.removesuffix("_heavy")]}
+        if preset == "paper" and family == "brax" and base_task(task) in PPO_BRAX:
+            out["trainer"] |= {**_BRAX_PPO, **PPO_BRAX[base_task(task)]}
         elif preset == "paper":
             out["trainer"] |= PPO_PAPER
         if preset == "paper" and family == "control":
@@ -206,7 +208,7 @@ def trainer_task(task: str, family: str, preset: str, trainer: str) -> Settings:
     """The task settings a gradient trainer brings along (Adam's batch 128; PPO's test episodes)."""
     if trainer == "adam":
         return dict(ADAM_TASK)
-    if trainer == "ppo" and preset == "paper" and family == "brax" and task.removesuffix("_heavy") in PPO_BRAX:
+    if trainer == "ppo" and preset == "paper" and family == "brax" and base_task(task) in PPO_BRAX:
         return dict(PPO_BRAX_TASK)
     if trainer == "ppo" and preset == "paper" and family == "control":
         return dict(PPO_PAPER_TASK)

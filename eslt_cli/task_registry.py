@@ -33,6 +33,7 @@ class TaskEntry:
     library: str | None = None  # control: "gymnax" | "brax"
     backends: tuple[str, ...] = ()  # brax: physics backends the environment runs on, the default first
     episode_length: int | None = None  # brax: steps per episode on the CPU preset (paper: 500)
+    base: str | None = None  # a variant for `eslt transfer`: the task whose tuned settings it shares
 
     @property
     def family(self) -> str:
@@ -44,8 +45,8 @@ def _vision(source: str, default_data: Path | None = None) -> TaskEntry:
     return TaskEntry("vision", source, default_data=default_data)
 
 
-def _gymnax(env_id: str, **env_params: Any) -> TaskEntry:
-    return TaskEntry("control", env_id, env_params, library="gymnax")
+def _gymnax(env_id: str, base: str | None = None, **env_params: Any) -> TaskEntry:
+    return TaskEntry("control", env_id, env_params, library="gymnax", base=base)
 
 
 # brax 0.14's physics backends; every registered environment accepts each.
@@ -56,9 +57,13 @@ BRAX_BACKENDS = ("generalized", "positional", "spring", "mjx")
 MASS_BACKENDS = ("generalized", "mjx")
 
 
-def _brax(env: str, episode_length: int, backends: tuple[str, ...] = BRAX_BACKENDS, **env_params: Any) -> TaskEntry:
+def _brax(
+    env: str, episode_length: int, backends: tuple[str, ...] = BRAX_BACKENDS, base: str | None = None, **env_params: Any
+) -> TaskEntry:
     """A brax environment on ``backends`` (the first is the default), ``episode_length`` steps on CPU."""
-    return TaskEntry("control", env, env_params, library="brax", backends=backends, episode_length=episode_length)
+    return TaskEntry(
+        "control", env, env_params, library="brax", backends=backends, episode_length=episode_length, base=base
+    )
 
 
 TASKS: dict[str, TaskEntry] = {
@@ -68,7 +73,7 @@ TASKS: dict[str, TaskEntry] = {
     "mnist_corrupted": _vision("mnist_corrupted"),
     "pendulum": _gymnax("Pendulum-v1"),
     # A variant environment for `eslt transfer`: same observation/action spaces, 1.5x the mass.
-    "pendulum_heavy": _gymnax("Pendulum-v1", m=1.5),
+    "pendulum_heavy": _gymnax("Pendulum-v1", base="pendulum", m=1.5),
     "cartpole": _gymnax("CartPole-v1"),
     "acrobot": _gymnax("Acrobot-v1"),
     "mountain_car_continuous": _gymnax("MountainCarContinuous-v0"),
@@ -82,9 +87,9 @@ TASKS: dict[str, TaskEntry] = {
     "ant": _brax("ant", 200),
     # Variants for `eslt transfer` (paper Table 1: Ant torso mass 10 -> 15): same spaces, torso mass
     # and inertia x1.5.
-    "ant_heavy": _brax("ant", 200, MASS_BACKENDS, mass_scale={"torso": 1.5}),
+    "ant_heavy": _brax("ant", 200, MASS_BACKENDS, base="ant", mass_scale={"torso": 1.5}),
     "halfcheetah": _brax("halfcheetah", 200),
-    "halfcheetah_heavy": _brax("halfcheetah", 200, MASS_BACKENDS, mass_scale={"torso": 1.5}),
+    "halfcheetah_heavy": _brax("halfcheetah", 200, MASS_BACKENDS, base="halfcheetah", mass_scale={"torso": 1.5}),
     "hopper": _brax("hopper", 200),
     "humanoid": _brax("humanoid", 200),
     "humanoidstandup": _brax("humanoidstandup", 200),
@@ -112,6 +117,12 @@ def canonical_task(name: str) -> str:
     if key not in TASKS:
         raise BadInput(f"unknown task {name!r}: choose one of {', '.join(TASKS)} or tfds:NAME")
     return key
+
+
+def base_task(name: str) -> str:
+    """The task whose settings the registry name ``name`` shares: itself, or a transfer variant's base."""
+    entry = TASKS.get(name)
+    return entry.base or name if entry else name
 
 
 def get_entry(name: str) -> TaskEntry:
