@@ -7,6 +7,8 @@
 #   STAGES="pendulum" bash examples/reproduce_cpu.sh
 #   STAGES="pendulum-paper" JOBS=1 bash examples/reproduce_cpu.sh   # the paper's own Pendulum settings,
 #                                                 # 20 levels deep (about 100 s a training on one core)
+#   STAGES=analyses A_LEVELS="0 5 10" bash examples/reproduce_cpu.sh  # the analyses at some levels
+#                                                 # only (before the deeper levels exist)
 #   ESLT_SMOKE=1 bash examples/reproduce_cpu.sh   # seconds: tiny settings, into $RESULTS, by default
 #                                                 # ./eslt-runs/cpu-smoke (never the committed results/)
 #
@@ -42,7 +44,7 @@ else
   PP_SEEDS=0-4; PP_LEVELS=20; PP_TRAIN=()
   # Deep transfers start from level-10 tickets (89.3% sparse); analyses along both Fashion-MNIST
   # chains at these levels.
-  D_LEVEL=10; A_LEVELS="0 5 10 15 20"
+  D_LEVEL=10; A_LEVELS=${A_LEVELS:-"0 5 10 15 20"}
 fi
 eslt=${ESLT:-$repo/.venv/bin/eslt}
 run() { "$eslt" -q "$@"; }

@@ -104,8 +104,10 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 # The controls a ticket is compared with, the paper's first: random-reinit (a fresh random mask and
 # a fresh init each level, the paper code's baseline), then random (a random mask rewound to the
-# level-0 init).
-CONTROLS = ("random-reinit", "random")
+# level-0 init); the random arms are controls only. Then magnitude, for claim 2 (SNR vs magnitude
+# pruning): an arm other than magnitude is compared with it too.
+RANDOM = ("random-reinit", "random")
+CONTROLS = (*RANDOM, "magnitude")
 
 
 def _control(arm: str, control: str) -> str:
@@ -119,8 +121,9 @@ def _base(arm: str) -> str:
 
 def effects(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``arm - control`` at the same level (same sparsity), paired by seed, for each control in
-    :data:`CONTROLS` the study has: the paper's ticket effect (against random-reinit) and the effect
-    against the rewound random arm. The controls themselves are not arms here.
+    :data:`CONTROLS` the study has: the paper's ticket effect (against random-reinit), the effect
+    against the rewound random arm, and (an arm other than magnitude) the difference from magnitude
+    pruning. The random controls themselves are not arms here.
 
     A transferred arm (``snr+to-pgpe``) is compared with random tickets transferred alike.
     """
@@ -129,9 +132,11 @@ def effects(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     }
     diffs: dict[tuple, list[float]] = defaultdict(list)
     for (study, task, optimiser, arm, level, seed), value in by.items():
-        if arm == "dense" or _base(arm) in CONTROLS:
+        if arm == "dense" or _base(arm) in RANDOM:
             continue
         for rank, name in enumerate(CONTROLS):
+            if name == _base(arm):
+                continue
             control = by.get((study, task, optimiser, _control(arm, name), level, seed))
             if control is not None:
                 diffs[(study, task, optimiser, arm, level, rank)].append(value - control)
@@ -174,7 +179,7 @@ def table(summary: list[dict[str, Any]], effect: list[dict[str, Any]], analysis:
                 "",
                 "Ticket effect, arm − control at the same level, paired by seed (random-reinit: a fresh random "
                 "mask and init each level, the paper's baseline; random: a random mask rewound to the level-0 "
-                "init):",
+                "init; magnitude: the magnitude-pruned ticket, claim 2):",
                 "",
                 "| arm | level | " + " | ".join(f"− {c}" for c in shown) + " |",
                 "|---|---|" + "---|" * len(shown),

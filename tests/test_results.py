@@ -52,6 +52,21 @@ def test_effects_are_against_random_reinit_with_the_rewound_random_arm_as_a_seco
     assert "| snr | 2 | 400 ± 0 (n=2) | 200 ± 0 (n=2) |" in text
 
 
+def test_snr_tickets_are_also_compared_with_magnitude_tickets_claim_2() -> None:
+    rows = [
+        {"study": "s", "task": "t", "optimiser": "sep_cma_es", "arm": arm, "seed": seed, "level": 12,
+         "sparsity": 0.93, "final": v - 10 * seed, "best": v}
+        for arm, v in (("snr", -200.0), ("magnitude", -700.0), ("random-reinit", -1000.0))
+        for seed in (0, 1, 2)
+    ]  # fmt: skip
+    effect = {(e["arm"], e["vs"]): e["mean"] for e in study.effects(rows)}
+    # magnitude is compared with the random controls only, never with itself.
+    assert effect == {("magnitude", "random-reinit"): 300.0, ("snr", "random-reinit"): 800.0, ("snr", "magnitude"): 500.0}
+    text = study.table(study.summarise(rows), study.effects(rows), [])
+    assert "| arm | level | − random-reinit | − magnitude |" in text
+    assert "| magnitude | 12 | 300 ± 0 (n=3) | - |" in text and "| snr | 12 | 800 ± 0 (n=3) | 500 ± 0 (n=3) |" in text
+
+
 def test_transferred_tickets_are_compared_with_random_tickets_transferred_alike() -> None:
     rows = [
         {"study": "s", "task": "t", "optimiser": "pgpe", "arm": arm, "seed": 0, "level": 5, "sparsity": 0.67,
