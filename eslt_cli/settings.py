@@ -52,6 +52,7 @@ class Setting:
     omit_default: bool = False  # left out of records at its default (added after checkpoints were written)
     option: bool = True  # an `eslt train` option
     panel: str | None = None  # its panel in `eslt train --help`
+    metavar: str | None = None  # its value's name in `eslt train --help` (default: the type's)
 
     @property
     def option_name(self) -> str:
@@ -150,7 +151,8 @@ _DECLARED = [
             **POSITIVE, panel=TASK),
     Setting("test_episodes", int, {"control": 16, "brax": 16}, "Control: episodes per test evaluation.",
             **POSITIVE, panel=TASK),
-    Setting("hidden", tuple, {"mlp": (32, 32)}, "Control: MLP hidden widths, e.g. 32,32.", panel=TASK),
+    Setting("hidden", tuple, {"mlp": (32, 32)}, "Control: MLP hidden widths, e.g. 32,32.", panel=TASK,
+            metavar="<widths>"),
     Setting("obs_norm", bool, {"control": False, "brax": True},
             "Control: running observation normalisation [on for brax].", panel=TASK),
     # The task registry names the backends each brax task runs on, its default first.
@@ -159,7 +161,7 @@ _DECLARED = [
     Setting("episode_length", int, {"brax": 200}, "Brax: steps per episode.", **POSITIVE, panel=TASK),
     # An IDX folder or a tfds data dir.
     Setting("data_dir", str, {"vision": None}, "Vision: folder with the four IDX files, or a tfds data dir.",
-            panel=TASK),
+            panel=TASK, metavar="<path>"),
     # ------------------------------------------------------------- set by presets only
     # Inputs (x/255 - 0.1307)/0.3081, as the paper's code (MNIST constants).
     Setting("standardize", bool, {"vision": False}, option=False),
@@ -176,6 +178,11 @@ _DECLARED = [
     Setting("critic", tuple, {"ppo": ()}, option=False),
 ]  # fmt: skip
 SETTINGS: dict[str, Setting] = {s.name: s for s in _DECLARED}
+
+
+def options() -> tuple[str, ...]:
+    """The settings ``eslt train`` takes as options, in declaration order."""
+    return tuple(s.name for s in _DECLARED if s.option)
 
 
 def applying(tag: str) -> tuple[str, ...]:

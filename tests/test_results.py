@@ -61,7 +61,11 @@ def test_snr_tickets_are_also_compared_with_magnitude_tickets_claim_2() -> None:
     ]  # fmt: skip
     effect = {(e["arm"], e["vs"]): e["mean"] for e in study.effects(rows)}
     # magnitude is compared with the random controls only, never with itself.
-    assert effect == {("magnitude", "random-reinit"): 300.0, ("snr", "random-reinit"): 800.0, ("snr", "magnitude"): 500.0}
+    assert effect == {
+        ("magnitude", "random-reinit"): 300.0,
+        ("snr", "random-reinit"): 800.0,
+        ("snr", "magnitude"): 500.0,
+    }
     text = study.table(study.summarise(rows), study.effects(rows), [])
     assert "| arm | level | − random-reinit | − magnitude |" in text
     assert "| magnitude | 12 | 300 ± 0 (n=3) | - |" in text and "| snr | 12 | 800 ± 0 (n=3) | 500 ± 0 (n=3) |" in text

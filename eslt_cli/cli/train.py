@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,10 +11,11 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from eslt_cli import paths
+from eslt_cli import paths, settings
 from eslt_cli.cli import common
 from eslt_cli.errors import BadInput, RunFailed
 from eslt_cli.presets import CPU, PAPER
+from eslt_cli.settings import RUN, TASK
 
 
 def _describe(family: str) -> str:
@@ -83,9 +85,6 @@ def _hidden(value: Optional[str]) -> Optional[tuple[int, ...]]:
     return units
 
 
-ES, GRAD, TASK, RUN = "Evolution strategy (--trainer es)", "Gradient trainers (adam, ppo)", "Task", "Run"
-
-
 def train(
     checkpoint: Annotated[
         Optional[list[str]],
@@ -95,110 +94,9 @@ def train(
         Optional[str], typer.Option(help="Task for a fresh run (default fashion_mnist).", rich_help_panel=TASK)
     ] = None,
     trainer: Annotated[Optional[str], typer.Option(help="es (default), adam (vision) or ppo (control).")] = None,
-    strategy: Annotated[
-        Optional[str], typer.Option(help="pgpe, snes, sep_cma_es, des, open_es, ars.", rich_help_panel=ES)
-    ] = None,
-    generations: Annotated[Int, typer.Option(help="ES generations.", rich_help_panel=ES)] = None,
-    population: Annotated[Int, typer.Option(help="ES population size.", rich_help_panel=ES)] = None,
     seed: Annotated[Int, typer.Option(help="Seed of the init and the search (default 0 / the ticket's).")] = None,
     seeds: Annotated[
         Optional[str], typer.Option(help="Fresh runs of several seeds, batched: a range 0-4 or a list 0,3,7.")
-    ] = None,
-    eval_every: Annotated[
-        Int, typer.Option(help="Generations (es), epochs (adam) or updates (ppo) between test evaluations.")
-    ] = None,
-    std_init: Annotated[Float, typer.Option(help="Initial search std.", rich_help_panel=ES)] = None,
-    lr: Annotated[
-        Float, typer.Option(help="Learning rate: of the ES optimiser (mean update), or Adam's (adam, ppo).")
-    ] = None,
-    optimizer: Annotated[
-        Optional[str], typer.Option(help="ES optimiser: adam, sgd, clipup.", rich_help_panel=ES)
-    ] = None,
-    elite_ratio: Annotated[Float, typer.Option(help="Elite ratio (sep_cma_es, ars).", rich_help_panel=ES)] = None,
-    mean_decay: Annotated[
-        Float, typer.Option(help="The mean shrinks by the factor 1 - c after every update.", rich_help_panel=ES)
-    ] = None,
-    temperature: Annotated[
-        Float, typer.Option(help="snes, des: temperature of the softmax fitness weights.", rich_help_panel=ES)
-    ] = None,
-    lr_decay: Annotated[
-        Float, typer.Option(help="ES optimiser lr times this per generation.", rich_help_panel=ES)
-    ] = None,
-    lr_floor: Annotated[Float, typer.Option(help="Lower bound of the decayed ES lr.", rich_help_panel=ES)] = None,
-    std_decay: Annotated[
-        Float, typer.Option(help="pgpe: search std times this per generation.", rich_help_panel=ES)
-    ] = None,
-    std_floor: Annotated[Float, typer.Option(help="pgpe: lower bound of the decayed std.", rich_help_panel=ES)] = None,
-    std_lr: Annotated[
-        Float, typer.Option(help="pgpe: learning rate of the std adaptation.", rich_help_panel=ES)
-    ] = None,
-    adam_b1: Annotated[
-        Float, typer.Option(help="First-moment decay of the ES Adam optimiser.", rich_help_panel=ES)
-    ] = None,
-    constants: Annotated[
-        Optional[str],
-        typer.Option(
-            help="sep_cma_es: evosax (0.3) or paper (evosax 0.1.4 weights and rates); pgpe: evosax or paper "
-            "(0.1.4's std step, a random walk from an index bug).",
-            rich_help_panel=ES,
-        ),
-    ] = None,
-    snr_std: Annotated[
-        Optional[str],
-        typer.Option(
-            help="What --snr will divide |mean| by: text (the search std) or code (the paper's code: "
-            "sep_cma_es's variance C) [text; paper preset, sep_cma_es: code].",
-            rich_help_panel=ES,
-        ),
-    ] = None,
-    epochs: Annotated[Int, typer.Option(help="adam: passes over the training set.", rich_help_panel=GRAD)] = None,
-    timesteps: Annotated[Int, typer.Option(help="ppo: environment steps in all.", rich_help_panel=GRAD)] = None,
-    num_envs: Annotated[Int, typer.Option(help="ppo: parallel environments.", rich_help_panel=GRAD)] = None,
-    rollout_steps: Annotated[
-        Int, typer.Option(help="ppo: steps per environment per update.", rich_help_panel=GRAD)
-    ] = None,
-    update_epochs: Annotated[Int, typer.Option(help="ppo: epochs over each rollout.", rich_help_panel=GRAD)] = None,
-    minibatches: Annotated[Int, typer.Option(help="ppo: minibatches per epoch.", rich_help_panel=GRAD)] = None,
-    gamma: Annotated[Float, typer.Option(help="ppo: discount.", rich_help_panel=GRAD)] = None,
-    gae_lambda: Annotated[Float, typer.Option(help="ppo: GAE lambda.", rich_help_panel=GRAD)] = None,
-    clip_eps: Annotated[Float, typer.Option(help="ppo: probability-ratio clip.", rich_help_panel=GRAD)] = None,
-    ent_coef: Annotated[Float, typer.Option(help="ppo: entropy bonus.", rich_help_panel=GRAD)] = None,
-    vf_coef: Annotated[Float, typer.Option(help="ppo: value-loss weight.", rich_help_panel=GRAD)] = None,
-    max_grad_norm: Annotated[Float, typer.Option(help="ppo: gradient clipping norm.", rich_help_panel=GRAD)] = None,
-    lr_end: Annotated[
-        Float, typer.Option(help="ppo: the lr goes linearly from --lr to this [constant].", rich_help_panel=GRAD)
-    ] = None,
-    lr_steps: Annotated[
-        Int, typer.Option(help="ppo: ... over this many optimiser steps [all of the run's].", rich_help_panel=GRAD)
-    ] = None,
-    batch_size: Annotated[
-        Int, typer.Option(help="Vision: training images per generation (es) or step (adam).", rich_help_panel=TASK)
-    ] = None,
-    train_episodes: Annotated[
-        Int, typer.Option(help="Control: episodes per fitness evaluation.", rich_help_panel=TASK)
-    ] = None,
-    test_episodes: Annotated[
-        Int, typer.Option(help="Control: episodes per test evaluation.", rich_help_panel=TASK)
-    ] = None,
-    hidden: Annotated[
-        Optional[str], typer.Option(help="Control: MLP hidden widths, e.g. 32,32.", rich_help_panel=TASK)
-    ] = None,
-    obs_norm: Annotated[
-        Optional[bool],
-        typer.Option(
-            "--obs-norm/--no-obs-norm",
-            help="Control: running observation normalisation [on for brax].",
-            rich_help_panel=TASK,
-        ),
-    ] = None,
-    backend: Annotated[
-        Optional[str],
-        typer.Option(help="Brax: physics pipeline (generalized, positional, spring, mjx).", rich_help_panel=TASK),
-    ] = None,
-    episode_length: Annotated[Int, typer.Option(help="Brax: steps per episode.", rich_help_panel=TASK)] = None,
-    data_dir: Annotated[
-        Optional[Path],
-        typer.Option(help="Vision: folder with the four IDX files, or a tfds data dir.", rich_help_panel=TASK),
     ] = None,
     preset: Annotated[Optional[str], typer.Option(help="cpu (default) or paper (appendix C).")] = None,
     out: Annotated[
@@ -231,6 +129,7 @@ def train(
             "--dry-run", help="Print the settled settings as one JSON line; train nothing.", rich_help_panel=RUN
         ),
     ] = False,
+    **values: Any,  # the settings' options, declared in eslt_cli/settings.py (see _with_setting_options)
 ) -> None:
     common.setup_runtime()
     common.init_distributed(coordinator, num_processes, process_id)
@@ -245,19 +144,9 @@ def train(
         raise BadInput("--seeds draws fresh networks; a ticket trains with its own seed (--seed overrides it)")
     if out is not None and max(len(sources), len(seed_list or [])) > 1:
         raise BadInput("--out names one output: leave it out to train several runs (each goes beside its input)")
-    overrides = {
-        "task": task, "strategy": strategy, "generations": generations, "population": population, "seed": seed,
-        "eval_every": eval_every, "std_init": std_init, "lr": lr, "optimizer": optimizer,
-        "elite_ratio": elite_ratio, "mean_decay": mean_decay, "batch_size": batch_size,
-        "train_episodes": train_episodes, "test_episodes": test_episodes, "hidden": _hidden(hidden),
-        "trainer": trainer, "epochs": epochs, "timesteps": timesteps, "num_envs": num_envs,
-        "rollout_steps": rollout_steps, "update_epochs": update_epochs, "minibatches": minibatches, "gamma": gamma,
-        "gae_lambda": gae_lambda, "clip_eps": clip_eps, "ent_coef": ent_coef, "vf_coef": vf_coef,
-        "max_grad_norm": max_grad_norm, "obs_norm": obs_norm, "backend": backend, "episode_length": episode_length,
-        "data_dir": str(data_dir) if data_dir is not None else None, "temperature": temperature,
-        "lr_decay": lr_decay, "lr_floor": lr_floor, "std_decay": std_decay, "std_floor": std_floor, "std_lr": std_lr,
-        "adam_b1": adam_b1, "constants": constants, "snr_std": snr_std, "lr_end": lr_end, "lr_steps": lr_steps,
-    }  # fmt: skip
+    overrides = {name: values[name] for name in OPTIONS} | {"task": task, "seed": seed, "trainer": trainer}
+    data_dir = values["data_dir"]
+    overrides |= {"hidden": _hidden(values["hidden"]), "data_dir": None if data_dir is None else str(Path(data_dir))}
     if out is None:  # derived under the root: a root that cannot hold run folders is refused by its name
         common.check_root(root)
     where = root or common.default_root()
@@ -297,6 +186,31 @@ def train(
         common.finish(outcome.path, outcome.made, done, as_json, {**summary, "sparsity": meta["sparsity"]["global"]})
     if failed:
         raise RunFailed(f"{failed} of {len(todo)} runs failed (above); the others' checkpoints are written")
+
+
+# The settings' options: one per setting declared as an option in eslt_cli/settings.py, with its
+# help and panel from there (a tuple setting is given as comma-separated widths, --hidden 32,32).
+OPTIONS = settings.options()
+
+
+def _setting_option(s: settings.Setting) -> inspect.Parameter:
+    kind = {int: Int, float: Float, bool: Optional[bool]}.get(s.type, Optional[str])
+    names = (f"{s.option_name}/--no-{s.option_name[2:]}",) if s.type is bool else ()
+    option = typer.Option(*names, help=s.help, rich_help_panel=s.panel, metavar=s.metavar)
+    return inspect.Parameter(s.name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[kind, option])
+
+
+# Typer reads a command's options from its signature (and passes them by name): train's own
+# parameters, the settings' after --preset (before the run options).
+_own = [
+    p.replace(kind=p.KEYWORD_ONLY)
+    for p in inspect.signature(train, eval_str=True).parameters.values()
+    if p.kind is not p.VAR_KEYWORD
+]
+_at = [p.name for p in _own].index("out")
+train.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [*_own[:_at], *(_setting_option(settings.SETTINGS[name]) for name in OPTIONS), *_own[_at:]]
+)
 
 
 def _seeds(text: Optional[str], seed: Optional[int]) -> Optional[list[int]]:
