@@ -14,12 +14,10 @@ from eslt_cli.errors import BadInput
 from eslt_cli.specs import (
     TASK_KINDS,
     TRAINER_KINDS,
-    AdamSpec,
     CNNSpec,
     ESSpec,
     MLPSpec,
     ModelSpec,
-    PPOSpec,
     TaskSpec,
     TrainerSpec,
     field_names,
@@ -61,32 +59,19 @@ class TrainPlan:
         }
 
 
-TRAINERS: dict[str, tuple[str, ...]] = {"es": ("vision", "control", "brax"), "adam": ("vision",),
-                                        "ppo": ("control", "brax")}  # fmt: skip
-
-
-def schedule(spec: TrainerSpec) -> tuple[int, str]:
-    """How many steps a run of ``spec`` has and what one is: generations, epochs or PPO updates."""
-    if isinstance(spec, AdamSpec):
-        return spec.epochs, "epoch"
-    if isinstance(spec, PPOSpec):
-        return spec.timesteps // max(spec.num_envs * spec.rollout_steps, 1), "update"
-    return spec.generations, "gen"
-
-
 def trainer_name(base: TrainerSpec | None, overrides: dict[str, Any]) -> str:
     """The trainer of a run: ``--trainer``, else the ticket's, else ``es``."""
     name = overrides.get("trainer") or (base.name if base is not None else "es")
-    if name not in TRAINERS:
-        raise BadInput(f"unknown trainer {name!r}: choose one of {', '.join(TRAINERS)}")
+    if name not in TRAINER_KINDS:
+        raise BadInput(f"unknown trainer {name!r}: choose one of {', '.join(TRAINER_KINDS)}")
     return str(name)
 
 
 def check_trainer_fits(name: str, task_name: str) -> None:
     """Refuse a gradient trainer on a task family it does not train (adam: vision; ppo: control)."""
     family = get_entry(task_name).family
-    if family not in TRAINERS[name]:
-        wanted = "vision" if name == "adam" else "control"
+    if family not in TRAINER_KINDS[name].families:
+        wanted = TRAINER_KINDS[name].families[0]
         raise BadInput(f"--trainer {name} needs a {wanted} task; {task_name} is a {get_entry(task_name).kind} task")
 
 

@@ -105,6 +105,13 @@ class ESSpec:
     constants: str = spec_field("es", "constants")
     snr_std: str = spec_field("es", "snr_std")
     name: ClassVar[str] = "es"
+    families: ClassVar[tuple[str, ...]] = ("vision", "control", "brax")  # the task families it trains
+    unit: ClassVar[str] = "gen"  # one step of its schedule
+    module: ClassVar[str] = "eslt_cli.trainers.es"  # its train and check (imported on demand: start-up)
+
+    def steps(self) -> int:
+        """How many steps (units) a run has."""
+        return self.generations
 
 
 @dataclass(frozen=True)
@@ -115,6 +122,12 @@ class AdamSpec:
     epochs: int = spec_field("adam", "epochs")
     eval_every: int = spec_field("adam", "eval_every")
     name: ClassVar[str] = "adam"
+    families: ClassVar[tuple[str, ...]] = ("vision",)
+    unit: ClassVar[str] = "epoch"
+    module: ClassVar[str] = "eslt_cli.trainers.adam"
+
+    def steps(self) -> int:
+        return self.epochs
 
 
 @dataclass(frozen=True)
@@ -139,6 +152,12 @@ class PPOSpec:
     lr_end: float | None = spec_field("ppo", "lr_end")
     lr_steps: int | None = spec_field("ppo", "lr_steps")
     name: ClassVar[str] = "ppo"
+    families: ClassVar[tuple[str, ...]] = ("control", "brax")
+    unit: ClassVar[str] = "update"
+    module: ClassVar[str] = "eslt_cli.trainers.ppo"
+
+    def steps(self) -> int:
+        return self.timesteps // max(self.num_envs * self.rollout_steps, 1)
 
 
 TaskSpec = VisionSpec | ControlSpec | BraxSpec
@@ -146,6 +165,8 @@ ModelSpec = CNNSpec | MLPSpec
 TrainerSpec = ESSpec | AdamSpec | PPOSpec
 TASK_KINDS: dict[str, type[TaskSpec]] = {c.kind: c for c in (VisionSpec, ControlSpec, BraxSpec)}
 MODEL_KINDS: dict[str, type[ModelSpec]] = {c.kind: c for c in (CNNSpec, MLPSpec)}
+# The trainers' registry: one entry per trainer, its settings type, the families it trains, its
+# unit and its module.
 TRAINER_KINDS: dict[str, type[TrainerSpec]] = {c.name: c for c in (ESSpec, AdamSpec, PPOSpec)}
 
 

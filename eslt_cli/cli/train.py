@@ -176,7 +176,7 @@ def train(
             continue
         meta = ckpt.read_meta(outcome.path)
         final, best = meta["metrics"]["final"], meta["metrics"]["best"]
-        unit = plans.schedule(plan.trainer)[1]
+        unit = plan.trainer.unit
         done = (
             f"{_label(plan)} ({1 - meta['sparsity']['global']:.1%} of weights): test {meta['metric']} "
             f"{final['metric']:.4g} (best {best['metric']:.4g} at {unit} {best['generation']}) "
@@ -239,11 +239,10 @@ def _label(plan: Any) -> str:
 @contextlib.contextmanager
 def _reporter(group: Any) -> Iterator[common.Reporter]:
     """The progress bar of a group of runs trained together (one run: its own)."""
-    from eslt_cli import plans
 
     first = group[0]
     label = _label(first) + (f" x{len(group)}" if len(group) > 1 else "")
-    total, unit = plans.schedule(first.trainer)
+    total, unit = first.trainer.steps(), first.trainer.unit
     with common.Reporter(label, total, "accuracy" if first.model.kind == "cnn" else "return", unit) as reporter:
         yield reporter
 

@@ -13,16 +13,16 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-MODULES = {"es": "eslt_cli.trainers.es", "adam": "eslt_cli.trainers.adam", "ppo": "eslt_cli.trainers.ppo"}
+from eslt_cli.specs import TRAINER_KINDS  # the registry: each trainer's spec class names its module
 
 
 def get(name: str) -> Callable[..., Any]:
     """The ``train`` function of trainer ``name`` (names are checked when a run is planned)."""
-    train: Callable[..., Any] = importlib.import_module(MODULES[name]).train
+    train: Callable[..., Any] = importlib.import_module(TRAINER_KINDS[name].module).train
     return train
 
 
 def check(name: str) -> Callable[..., Any]:
     """The ``check(task, spec)`` of trainer ``name``: what its ``train`` refuses, without training."""
-    checker: Callable[..., Any] = importlib.import_module(MODULES[name]).check
+    checker: Callable[..., Any] = importlib.import_module(TRAINER_KINDS[name].module).check
     return checker
