@@ -127,11 +127,6 @@ def settle_model(task_name: str, preset: str, overrides: dict[str, Any]) -> Mode
     return settings.check_spec(from_json(cls, values))
 
 
-# ES settings that belong to one strategy: a new strategy brings its own unless given.
-STRATEGY_FIELDS = ("optimizer", "lr", "elite_ratio", "temperature", "lr_decay", "lr_floor", "std_decay", "std_floor",
-                   "std_lr", "adam_b1", "constants", "snr_std")  # fmt: skip
-
-
 def settle_trainer(task_name: str, preset: str, base: TrainerSpec | None, overrides: dict[str, Any]) -> TrainerSpec:
     """The trainer settings of a run: the ticket's (or the preset's), ``--preset paper``, then the options given."""
     name = trainer_name(base, overrides)
@@ -160,7 +155,7 @@ def settle_trainer(task_name: str, preset: str, base: TrainerSpec | None, overri
     values["strategy"] = strategies.canonical_strategy(values["strategy"])
     entry = strategies.get_strategy(values["strategy"])
     if isinstance(base, ESSpec) and values["strategy"] != base.strategy and preset != "paper":
-        for k in STRATEGY_FIELDS:  # a new strategy brings its own settings unless they were given
+        for k in settings.per_strategy():  # a new strategy brings its own settings unless they were given
             values.pop(k, None)
             if k in given:
                 values[k] = given[k]

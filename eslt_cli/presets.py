@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from eslt_cli import settings
 from eslt_cli.task_registry import base_task
 
 Settings = dict[str, Any]
@@ -219,8 +220,7 @@ def trainer_task(task: str, family: str, preset: str, trainer: str) -> Settings:
 TABLE_TASKS = {"fashion_mnist": "vision", "mnist": "vision", "kmnist": "vision", "pendulum": "control",
                "ant": "brax", "halfcheetah": "brax", "hopper": "brax", "reacher": "brax", "walker2d": "brax",
                "humanoid": "brax"}  # fmt: skip
-STRATEGY_FIELDS = ("std_init", "temperature", "elite_ratio", "lr", "optimizer", "lr_decay", "lr_floor", "std_decay",
-                   "std_floor", "std_lr", "adam_b1", "constants", "snr_std")  # fmt: skip
+STRATEGY_FIELDS = ("std_init", *settings.per_strategy())  # the table's columns: what is tuned per strategy
 
 
 def _fmt(v: Any) -> str:

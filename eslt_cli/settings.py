@@ -53,6 +53,7 @@ class Setting:
     option: bool = True  # an `eslt train` option
     panel: str | None = None  # its panel in `eslt train --help`
     metavar: str | None = None  # its value's name in `eslt train --help` (default: the type's)
+    per_strategy: bool = False  # an ES setting of one strategy: a ticket moved to another strategy drops it
 
     @property
     def option_name(self) -> str:
@@ -88,6 +89,7 @@ OPTIMIZERS = ("adam", "sgd", "clipup")
 CONSTANTS = ("evosax", "paper")
 SNR_STD = ("text", "code")  # the paper's text's SNR, or its code's (strategies.snr_noise)
 BRAX_BACKENDS = ("generalized", "positional", "spring", "mjx")  # brax 0.14's physics backends
+OWN: dict[str, Any] = {"panel": ES, "per_strategy": True}  # an ES setting of one strategy
 
 _DECLARED = [
     # ------------------------------------------------------------- evolution strategies
@@ -99,32 +101,32 @@ _DECLARED = [
     Setting("std_init", float, {"es": REQUIRED}, "Initial search std.", **POSITIVE, panel=ES),
     # None (es): the strategy has no optimiser, or takes its own default.
     Setting("lr", float, {"es": None, "adam": 3e-4, "ppo": 3e-4},
-            "Learning rate: of the ES optimiser (mean update), or Adam's (adam, ppo).", **POSITIVE),
+            "Learning rate: of the ES optimiser (mean update), or Adam's (adam, ppo).", **POSITIVE, per_strategy=True),
     Setting("optimizer", str, {"es": None}, "ES optimiser: adam, sgd, clipup.", choices=OPTIMIZERS,
-            noun="optimizer", panel=ES),
-    Setting("elite_ratio", float, {"es": None}, "Elite ratio (sep_cma_es, ars).", **DECAY, panel=ES),
+            noun="optimizer", **OWN),
+    Setting("elite_ratio", float, {"es": None}, "Elite ratio (sep_cma_es, ars).", **DECAY, **OWN),
     # The mean shrinks by the factor 1 - mean_decay after every update (the paper's code).
     Setting("mean_decay", float, {"es": 0.0}, "The mean shrinks by the factor 1 - c after every update.",
             low=0, high=1, high_open=True, note="non-negative, below 1: the mean shrinks by 1 - c", panel=ES),
     # None: evosax's own fitness weights.
     Setting("temperature", float, {"es": None}, "snes, des: temperature of the softmax fitness weights.",
-            **POSITIVE, panel=ES),
-    Setting("lr_decay", float, {"es": 1.0}, "ES optimiser lr times this per generation.", **DECAY, panel=ES),
-    Setting("lr_floor", float, {"es": 0.0}, "Lower bound of the decayed ES lr.", **NON_NEGATIVE, panel=ES),
-    Setting("std_decay", float, {"es": 1.0}, "pgpe: search std times this per generation.", **DECAY, panel=ES),
-    Setting("std_floor", float, {"es": 0.0}, "pgpe: lower bound of the decayed std.", **NON_NEGATIVE, panel=ES),
+            **POSITIVE, **OWN),
+    Setting("lr_decay", float, {"es": 1.0}, "ES optimiser lr times this per generation.", **DECAY, **OWN),
+    Setting("lr_floor", float, {"es": 0.0}, "Lower bound of the decayed ES lr.", **NON_NEGATIVE, **OWN),
+    Setting("std_decay", float, {"es": 1.0}, "pgpe: search std times this per generation.", **DECAY, **OWN),
+    Setting("std_floor", float, {"es": 0.0}, "pgpe: lower bound of the decayed std.", **NON_NEGATIVE, **OWN),
     # None: evosax's 0.1 (evosax 0.1.4's too).
-    Setting("std_lr", float, {"es": None}, "pgpe: learning rate of the std adaptation.", **NON_NEGATIVE, panel=ES),
+    Setting("std_lr", float, {"es": None}, "pgpe: learning rate of the std adaptation.", **NON_NEGATIVE, **OWN),
     # optax's default (strategies.ADAM_B1); the paper's code: 0.99.
     Setting("adam_b1", float, {"es": 0.9}, "First-moment decay of the ES Adam optimiser.",
-            low=0, high=1, high_open=True, panel=ES),
+            low=0, high=1, high_open=True, **OWN),
     Setting("constants", str, {"es": "evosax"},
             "sep_cma_es: evosax (0.3) or paper (evosax 0.1.4 weights and rates); pgpe: evosax or paper "
-            "(0.1.4's std step, a random walk from an index bug).", choices=CONSTANTS, panel=ES),
+            "(0.1.4's std step, a random walk from an index bug).", choices=CONSTANTS, **OWN),
     Setting("snr_std", str, {"es": "text"},
             "What --snr will divide |mean| by: text (the search std) or code (the paper's code: "
             "sep_cma_es's variance C) [text; paper preset, sep_cma_es: code].",
-            choices=SNR_STD, omit_default=True, panel=ES),
+            choices=SNR_STD, omit_default=True, **OWN),
     # ------------------------------------------------------------- gradient trainers
     Setting("epochs", int, {"adam": 2}, "adam: passes over the training set.", **POSITIVE, panel=GRAD),
     Setting("timesteps", int, {"ppo": 200_000}, "ppo: environment steps in all.", **POSITIVE, panel=GRAD),
@@ -178,6 +180,11 @@ _DECLARED = [
     Setting("critic", tuple, {"ppo": ()}, option=False),
 ]  # fmt: skip
 SETTINGS: dict[str, Setting] = {s.name: s for s in _DECLARED}
+
+
+def per_strategy() -> tuple[str, ...]:
+    """The ES settings that belong to one strategy, in declaration order."""
+    return tuple(s.name for s in _DECLARED if s.per_strategy)
 
 
 def options() -> tuple[str, ...]:
