@@ -267,6 +267,11 @@ def analyses_table(rows: list[dict[str, Any]]) -> str:
         }
         levels = sorted({lv for k in cell for lv in k} | set(diag))
         n = max([r["n"] for r in [*cell.values(), *diag.values()]])
+        if not diag and all(la == lb for la, lb in cell):  # two optimisers' networks at the same level
+            lines += [f"**LMC error barrier (Frankle et al.), {task}, {group}**: the two networks of the same "
+                      f"seed and level (mean ± standard error over up to {n} seeds)", "", "| level | barrier |",
+                      "|---|---|", *(f"| {lv} | {_mean_se(cell[(lv, lv)], 3)} |" for lv in levels), ""]  # fmt: skip
+            continue
         lines += [f"**LMC error barrier (Frankle et al.), {task}, {group}**: rows and columns are IMP levels; "
                   f"off the diagonal the same seed (mean ± standard error over up to {n} seeds), on the diagonal "
                   "seed 0 vs seed 1" + ("" if diag else " (not run)"), "",

@@ -103,3 +103,15 @@ def test_analyses_summaries_and_lmc_table(tmp_path: Path) -> None:
     text = study.analyses_table(rows)
     assert "| 0 | - | 0.200 ± 0.100 |" in text and "| 1 | 0.200 ± 0.100 | 0.500 |" in text
     assert "| 2 | 2.000 ± 1.000 (n=2) |" in text and "| 1 | 0.900 (n=1) |" in text
+
+
+def test_lmc_between_two_optimisers_at_the_same_level_is_a_column(tmp_path: Path) -> None:
+    (tmp_path / "analyses").mkdir()
+    lmc = [
+        {"kind": "lmc", "task": "t", "levels": [lv, lv], "strategies": ["snes", "adam"], "seeds": [s, s], "barrier": b}
+        for lv, s, b in ((0, 0, 0.08), (0, 1, 0.10), (5, 0, 0.2))
+    ]  # fmt: skip
+    (tmp_path / "analyses" / "lmc-es-gd.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lmc))
+    text = study.analyses_table(study.analyses(tmp_path, []))
+    assert "snes vs adam**: the two networks of the same seed and level" in text
+    assert "| 0 | 0.090 ± 0.010 |" in text and "| 5 | 0.200 |" in text
