@@ -113,7 +113,7 @@ def plan_prune(
     snr_std = snr_std or str(parent.meta["trainer"].get("snr_std") or "text")
     pruning.prunable(parent.state["mask"], exclude)  # validates layer names
     level = int(parent.meta["level"]) + 1
-    arm = _arm(str(parent.meta.get("arm", "dense")), f"{criterion}-reinit" if reinit else criterion)
+    arm = _arm(parent.meta["arm"], f"{criterion}-reinit" if reinit else criterion)
     out = Path(out) if out is not None else paths.ticket(parent.path, level, arm)
     seed = int(parent.meta["seed"]) if seed is None else schema.check_seed(seed)
     return PrunePlan(parent, criterion, rate, source, tuple(exclude), seed, out.absolute(), reinit, batches, snr_std)
@@ -158,7 +158,7 @@ def run_prune(plan: PrunePlan, force: bool = False) -> tuple[Path, bool]:
         **{k: parent.meta[k] for k in ("task", "model", "trainer", "metric")},
         "seed": plan.seed,
         "level": level,
-        "arm": _arm(str(parent.meta.get("arm", "dense")), plan.label),
+        "arm": _arm(parent.meta["arm"], plan.label),
         "sparsity": pruning.sparsity(mask, can_prune),
         "pruning": {
             "criterion": plan.criterion,

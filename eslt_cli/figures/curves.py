@@ -21,18 +21,18 @@ def draw(inputs: Inputs, canvas: Canvas, options: Options) -> Summary:
     ]
     if not cks:
         raise inputs.missing("curves", "trained checkpoints (from `eslt train`) with a training history")
-    cks.sort(key=lambda c: (labels.task(c.meta), str(c.meta.get("arm")), int(c.meta.get("level", 0)),
-                            c.meta.get("seed", 0)))  # fmt: skip
+    cks.sort(key=lambda c: (labels.task(c.meta), c.meta["arm"], int(c.meta["level"]),
+                            c.meta["seed"]))  # fmt: skip
     group = labels.grouping(c.meta for c in cks)
     metrics = {str(c.meta.get("metric")) for c in cks}
-    levels = sorted({int(c.meta.get("level", 0)) for c in cks})
-    arms = sorted({str(c.meta.get("arm")) for c in cks})
+    levels = sorted({int(c.meta["level"]) for c in cks})
+    arms = sorted({c.meta["arm"] for c in cks})
     ax, ax2 = canvas.panels(2)
     series = []
     for c in cks:
         m = c.meta
-        color = drawing.shade(levels, int(m.get("level", 0)))
-        ls = drawing.style(arms, str(m.get("arm")))
+        color = drawing.shade(levels, int(m["level"]))
+        ls = drawing.style(arms, m["arm"])
         prefix = group(m)
         label = f"{prefix + ' ' if prefix else ''}L{m.get('level')} {m.get('arm')} s{m.get('seed')}"
         fit = np.asarray(m["history"]["fitness_mean"], dtype=float)

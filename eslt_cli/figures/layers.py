@@ -28,12 +28,12 @@ def draw(inputs: Inputs, canvas: Canvas, options: Options) -> Summary:
     def add(key: tuple[str, str], meta: dict[str, Any]) -> None:
         for layer, st in meta["sparsity"]["layers"].items():
             pct = 100.0 * float(st["remaining"]) / max(float(st["total"]), 1.0)
-            data[key][layer][int(meta.get("level", 0))][meta.get("seed")] = pct
+            data[key][layer][int(meta["level"])][meta["seed"]] = pct
 
-    dense = [c for c in cks if int(c.meta.get("level", 0)) == 0]
+    dense = [c for c in cks if int(c.meta["level"]) == 0]
     for c in cks:
-        if int(c.meta.get("level", 0)) != 0:
-            add((group(c.meta), str(c.meta.get("arm"))), c.meta)
+        if int(c.meta["level"]) != 0:
+            add((group(c.meta), c.meta["arm"]), c.meta)
     for c in dense:  # level 0 starts every arm of its group
         for key in [k for k in list(data) if k[0] == group(c.meta)] or [(group(c.meta), "dense")]:
             add(key, c.meta)

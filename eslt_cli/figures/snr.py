@@ -27,13 +27,13 @@ def draw(inputs: Inputs, canvas: Canvas, options: Options) -> Summary:
         groups: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
         undefined: list[float] = []
         for c in cks:
-            label = " ".join(s for s in (group(c.meta), str(c.meta.get("arm"))) if s)
+            label = " ".join(s for s in (group(c.meta), c.meta["arm"]) if s)
             value = c.meta["snr_stats"].get(key)
             if value is None or not math.isfinite(value):  # NaN: undefined (constant |mean| or SNR); shown
-                undefined.append(int(c.meta.get("level", 0)))
+                undefined.append(int(c.meta["level"]))
                 inputs.warnings.append(labels.left_out(c.path, c.meta, f"snr_stats.{key}", value))
                 continue
-            groups[label][int(c.meta.get("level", 0))].append(float(value))
+            groups[label][int(c.meta["level"])].append(float(value))
         for label, levels in sorted(groups.items()):
             drawing.band_of(ax, levels, label)
             series.append(label)

@@ -41,10 +41,10 @@ def draw(inputs: Inputs, canvas: Canvas, options: Options) -> Summary:
                 inputs.warnings.append(labels.left_out(c.path, c.meta, f"{which} test metric", value))
                 continue
             pt = (labels.remaining_pct(c.meta), float(value))
-            if int(c.meta.get("level", 0)) == 0:
+            if int(c.meta["level"]) == 0:
                 dense[optimiser_of(c.meta)].append(pt)
             else:
-                points[(optimiser_of(c.meta), str(c.meta.get("arm")))][int(c.meta["level"])].append(pt)
+                points[(optimiser_of(c.meta), c.meta["arm"])][int(c.meta["level"])].append(pt)
         for m in methods:  # level-0 dense runs start every arm's curve; alone, they are the "dense" curve
             if dense.get(m) and not any(k[0] == m for k in points):
                 points[(m, "dense")][0] = dense[m]
