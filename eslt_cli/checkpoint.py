@@ -24,7 +24,7 @@ import json
 import os
 import shutil
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,8 @@ import numpy as np
 
 from eslt_cli import __version__, errors, outputs, paths, schema
 from eslt_cli.errors import BadInput, RunFailed
+from eslt_cli.meta import Meta, parse
+from eslt_cli.specs import MLPSpec, ModelSpec
 from eslt_cli.tasks.base import Params, same_structure
 
 SCHEMA = 2  # 2: typed settings records (a kind or name tag, only the fields that apply), digests
@@ -44,20 +46,25 @@ _MARKERS = ("_CHECKPOINT_METADATA", "state", "meta")
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """A loaded checkpoint: arrays in ``state`` (numpy), everything else in ``meta``."""
+    """A loaded checkpoint: arrays in ``state`` (numpy), its meta as stored (JSON) in ``meta`` and
+    parsed in :attr:`record`, which is what eslt reads."""
 
     path: Path
     state: dict[str, Params]
     meta: dict[str, Any]
+    record: Meta = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "record", parse(self.meta))  # frozen: set once, here
 
     @property
     def kind(self) -> str:
-        return str(self.meta["kind"])
+        return self.record.kind
 
     @property
     def digest(self) -> str:
         """What identifies this checkpoint's content: stored at save (schema 2), else computed from it."""
-        return str(self.meta.get("digest") or digest(self.state, self.meta.get("fingerprint")))
+        return self.record.digest or digest(self.state, self.record.fingerprint)
 
 
 def digest(state: dict[str, Params], fingerprint: Any) -> str:
@@ -142,14 +149,14 @@ def identity(fingerprint: Any) -> Any:
     return fingerprint
 
 
-def ancestors(path: Path, meta: dict[str, Any]) -> list[Path]:
+def ancestors(path: Path, meta: Meta) -> list[Path]:
     """Every checkpoint the one at ``path`` derives from, nearest first: its parent links followed
     as far as they lead (and its recorded lineage), stopping at a missing parent or a cycle."""
     found: list[Path] = []
     seen = {Path(path).absolute().resolve()}
     here, record = Path(path), meta
-    while isinstance(record.get("parent"), str):
-        parent = paths.follow(here, record["parent"])
+    while record.parent is not None:
+        parent = paths.follow(here, record.parent)
         key = parent.resolve()
         if key in seen:
             break
@@ -158,10 +165,10 @@ def ancestors(path: Path, meta: dict[str, Any]) -> list[Path]:
         if not is_checkpoint(parent):
             break
         try:
-            here, record = parent, read_meta(parent)
+            here, record = parent, read_record(parent)
         except BadInput:
             break
-    for item in meta.get("lineage") or []:
+    for item in meta.lineage:
         entry = paths.follow(path, item)
         if entry.resolve() not in seen:
             seen.add(entry.resolve())
@@ -248,6 +255,11 @@ def read_meta(path: Path) -> dict[str, Any]:
     return schema.validate(meta, path, SCHEMA)
 
 
+def read_record(path: Path) -> Meta:
+    """The ``meta`` of the checkpoint at ``path``, validated and parsed."""
+    return parse(read_meta(path))
+
+
 def load(path: Path | str) -> Checkpoint:
     """Load and validate the checkpoint at ``path``."""
     path = Path(path)
@@ -265,19 +277,20 @@ def load(path: Path | str) -> Checkpoint:
     finally:
         checkpointer.close()  # joins Orbax's threads, so none reports a closed event loop at exit
     state = {k: jax.tree.map(np.asarray, v) for k, v in dict(restored["state"]).items()}
-    _validate(path, state, meta)
-    stored = meta.get("digest")
+    checkpoint = Checkpoint(path, state, meta)
+    record = checkpoint.record
+    _validate(path, state, record)
     # The arrays must be the ones the digest was made of (schema 2 stores it; schema 1 has none):
     # a state/ copied from another run, or changed bytes, is refused here, before anything uses it.
-    if stored is not None and digest(state, meta.get("fingerprint")) != stored:
+    if record.digest is not None and digest(state, record.fingerprint) != record.digest:
         raise BadInput(f"{path}: its arrays do not match the digest in its meta (state/ was changed or copied "
                        "from another checkpoint); the checkpoint is damaged, re-create it")  # fmt: skip
-    return Checkpoint(path, state, meta)
+    return checkpoint
 
 
-def _validate(path: Path, state: dict[str, Params], meta: dict[str, Any]) -> None:
+def _validate(path: Path, state: dict[str, Params], meta: Meta) -> None:
     missing = [k for k in ("init", "mask") if k not in state]
-    if meta["kind"] == "trained":
+    if meta.kind == "trained":
         missing += [k for k in ("mean", "best") if k not in state]
     if missing:
         raise BadInput(f"{path}: state lacks {', '.join(missing)}; the checkpoint is damaged, re-create it")
@@ -299,25 +312,22 @@ def _validate(path: Path, state: dict[str, Params], meta: dict[str, Any]) -> Non
     for leaf in jax.tree.leaves(state["mask"]):
         if not np.isin(leaf, (0, 1)).all():
             raise BadInput(f"{path}: mask holds values other than 0 and 1; damaged checkpoint")
-    want = _layer_widths(meta.get("model") or {})
-    if want is not None and not (isinstance(state["init"], dict) and _fits(want, state["init"])):
-        raise BadInput(f"{path}: its arrays do not fit the {meta['model'].get('kind')} its meta describes "
+    want = _layer_widths(meta.model)
+    if not (isinstance(state["init"], dict) and _fits(want, state["init"])):
+        raise BadInput(f"{path}: its arrays do not fit the {meta.model.kind} its meta describes "
                        "(layer names or widths differ); damaged checkpoint")  # fmt: skip
 
 
-def _layer_widths(model: dict[str, Any]) -> dict[str, tuple[int | None, int | None]] | None:
+def _layer_widths(model: ModelSpec) -> dict[str, tuple[int | None, int | None]]:
     """Per layer of the network ``model`` describes, in order: its width (None: the task's output
     size) and its conv kernel size (None: a dense layer).
 
     Only what the model record fixes; input and output sizes depend on the task's
     data or environment, which the digest and training check.
     """
-    if model.get("kind") == "mlp":
-        return {f"hidden{i}": (int(w), None) for i, w in enumerate(model.get("hidden") or ())} | {"out": (None, None)}
-    if model.get("kind") == "cnn":
-        k = int(model.get("kernel_size") or 5)
-        return {f"conv{i}": (int(w), k) for i, w in enumerate(model.get("features") or ())} | {"dense": (None, None)}
-    return None
+    if isinstance(model, MLPSpec):
+        return {f"hidden{i}": (int(w), None) for i, w in enumerate(model.hidden)} | {"out": (None, None)}
+    return {f"conv{i}": (int(w), model.kernel_size) for i, w in enumerate(model.features)} | {"dense": (None, None)}
 
 
 def _fits(want: dict[str, tuple[int | None, int | None]], init: dict[str, Any]) -> bool:

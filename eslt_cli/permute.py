@@ -95,17 +95,17 @@ def run_permute(plan: PermutePlan, force: bool = False) -> tuple[Path, bool]:
     from eslt_cli.tickets import write_ticket
 
     parent = plan.parent
-    key = jax.random.fold_in(jax.random.PRNGKey(plan.seed), int(parent.meta["level"]))
+    key = jax.random.fold_in(jax.random.PRNGKey(plan.seed), parent.record.level)
     init, mask = parent.state["init"], parent.state["mask"]
-    exclude = [x for x in (parent.meta.get("pruning") or {}).get("exclude", []) if x in mask]
+    exclude = [x for x in (parent.record.pruning or {}).get("exclude", []) if x in mask]
     if plan.variant == "weights":
         init = permute_weights(key, init, mask)
     else:
         init, mask = permute_mask(key, init, mask)
     meta = {
-        **parent.meta,
+        **parent.record.raw,
         "kind": "ticket",
-        "arm": f"{parent.meta.get('arm', 'dense')}+perm-{plan.variant}",
+        "arm": f"{parent.record.arm}+perm-{plan.variant}",
         "sparsity": pruning.sparsity(mask, pruning.prunable(mask, exclude)),
         "permutation": {"variant": plan.variant, "seed": plan.seed},
     }

@@ -20,14 +20,9 @@ import numpy as np
 from eslt_cli import checkpoint, outputs, paths, pruning, schema
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput, RunFailed
+from eslt_cli.meta import Meta
 from eslt_cli.plans import TrainPlan
-from eslt_cli.specs import (
-    ESSpec,
-    VisionSpec,
-    model_from_json,
-    task_from_json,
-    to_json,
-)
+from eslt_cli.specs import ESSpec, VisionSpec, to_json
 from eslt_cli.tasks import Task, build_task
 from eslt_cli.tasks.base import same_structure
 
@@ -38,16 +33,16 @@ def run_keys(seed: int, level: int) -> tuple[jax.Array, jax.Array]:
     return init_key, jax.random.fold_in(train_key, level)
 
 
-def eval_key(meta: dict[str, Any]) -> jax.Array:
+def eval_key(meta: Meta) -> jax.Array:
     """The key a checkpoint's test metrics were computed with: re-evaluations reproduce them."""
     from eslt_cli.trainers.es import split_key
 
-    return split_key(run_keys(int(meta["seed"]), int(meta["level"]))[1])[2]
+    return split_key(run_keys(meta.seed, meta.level)[1])[2]
 
 
-def task_of(meta: dict[str, Any]) -> Task:
+def task_of(meta: Meta) -> Task:
     """The task (data or environment, model) a checkpoint was made for."""
-    return build_task(task_from_json(meta["task"]), model_from_json(meta["model"]))
+    return build_task(meta.task, meta.model)
 
 
 def check_fits(ckpt: Checkpoint, task: Task) -> Task:
@@ -85,8 +80,8 @@ def existing_output(out: Path, fingerprint: dict[str, Any], force: bool, inputs:
     checkpoint.replaceable(out)
     _not_an_ancestor(out, inputs)
     try:
-        meta = checkpoint.read_meta(out)
-        if not force and checkpoint.identity(meta.get("fingerprint")) == checkpoint.identity(fingerprint):
+        meta = checkpoint.read_record(out)
+        if not force and checkpoint.identity(meta.fingerprint) == checkpoint.identity(fingerprint):
             checkpoint.load(out)  # reuse only content that matches its digest
             return True
     except BadInput as exc:
@@ -96,7 +91,7 @@ def existing_output(out: Path, fingerprint: dict[str, Any], force: bool, inputs:
     if force:
         return False
     raise BadInput(
-        f"{out} exists, made {_difference(meta.get('fingerprint'), fingerprint)}: "
+        f"{out} exists, made {_difference(meta.fingerprint, fingerprint)}: "
         "pass --force to replace that eslt checkpoint, or --out elsewhere"
     )
 
@@ -107,7 +102,7 @@ def _not_an_ancestor(out: Path, inputs: Sequence[Path]) -> None:
     target = out.absolute().resolve()
     for given in inputs:
         try:
-            meta = checkpoint.read_meta(given)
+            meta = checkpoint.read_record(given)
         except BadInput:
             continue
         if any(a.resolve() == target for a in checkpoint.ancestors(given, meta)):
@@ -140,7 +135,7 @@ def links(parent: Checkpoint | None, out: Path) -> dict[str, Any]:
     relative to ``out``'s folder (see :func:`paths.link`), level 0 first."""
     if parent is None:
         return {"parent": None, "lineage": []}
-    ancestry = [paths.follow(parent.path, item) for item in parent.meta.get("lineage", [])]
+    ancestry = [paths.follow(parent.path, item) for item in parent.record.lineage]
     return {
         "parent": paths.link(parent.path, out),
         "lineage": [paths.link(p, out) for p in [*ancestry, parent.path]],
@@ -299,7 +294,7 @@ def trained_record(
         "sparsity": pruning.sparsity(mask),
         "metrics": {"final": result.final, "best": result.best_metrics},
         "history": result.history,
-        "pruning": None if plan.parent is None else plan.parent.meta.get("pruning"),
+        "pruning": None if plan.parent is None else plan.parent.record.raw.get("pruning"),
         **links(plan.parent, plan.out),
         "fingerprint": plan.fingerprint,
         "run": {"seconds": round(run["seconds"], 3), "device": str(jax.devices()[0].platform)}

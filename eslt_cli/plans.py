@@ -22,10 +22,7 @@ from eslt_cli.specs import (
     TrainerSpec,
     field_names,
     from_json,
-    model_from_json,
-    task_from_json,
     to_json,
-    trainer_from_json,
 )
 from eslt_cli.task_registry import canonical_task, get_entry
 from eslt_cli.tasks import check_task_spec
@@ -188,24 +185,24 @@ def plan_train(
     if preset not in PRESETS:
         raise BadInput(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
     if parent is not None:
-        meta = parent.meta
+        meta = parent.record
         if parent.kind != "ticket":
             raise BadInput(f"{parent.path}: is already trained; prune it first (`eslt prune --snr {parent.path}`)")
-        task_name = meta["task"]["name"]
+        task_name = meta.task.name
         given = overrides.get("task")
         if given is not None and canonical_task(given) != task_name:
             raise BadInput(
                 f"{parent.path}: is a {task_name} ticket; retargeting it to {given} is `eslt transfer`'s job"
             )
-        base_task: TaskSpec | None = task_from_json(meta["task"])
-        model = model_from_json(meta["model"])
+        base_task: TaskSpec | None = meta.task
+        model = meta.model
         if overrides.get("hidden") is not None:
             if not isinstance(model, MLPSpec):
                 raise BadInput("--hidden applies to control tasks (MLP policies) only")
             if tuple(overrides["hidden"]) != model.hidden:
                 raise BadInput("--hidden cannot change a ticket's architecture; start a fresh run instead")
-        base_trainer: TrainerSpec | None = trainer_from_json(meta["trainer"])
-        seed, level, arm = int(meta["seed"]), int(meta["level"]), str(meta["arm"])
+        base_trainer: TrainerSpec | None = meta.trainer
+        seed, level, arm = meta.seed, meta.level, meta.arm
     else:
         task_name = canonical_task(overrides.get("task") or "fashion_mnist")
         base_task, base_trainer, seed, level, arm = None, None, 0, 0, "dense"

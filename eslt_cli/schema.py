@@ -20,6 +20,7 @@ from typing import Any
 
 from eslt_cli import settings
 from eslt_cli.errors import BadInput
+from eslt_cli.specs import MODEL_KINDS, TASK_KINDS, TRAINER_KINDS
 from eslt_cli.task_registry import TFDS, canonical_task, get_entry
 
 # A path segment eslt derives from a name: letters, digits and _ . + -, no leading dot, no "..".
@@ -123,8 +124,6 @@ def check_seed(value: Any, what: str = "--seed") -> int:
 
 def validate(meta: Any, path: Path, newest: int) -> dict[str, Any]:
     """``meta`` if it is a well-formed eslt meta record of schema 1..``newest``, else one :class:`BadInput` line."""
-    from eslt_cli.specs import MODEL_KINDS, TASK_KINDS, TRAINER_KINDS
-
     if not isinstance(meta, dict) or meta.get("kind") not in ("ticket", "trained"):
         raise BadInput(f"{path}: meta lacks a valid kind (ticket or trained); not an eslt checkpoint")
     schema = meta.get("schema")

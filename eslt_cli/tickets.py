@@ -15,7 +15,9 @@ import numpy as np
 from eslt_cli import checkpoint, outputs, paths, pruning, schema, settings, strategies
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput
+from eslt_cli.meta import Meta
 from eslt_cli.pipeline import check_fits, check_parent_path, check_record, existing_output, links, task_of
+from eslt_cli.specs import ESSpec
 from eslt_cli.task_registry import get_entry
 
 
@@ -92,16 +94,16 @@ def plan_prune(
         raise BadInput(f"--rate must be in (0, 1), got {rate}")
     if source not in ("final", "best"):
         raise BadInput(f"--from must be final or best, got {source!r}")
+    record = parent.record
     if pruner.needs_std and "std" not in parent.state:
-        trainer = parent.meta.get("trainer", {})
-        name = trainer.get("name", "es")
-        why = (f"{trainer.get('strategy', '?')} is isotropic, so SNR would equal magnitude" if name == "es"
-               else f"it was trained by {name}, not by an ES with a per-weight search std")  # fmt: skip
+        trainer = record.trainer
+        why = (f"{trainer.strategy} is isotropic, so SNR would equal magnitude" if isinstance(trainer, ESSpec)
+               else f"it was trained by {trainer.name}, not by an ES with a per-weight search std")  # fmt: skip
         raise BadInput(f"{parent.path}: has no per-weight search std ({why}): use --magnitude")
     if pruner.needs_data:
-        if get_entry(parent.meta["task"]["name"]).kind != "vision":
+        if get_entry(record.task.name).kind != "vision":
             raise BadInput(f"--{criterion} needs a vision task (a loss on training batches); "
-                           f"{parent.meta['task']['name']} is not one")  # fmt: skip
+                           f"{record.task.name} is not one")  # fmt: skip
         batches = 1 if batches is None else batches
         if batches < 1:
             raise BadInput(f"--batches must be positive, got {batches}")
@@ -110,16 +112,16 @@ def plan_prune(
     if snr_std is not None and criterion != "snr":
         raise BadInput("--snr-std applies to --snr only")
     settings.check("snr_std", snr_std, "--snr-std")
-    snr_std = snr_std or str(parent.meta["trainer"].get("snr_std") or "text")
+    snr_std = snr_std or (record.trainer.snr_std if isinstance(record.trainer, ESSpec) else "text")
     pruning.prunable(parent.state["mask"], exclude)  # validates layer names
-    level = int(parent.meta["level"]) + 1
-    arm = _arm(parent.meta["arm"], f"{criterion}-reinit" if reinit else criterion)
+    level = record.level + 1
+    arm = _arm(record.arm, f"{criterion}-reinit" if reinit else criterion)
     out = Path(out) if out is not None else paths.ticket(parent.path, level, arm)
-    seed = int(parent.meta["seed"]) if seed is None else schema.check_seed(seed)
+    seed = record.seed if seed is None else schema.check_seed(seed)
     return PrunePlan(parent, criterion, rate, source, tuple(exclude), seed, out.absolute(), reinit, batches, snr_std)
 
 
-def reinit_params(meta: dict[str, Any], seed: int, level: int) -> Any:
+def reinit_params(meta: Meta, seed: int, level: int) -> Any:
     """A fresh initialisation of the checkpoint's network from ``seed`` folded with ``level``.
 
     Differs from the run's level-0 init (drawn from the first half of
@@ -136,29 +138,29 @@ def run_prune(plan: PrunePlan, force: bool = False) -> tuple[Path, bool]:
     with the same settings).
     """
     parent = plan.parent
-    level = int(parent.meta["level"]) + 1
-    keep = float((parent.meta.get("pruning") or {}).get("keep", 1.0)) * (1.0 - plan.rate)
+    level = parent.record.level + 1
+    keep = parent.record.keep * (1.0 - plan.rate)
     key = jax.random.fold_in(jax.random.PRNGKey(plan.seed), level)
     mean = parent.state["mean" if plan.source == "final" else "best"]
     # --from best scores the best mean with the std it was scored with (stored since schema 2; older
     # checkpoints have only the final std).
     std = parent.state.get("std_best" if plan.source == "best" and "std_best" in parent.state else "std")
     if std is not None:  # SNR's denominator by the chosen definition (the text's: the std itself)
-        std = strategies.snr_noise(str(parent.meta["trainer"].get("strategy")), plan.snr_std, std)
+        std = strategies.snr_noise(parent.record.optimiser, plan.snr_std, std)
     data = None
     if plan.batches is not None:
-        data = pruning.training_batches(check_fits(parent, task_of(parent.meta)), key, plan.batches)
+        data = pruning.training_batches(check_fits(parent, task_of(parent.record)), key, plan.batches)
     mask = pruning.prune(
         key, plan.criterion, mean, std, parent.state["mask"], keep, plan.exclude, parent.state["init"], data
     )
     can_prune = pruning.prunable(mask)
-    init = reinit_params(parent.meta, plan.seed, level) if plan.reinit else parent.state["init"]
+    init = reinit_params(parent.record, plan.seed, level) if plan.reinit else parent.state["init"]
     meta = {
         "kind": "ticket",
-        **{k: parent.meta[k] for k in ("task", "model", "trainer", "metric")},
+        **{k: parent.record.raw[k] for k in ("task", "model", "trainer", "metric")},  # copied as stored
         "seed": plan.seed,
         "level": level,
-        "arm": _arm(parent.meta["arm"], plan.label),
+        "arm": _arm(parent.record.arm, plan.label),
         "sparsity": pruning.sparsity(mask, can_prune),
         "pruning": {
             "criterion": plan.criterion,

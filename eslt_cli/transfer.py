@@ -20,10 +20,10 @@ from typing import Any
 import jax
 import numpy as np
 
-from eslt_cli import checkpoint, paths, pruning, strategies
+from eslt_cli import checkpoint, paths, strategies
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput
-from eslt_cli.specs import model_from_json, task_from_json, to_json, trainer_from_json
+from eslt_cli.specs import ESSpec, to_json
 from eslt_cli.task_registry import canonical_task, get_entry
 from eslt_cli.tasks import build_task
 
@@ -68,19 +68,19 @@ def plan_transfer(
         raise BadInput(
             f"{parent.path}: is trained; transfer a ticket (`eslt prune --snr {parent.path} | eslt transfer`)"
         )
-    meta = parent.meta
+    meta = parent.record
     if task is not None:
         task = canonical_task(task)
-        if task == meta["task"]["name"]:
+        if task == meta.task.name:
             raise BadInput(f"{parent.path}: is already a {task} ticket")
-        if get_entry(task).kind != get_entry(meta["task"]["name"]).kind:
+        if get_entry(task).kind != get_entry(meta.task.name).kind:
             raise BadInput(
-                f"cannot transfer a {meta['task']['name']} ticket ({get_entry(meta['task']['name']).kind}) "
+                f"cannot transfer a {meta.task.name} ticket ({get_entry(meta.task.name).kind}) "
                 f"to {task} ({get_entry(task).kind}): the networks differ"
             )
         from eslt_cli.plans import settle_task
 
-        target = build_task(settle_task(task, "cpu", None, {}, "es", False), model_from_json(meta["model"]))
+        target = build_task(settle_task(task, "cpu", None, {}, "es", False), meta.model)
         want = _shapes(jax.eval_shape(target.init_params, jax.random.PRNGKey(0)))
         have = _shapes(parent.state["init"])
         if want != have:
@@ -93,15 +93,15 @@ def plan_transfer(
     elif trainer is not None:
         from eslt_cli.plans import check_trainer_fits, trainer_name
 
-        check_trainer_fits(trainer_name(None, {"trainer": trainer}), meta["task"]["name"])
-        if trainer == meta["trainer"].get("name", "es"):
+        check_trainer_fits(trainer_name(None, {"trainer": trainer}), meta.task.name)
+        if trainer == meta.trainer.name:
             raise BadInput(f"{parent.path}: is already trained with --trainer {trainer}")
         label = trainer
     else:
         assert strategy is not None  # exactly one of task, strategy, trainer (checked above)
         strategy = strategies.canonical_strategy(strategy)
         strategies.get_strategy(strategy)
-        if strategy == meta["trainer"].get("strategy"):
+        if isinstance(meta.trainer, ESSpec) and strategy == meta.trainer.strategy:
             raise BadInput(f"{parent.path}: is already trained with {strategy}")
         label = strategy
     out = Path(out) if out is not None else paths.transferred(parent.path, label)
@@ -114,8 +114,8 @@ def run_transfer(plan: TransferPlan, force: bool = False) -> tuple[Path, bool]:
     from eslt_cli.tickets import write_ticket
 
     parent = plan.parent
-    meta = {k: v for k, v in parent.meta.items() if k not in ("schema", "eslt_version", "digest")}
-    old_task, old_trainer = task_from_json(parent.meta["task"]), trainer_from_json(parent.meta["trainer"])
+    meta = {k: v for k, v in parent.record.raw.items() if k not in ("schema", "eslt_version", "digest")}
+    old_task, old_trainer = parent.record.task, parent.record.trainer
     record: dict[str, Any]
     if plan.task is not None:
         entry = get_entry(plan.task)
@@ -123,7 +123,7 @@ def run_transfer(plan: TransferPlan, force: bool = False) -> tuple[Path, bool]:
         if type(spec) is type(old_task):
             # Same kind of environment: keep the ticket's episode settings (e.g. a paper preset's test episodes).
             spec = dataclasses.replace(old_task, name=plan.task)
-        target = build_task(spec, model_from_json(meta["model"]))
+        target = build_task(spec, parent.record.model)
         meta["task"] = to_json(spec)
         meta["metric"] = target.metric
         record = {"from_task": old_task.name, "to_task": plan.task}
@@ -140,8 +140,8 @@ def run_transfer(plan: TransferPlan, force: bool = False) -> tuple[Path, bool]:
         record = {"from_strategy": getattr(old_trainer, "strategy", None), "to_strategy": plan.strategy}
     meta |= {
         "kind": "ticket",
-        "arm": f"{parent.meta.get('arm', 'dense')}+to-{plan.task or plan.strategy or plan.trainer}",
-        "sparsity": parent.meta.get("sparsity") or pruning.sparsity(parent.state["mask"]),
+        "arm": f"{parent.record.arm}+to-{plan.task or plan.strategy or plan.trainer}",
+        "sparsity": parent.record.raw["sparsity"],
         "transfer": record,
     }
     state = {"init": parent.state["init"], "mask": parent.state["mask"]}

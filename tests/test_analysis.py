@@ -100,7 +100,9 @@ def fake_checkpoint(name: str, task: str, params: dict, kind: str = "trained") -
     state = {"init": params, "mask": jax.tree.map(lambda a: np.ones(a.shape, np.uint8), params)}
     if kind == "trained":
         state |= {"mean": params, "best": params}
-    meta = {"kind": kind, "task": {"name": task}, "model": {"kind": "cnn"}, "metric": "accuracy"}
+    meta = {"kind": kind, "schema": 2, "task": {"name": task, "kind": "vision"}, "model": {"kind": "cnn"},
+            "trainer": {"name": "adam"}, "metric": "accuracy", "seed": 0, "level": 0, "arm": "dense",
+            "sparsity": {"global": 0.0}}  # fmt: skip
     return Checkpoint(Path(name), state, meta)
 
 

@@ -145,8 +145,8 @@ def test_default_out_is_kind_png_in_the_current_folder(cli, runs, tmp_path: Path
 def test_collect_reads_meta_of_every_checkpoint_once(runs) -> None:
     inputs = figure_inputs.collect([str(runs["root"]), str(runs["snr0"])])
     assert len(inputs.checkpoints) == 12  # 2 seeds x (dense + 2 tickets + 2 trained + 1 L02 ticket)
-    snr = [c for c in inputs.checkpoints if c.meta.get("snr_stats")]
-    assert {c.meta["level"] for c in snr} == {1, 2}
+    snr = [c for c in inputs.checkpoints if c.meta.snr_stats]
+    assert {c.meta.level for c in snr} == {1, 2}
 
 
 @pytest.mark.parametrize("cross_level", [True, False])

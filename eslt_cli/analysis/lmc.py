@@ -32,7 +32,6 @@ import numpy as np
 
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput
-from eslt_cli.specs import optimiser_of
 from eslt_cli.tasks.base import Arrays, Params, Task, same_structure
 
 WHICH = {"final": "mean", "best": "best"}
@@ -52,14 +51,14 @@ def trained_params(ckpt: Checkpoint, which: str = "final") -> Params:
 
 def check_compatible(a: Checkpoint, b: Checkpoint) -> None:
     """Refuse two checkpoints of different tasks or architectures (tree structure, shapes)."""
-    ta, tb = a.meta["task"]["name"], b.meta["task"]["name"]
+    ta, tb = a.record.task.name, b.record.task.name
     if ta != tb:
         raise BadInput(f"{a.path} is a {ta} checkpoint but {b.path} is {tb}: compare checkpoints of one task")
     sa, sb = a.state["init"], b.state["init"]
     same = same_structure(sa, sb) and all(
         np.shape(x) == np.shape(y) for x, y in zip(jax.tree.leaves(sa), jax.tree.leaves(sb))
     )
-    if not same or a.meta.get("model") != b.meta.get("model"):
+    if not same or a.record.model != b.record.model:
         raise BadInput(f"{a.path} and {b.path} have different network architectures: compare one architecture")
 
 
@@ -183,19 +182,19 @@ def run_lmc(a: Checkpoint, b: Checkpoint, which: str = "final", points: int = 11
     check_compatible(a, b)
     if points < 2:
         raise BadInput(f"--points must be at least 2 (the two endpoints), got {points}")
-    task = pipeline.check_fits(a, pipeline.task_of(a.meta))
-    result = lmc(task, pa, pb, pipeline.eval_key(a.meta), points, pipeline.arrays_of(a, task, which))
-    metas = (a.meta, b.meta)
+    task = pipeline.check_fits(a, pipeline.task_of(a.record))
+    result = lmc(task, pa, pb, pipeline.eval_key(a.record), points, pipeline.arrays_of(a, task, which))
+    metas = (a.record, b.record)
     return {
         "kind": "lmc",
         "a": str(a.path.resolve()),
         "b": str(b.path.resolve()),
         "which": which,
-        "task": a.meta["task"]["name"],
-        "levels": [m["level"] for m in metas],
-        "sparsity": [m["sparsity"]["global"] for m in metas],
-        "arms": [m.get("arm") for m in metas],
-        "strategies": [optimiser_of(m) for m in metas],  # the ES, or the gradient trainer's name
-        "seeds": [m["seed"] for m in metas],
+        "task": a.record.task.name,
+        "levels": [m.level for m in metas],
+        "sparsity": [m.sparsity.pruned for m in metas],
+        "arms": [m.arm for m in metas],
+        "strategies": [m.optimiser for m in metas],  # the ES, or the gradient trainer's name
+        "seeds": [m.seed for m in metas],
         **result.to_json(),
     }

@@ -33,6 +33,7 @@ import numpy as np
 from eslt_cli import outputs, paths
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput, RunFailed
+from eslt_cli.specs import ESSpec
 from eslt_cli.tasks.base import Params, same_structure
 
 EPS = 1e-12
@@ -274,13 +275,13 @@ def run_sharpness(
         dirs = directions(seed, n_drawn, params, ckpt.state["mask"])
     else:
         reference = trained_params(directions_from, which)
-        if directions_from.meta["task"]["name"] != ckpt.meta["task"]["name"]:
-            raise BadInput(f"{directions_from.path}: is a {directions_from.meta['task']['name']} checkpoint, "
-                           f"not {ckpt.meta['task']['name']}: take directions from the same task")  # fmt: skip
+        if directions_from.record.task.name != ckpt.record.task.name:
+            raise BadInput(f"{directions_from.path}: is a {directions_from.record.task.name} checkpoint, "
+                           f"not {ckpt.record.task.name}: take directions from the same task")  # fmt: skip
         check_same_architecture(params, reference, str(directions_from.path))
         check_mask_within(ckpt.state["mask"], directions_from.state["mask"], str(directions_from.path))
         dirs = masked(directions(seed, n_drawn, reference, directions_from.state["mask"]), ckpt.state["mask"])
-    task, key = pipeline.check_fits(ckpt, pipeline.task_of(ckpt.meta)), pipeline.eval_key(ckpt.meta)
+    task, key = pipeline.check_fits(ckpt, pipeline.task_of(ckpt.record)), pipeline.eval_key(ckpt.record)
     arrays = pipeline.arrays_of(ckpt, task, which)
 
     def evaluate(stacked: Params) -> dict[str, np.ndarray]:
@@ -297,17 +298,17 @@ def run_sharpness(
             radius=radius,
             directions_from="" if directions_from is None else str(directions_from.path.resolve()),
         )
-    meta = ckpt.meta
+    meta = ckpt.record
     return {
         "kind": "sharpness",
         "checkpoint": str(ckpt.path.resolve()),
-        "task": meta["task"]["name"],
-        "level": meta["level"],
-        "arm": meta.get("arm"),
-        "sparsity": meta["sparsity"]["global"],
-        "strategy": meta["trainer"].get("strategy"),
-        "trainer": meta["trainer"],
-        "seed": meta["seed"],
+        "task": meta.task.name,
+        "level": meta.level,
+        "arm": meta.arm,
+        "sparsity": meta.sparsity.pruned,
+        "strategy": meta.trainer.strategy if isinstance(meta.trainer, ESSpec) else None,
+        "trainer": meta.raw["trainer"],  # as stored
+        "seed": meta.seed,
         "which": which,
         "radius": radius,
         "direction_seed": seed,
@@ -318,6 +319,6 @@ def run_sharpness(
         "curvature_mean": prof.curvature_mean,
         "curvature_std": prof.curvature_std,
         "directions_from": None if directions_from is None else str(directions_from.path.resolve()),
-        "directions_from_level": None if directions_from is None else directions_from.meta["level"],
+        "directions_from_level": None if directions_from is None else directions_from.record.level,
         "surface": None if out_path is None else str(out_path),
     }

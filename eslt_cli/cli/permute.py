@@ -50,9 +50,10 @@ def permute(
 
     def run(plan: core.PermutePlan) -> None:
         path, made = core.run_permute(plan, force=force)
-        meta = ckpt.read_meta(path)
-        done = f"permuted {chosen[0]} (seed {seed}): level {meta['level']}, arm {meta['arm']}"
-        common.finish(path, made, done, as_json, {k: meta[k] for k in ("level", "arm", "permutation", "sparsity")})
+        meta = ckpt.read_record(path)
+        done = f"permuted {chosen[0]} (seed {seed}): level {meta.level}, arm {meta.arm}"
+        summary = {k: meta.raw[k] for k in ("level", "arm", "permutation", "sparsity")}
+        common.finish(path, made, done, as_json, summary)
 
     common.for_each_input(ticket, out, lambda path: core.plan_permute(ckpt.load(path), chosen[0], seed, out), run)
 

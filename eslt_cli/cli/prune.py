@@ -87,12 +87,12 @@ def prune(
 
     def run(plan: tickets.PrunePlan) -> None:
         path, made = tickets.run_prune(plan, force=force)
-        meta = ckpt.read_meta(path)
-        sp = meta["sparsity"]
+        meta = ckpt.read_record(path)
+        sp = meta.sparsity
         how = f"{chosen[0]}{' (reinitialised)' if reinit else ''}"
-        done = (f"pruned by {how}: level {meta['level']}, {sp['remaining']}/{sp['total']} "
-                f"prunable weights left (sparsity {sp['global']:.1%})")  # fmt: skip
-        summary = {k: meta[k] for k in ("level", "arm", "pruning", "sparsity", "snr_stats")}
+        done = (f"pruned by {how}: level {meta.level}, {sp.remaining}/{sp.total} "
+                f"prunable weights left (sparsity {sp.pruned:.1%})")  # fmt: skip
+        summary = {k: meta.raw[k] for k in ("level", "arm", "pruning", "sparsity", "snr_stats")}
         common.finish(path, made, done, as_json, summary)
 
     common.for_each_input(checkpoint, out, plan, run)

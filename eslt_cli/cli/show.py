@@ -7,14 +7,14 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
 from eslt_cli import paths
 from eslt_cli.cli import common
 from eslt_cli.errors import BadInput
-from eslt_cli.specs import optimiser_of
+from eslt_cli.meta import Meta
 
 HELP = """Show checkpoints: a table on stderr, their paths (or --json records) on stdout.
 
@@ -45,14 +45,14 @@ def find_checkpoints(path: Path) -> list[Path]:
     return found
 
 
-def lineage(path: Path, meta: dict[str, Any]) -> list[tuple[Path, dict[str, Any]]]:
+def lineage(path: Path, meta: Meta) -> list[tuple[Path, Meta]]:
     """The chain of ``parent`` links ending at ``path``, level 0 first; stops (with a note) at a missing parent."""
     from eslt_cli import checkpoint as ckpt
 
     chain = [(path, meta)]
     seen = {path.resolve()}
-    while chain[0][1].get("parent"):
-        parent = paths.follow(chain[0][0], chain[0][1]["parent"])
+    while chain[0][1].parent:
+        parent = paths.follow(chain[0][0], str(chain[0][1].parent))
         if parent.resolve() in seen:
             common.say(f"eslt: warning: {chain[0][0]}: its parent links form a cycle at {parent}; lineage cut there")
             break
@@ -60,7 +60,7 @@ def lineage(path: Path, meta: dict[str, Any]) -> list[tuple[Path, dict[str, Any]
             common.say(f"eslt: warning: {chain[0][0]}: parent {parent} is missing (moved or deleted?)")
             break
         seen.add(parent.resolve())
-        chain.insert(0, (parent, ckpt.read_meta(parent)))
+        chain.insert(0, (parent, ckpt.read_record(parent)))
     return chain
 
 
@@ -84,26 +84,24 @@ def _common_base(paths: list[Path]) -> Path | None:
         return None
 
 
-def _metric(meta: dict[str, Any], which: str) -> str:
-    m = (meta.get("metrics") or {}).get(which)
-    return "-" if not m or m.get("metric") is None else f"{m['metric']:.4g}"
+def _metric(meta: Meta, which: str) -> str:
+    value = meta.test_metric(which)
+    return "-" if value is None else f"{value:.4g}"
 
 
-def _row(path: Path, meta: dict[str, Any], base: Path | None) -> list[str]:
-    sp = meta.get("sparsity") or {}
-    parent = meta.get("parent")
+def _row(path: Path, meta: Meta, base: Path | None) -> list[str]:
     return [
         _short(path, base),
-        str(meta.get("kind", "?")),
-        str((meta.get("task") or {}).get("name", "?")),
-        optimiser_of(meta),
-        str(meta.get("seed", "?")),
-        str(meta.get("level", "?")),
-        str(meta.get("arm", "?")),
-        "-" if sp.get("global") is None else f"{sp['global']:.1%}",
+        meta.kind,
+        meta.task.name,
+        meta.optimiser,
+        str(meta.seed),
+        str(meta.level),
+        meta.arm,
+        f"{meta.sparsity.pruned:.1%}",
         _metric(meta, "final"),
         _metric(meta, "best"),
-        "-" if not parent else Path(parent).name,
+        "-" if not meta.parent else Path(meta.parent).name,
     ]
 
 
@@ -133,7 +131,7 @@ def show(
     found: list[tuple[Path, bool]] = []  # (checkpoint, named itself rather than found in a folder)
     for arg in given:
         found += [(c, c == Path(arg)) for c in find_checkpoints(Path(arg))]
-    rows: list[tuple[Path, dict[str, Any]]] = []
+    rows: list[tuple[Path, Meta]] = []
     listed: set[str] = set()
     for path, named in found:
         if not as_json and _breaks_lines(path):
@@ -143,7 +141,7 @@ def show(
             common.say(f"eslt: warning: {message} (skipped; --json lists it)")
             continue
         try:
-            meta = ckpt.load(path).meta  # arrays checked against the digest it reports
+            meta = ckpt.load(path).record  # arrays checked against the digest it reports
         except BadInput as exc:
             if named:
                 raise
@@ -177,7 +175,7 @@ def show(
                 common.console.width = width
     for p, m in rows:
         if as_json:
-            record = {k: v for k, v in m.items() if history or k != "history"}
+            record = {k: v for k, v in m.raw.items() if history or k != "history"}
             common.data_line(json.dumps({"path": str(p.absolute()), **record}))
         else:
             common.data_line(str(p.absolute()))

@@ -174,16 +174,15 @@ def train(
             failed += 1
             common.failed_line(f"{plan.out}: {outcome.error}")
             continue
-        meta = ckpt.read_meta(outcome.path)
-        final, best = meta["metrics"]["final"], meta["metrics"]["best"]
-        unit = plan.trainer.unit
+        meta = ckpt.read_record(outcome.path)
+        best = meta.metrics["best"]
         done = (
-            f"{_label(plan)} ({1 - meta['sparsity']['global']:.1%} of weights): test {meta['metric']} "
-            f"{final['metric']:.4g} (best {best['metric']:.4g} at {unit} {best['generation']}) "
-            f"in {meta['run']['seconds']:.0f} s"
+            f"{_label(plan)} ({1 - meta.sparsity.pruned:.1%} of weights): test {meta.metric} "
+            f"{meta.test_metric('final'):.4g} (best {meta.test_metric('best'):.4g} at {plan.trainer.unit} "
+            f"{best['generation']}) in {(meta.run or {}).get('seconds', 0):.0f} s"
         )
-        summary = {k: meta[k] for k in ("task", "trainer", "seed", "level", "arm", "metric", "metrics")}
-        common.finish(outcome.path, outcome.made, done, as_json, {**summary, "sparsity": meta["sparsity"]["global"]})
+        summary = {k: meta.raw[k] for k in ("task", "trainer", "seed", "level", "arm", "metric", "metrics")}
+        common.finish(outcome.path, outcome.made, done, as_json, {**summary, "sparsity": meta.sparsity.pruned})
     if failed:
         raise RunFailed(f"{failed} of {len(todo)} runs failed (above); the others' checkpoints are written")
 

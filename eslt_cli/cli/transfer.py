@@ -49,9 +49,10 @@ def transfer(
 
     def run(plan: core.TransferPlan) -> None:
         path, made = core.run_transfer(plan, force=force)
-        meta = ckpt.read_meta(path)
-        done = f"transferred to {task or strategy or trainer}: level {meta['level']}, arm {meta['arm']}"
-        common.finish(path, made, done, as_json, {k: meta[k] for k in ("level", "arm", "transfer", "sparsity")})
+        meta = ckpt.read_record(path)
+        done = f"transferred to {task or strategy or trainer}: level {meta.level}, arm {meta.arm}"
+        summary = {k: meta.raw[k] for k in ("level", "arm", "transfer", "sparsity")}
+        common.finish(path, made, done, as_json, summary)
 
     common.for_each_input(
         ticket, out, lambda path: core.plan_transfer(ckpt.load(path), task, strategy, out, trainer), run

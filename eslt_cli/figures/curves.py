@@ -14,34 +14,30 @@ from eslt_cli.figures.inputs import Inputs
 
 
 def draw(inputs: Inputs, canvas: Canvas, options: Options) -> Summary:
-    cks = [
-        c
-        for c in inputs.checkpoints
-        if c.meta.get("kind") == "trained" and (c.meta.get("history") or {}).get("fitness_mean")
-    ]
+    cks = [c for c in inputs.checkpoints if c.meta.kind == "trained" and (c.meta.history or {}).get("fitness_mean")]
     if not cks:
         raise inputs.missing("curves", "trained checkpoints (from `eslt train`) with a training history")
-    cks.sort(key=lambda c: (labels.task(c.meta), c.meta["arm"], int(c.meta["level"]),
-                            c.meta["seed"]))  # fmt: skip
+    cks.sort(key=lambda c: (c.meta.task.name, c.meta.arm, c.meta.level, c.meta.seed))
     group = labels.grouping(c.meta for c in cks)
-    metrics = {str(c.meta.get("metric")) for c in cks}
-    levels = sorted({int(c.meta["level"]) for c in cks})
-    arms = sorted({c.meta["arm"] for c in cks})
+    metrics = {c.meta.metric for c in cks}
+    levels = sorted({c.meta.level for c in cks})
+    arms = sorted({c.meta.arm for c in cks})
     ax, ax2 = canvas.panels(2)
     series = []
     for c in cks:
         m = c.meta
-        color = drawing.shade(levels, int(m["level"]))
-        ls = drawing.style(arms, m["arm"])
+        color = drawing.shade(levels, m.level)
+        ls = drawing.style(arms, m.arm)
         prefix = group(m)
-        label = f"{prefix + ' ' if prefix else ''}L{m.get('level')} {m.get('arm')} s{m.get('seed')}"
-        fit = np.asarray(m["history"]["fitness_mean"], dtype=float)
-        ev = m["history"].get("eval") or {}
+        label = f"{prefix + ' ' if prefix else ''}L{m.level} {m.arm} s{m.seed}"
+        history = m.history or {}
+        fit = np.asarray(history["fitness_mean"], dtype=float)
+        ev = history.get("eval") or {}
         gaps = int(np.sum(~np.isfinite(fit))) + int(np.sum(~np.isfinite(np.asarray(ev.get("metric") or [], float))))
         if gaps:
             inputs.warnings.append(f"{c.path}: {gaps} non-finite value(s) in its training history "
                                    f"({labels.run_name(m)}): gaps in its curves")  # fmt: skip
-        sign = -1.0 if m.get("metric") == "return" else 1.0  # control fitness is the negative return
+        sign = -1.0 if m.metric == "return" else 1.0  # control fitness is the negative return
         ax.plot(np.arange(1, fit.size + 1), sign * fit, color=color, ls=ls, lw=1.1, label=label)
         if ev.get("generation"):
             ax2.plot(ev["generation"], ev["metric"], color=color, ls=ls, lw=1.1, marker=".", label=label)

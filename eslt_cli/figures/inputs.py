@@ -25,6 +25,7 @@ import numpy as np
 from eslt_cli import outputs
 from eslt_cli.checkpoint import find, read_meta
 from eslt_cli.errors import BadInput
+from eslt_cli.meta import Meta, parse
 
 SURFACE_HINT = "surface needs a 2D grid: run `eslt sharpness --2d ...` and plot its output or the .npz it writes"
 MAX_RECORDS_BYTES = 256 << 20  # a .jsonl/.json record file: far more than any analysis writes
@@ -36,7 +37,7 @@ class Ckpt:
     """A checkpoint's path and meta."""
 
     path: Path
-    meta: dict[str, Any]
+    meta: Meta
 
 
 @dataclass
@@ -113,7 +114,7 @@ def _add_path(inputs: Inputs, path: Path) -> None:
         found = find(path)
         if not found:
             raise BadInput(f"{path}: no eslt checkpoints in this folder or below; pass checkpoints or a runs root")
-        inputs.checkpoints.extend(Ckpt(p, check_meta(p, read_meta(p))) for p in found)
+        inputs.checkpoints.extend(Ckpt(p, parse(check_meta(p, read_meta(p)))) for p in found)
     elif path.suffix in (".jsonl", ".json"):
         inputs.records.extend(_parse_records(path))
         inputs.files.append(path)

@@ -8,27 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from eslt_cli.figures.inputs import number_text
-from eslt_cli.specs import optimiser_of
+from eslt_cli.meta import Meta
 
-Meta = dict[str, Any]
-
-
-def task(meta: Meta) -> str:
-    """The task name of a checkpoint's meta (or of a record)."""
-    t = meta.get("task")
-    return str(t.get("name") if isinstance(t, dict) else t)
+Record = dict[str, Any]  # an ``eslt lmc`` / ``eslt sharpness`` record
 
 
-def remaining_pct(meta: Meta) -> float:
-    """Remaining weights in percent, from meta's ``sparsity`` (a record's is the pruned fraction)."""
-    sp = meta.get("sparsity")
-    if isinstance(sp, dict):
-        if sp.get("total"):
-            return 100.0 * float(sp["remaining"]) / float(sp["total"])
-        return 100.0 * (1.0 - float(sp.get("global", 0.0)))
-    if isinstance(sp, (int, float)):
-        return 100.0 * (1.0 - float(sp))
-    return 100.0
+def remaining_of(pruned: Any) -> float:
+    """Remaining weights in percent from a record's ``sparsity`` (the pruned fraction; absent: dense)."""
+    return 100.0 * (1.0 - float(pruned)) if isinstance(pruned, int | float) else 100.0
 
 
 def metric_label(metric: str) -> str:
@@ -42,7 +29,7 @@ def _value_text(v: Any) -> str:
 
 def run_name(meta: Meta) -> str:
     """A run as warnings name it: task, optimiser, arm, level and seed."""
-    return f"{task(meta)} {optimiser_of(meta)} {meta.get('arm')} level {meta.get('level')} seed {meta.get('seed')}"
+    return f"{meta.task.name} {meta.optimiser} {meta.arm} level {meta.level} seed {meta.seed}"
 
 
 def left_out(path: Path, meta: Meta, what: str, value: Any) -> str:
@@ -54,19 +41,19 @@ def left_out(path: Path, meta: Meta, what: str, value: Any) -> str:
 def grouping(metas: Iterable[Meta]) -> Callable[[Meta], str]:
     """A group label per checkpoint: its task and its optimiser, each only when the checkpoints hold several."""
     metas = list(metas)
-    many_tasks = len({task(m) for m in metas}) > 1
-    many_methods = len({optimiser_of(m) for m in metas}) > 1
+    many_tasks = len({m.task.name for m in metas}) > 1
+    many_methods = len({m.optimiser for m in metas}) > 1
 
     def label(meta: Meta) -> str:
-        parts = [task(meta)] if many_tasks else []
+        parts = [meta.task.name] if many_tasks else []
         if many_methods:
-            parts.append(optimiser_of(meta))
+            parts.append(meta.optimiser)
         return " ".join(parts)
 
     return label
 
 
-def trainer_label(r: Meta) -> str:
+def trainer_label(r: Record) -> str:
     """The trainer of an ``eslt sharpness`` record: ``ES (strategy)``, or the gradient trainer's name."""
     trainer = r.get("trainer")
     name = trainer.get("name") if isinstance(trainer, dict) else trainer
@@ -77,7 +64,7 @@ def trainer_label(r: Meta) -> str:
 
 
 def arms_by(
-    recs: Sequence[Meta], base_of: Callable[[Meta], str], arm_of: Callable[[Meta], Any]
+    recs: Sequence[Record], base_of: Callable[[Record], str], arm_of: Callable[[Record], Any]
 ) -> dict[str, list[str]]:
     """The arms (not level-0 dense) of the records of each base label (an optimiser, a strategy pair)."""
     out: dict[str, set[str]] = defaultdict(set)

@@ -12,11 +12,11 @@ from typing import Any
 from eslt_cli.figures import Options, Summary, drawing, labels
 from eslt_cli.figures.drawing import Canvas
 from eslt_cli.figures.inputs import Inputs
+from eslt_cli.meta import Meta
 
 
 def draw(inputs: Inputs, canvas: Canvas, options: Options) -> Summary:
-    layers_of = lambda c: (c.meta.get("sparsity") or {}).get("layers")
-    cks = [c for c in inputs.checkpoints if isinstance(layers_of(c), dict) and layers_of(c)]
+    cks = [c for c in inputs.checkpoints if c.meta.sparsity.layers]
     if not cks:
         raise inputs.missing("layers", "checkpoints (tickets or trained) whose meta holds sparsity.layers")
     group = labels.grouping(c.meta for c in cks)
@@ -25,15 +25,15 @@ def draw(inputs: Inputs, canvas: Canvas, options: Options) -> Summary:
         lambda: defaultdict(lambda: defaultdict(dict))
     )
 
-    def add(key: tuple[str, str], meta: dict[str, Any]) -> None:
-        for layer, st in meta["sparsity"]["layers"].items():
+    def add(key: tuple[str, str], meta: Meta) -> None:
+        for layer, st in meta.sparsity.layers.items():
             pct = 100.0 * float(st["remaining"]) / max(float(st["total"]), 1.0)
-            data[key][layer][int(meta["level"])][meta["seed"]] = pct
+            data[key][layer][meta.level][meta.seed] = pct
 
-    dense = [c for c in cks if int(c.meta["level"]) == 0]
+    dense = [c for c in cks if c.meta.level == 0]
     for c in cks:
-        if int(c.meta["level"]) != 0:
-            add((group(c.meta), c.meta["arm"]), c.meta)
+        if c.meta.level != 0:
+            add((group(c.meta), c.meta.arm), c.meta)
     for c in dense:  # level 0 starts every arm of its group
         for key in [k for k in list(data) if k[0] == group(c.meta)] or [(group(c.meta), "dense")]:
             add(key, c.meta)

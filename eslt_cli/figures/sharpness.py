@@ -30,7 +30,7 @@ def draw(inputs: Inputs, canvas: Canvas, options: Options) -> Summary:
         for r in recs:
             if str(r.get("task")) != task:
                 continue
-            x = labels.remaining_pct({"sparsity": r.get("sparsity", 0.0)})
+            x = labels.remaining_of(r.get("sparsity", 0.0))
             vals = r.get("curvature") or ([r["curvature_mean"]] if r.get("curvature_mean") is not None else [])
             if not vals:
                 inputs.warnings.append(f"{r.get('_where', 'a sharpness record')}: no curvature; "

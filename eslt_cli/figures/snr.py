@@ -16,7 +16,7 @@ from eslt_cli.figures.inputs import Inputs
 
 
 def draw(inputs: Inputs, canvas: Canvas, options: Options) -> Summary:
-    cks = [c for c in inputs.checkpoints if isinstance(c.meta.get("snr_stats"), dict)]
+    cks = [c for c in inputs.checkpoints if c.meta.snr_stats is not None]
     if not cks:
         raise inputs.missing(
             "snr", "tickets made by `eslt prune` from a diagonal-ES checkpoint (their meta holds snr_stats)"
@@ -27,13 +27,13 @@ def draw(inputs: Inputs, canvas: Canvas, options: Options) -> Summary:
         groups: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
         undefined: list[float] = []
         for c in cks:
-            label = " ".join(s for s in (group(c.meta), c.meta["arm"]) if s)
-            value = c.meta["snr_stats"].get(key)
+            label = " ".join(s for s in (group(c.meta), c.meta.arm) if s)
+            value = (c.meta.snr_stats or {}).get(key)
             if value is None or not math.isfinite(value):  # NaN: undefined (constant |mean| or SNR); shown
-                undefined.append(int(c.meta["level"]))
+                undefined.append(c.meta.level)
                 inputs.warnings.append(labels.left_out(c.path, c.meta, f"snr_stats.{key}", value))
                 continue
-            groups[label][int(c.meta["level"])].append(float(value))
+            groups[label][c.meta.level].append(float(value))
         for label, levels in sorted(groups.items()):
             drawing.band_of(ax, levels, label)
             series.append(label)

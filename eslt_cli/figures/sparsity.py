@@ -15,36 +15,33 @@ import numpy as np
 from eslt_cli.figures import Options, Summary, drawing, labels
 from eslt_cli.figures.drawing import Canvas
 from eslt_cli.figures.inputs import Inputs
-from eslt_cli.specs import optimiser_of
 
 
 def draw(inputs: Inputs, canvas: Canvas, options: Options) -> Summary:
     which = options.which
-    trained = [
-        c for c in inputs.checkpoints if c.meta.get("kind") == "trained" and (c.meta.get("metrics") or {}).get(which)
-    ]
+    trained = [c for c in inputs.checkpoints if c.meta.kind == "trained" and c.meta.metrics.get(which)]
     if not trained:
         raise inputs.missing("sparsity", "trained checkpoints (from `eslt train`) of one or more pruning runs")
-    tasks = sorted({labels.task(c.meta) for c in trained})
+    tasks = sorted({c.meta.task.name for c in trained})
     series = []
     for ax, task in zip(canvas.panels(len(tasks)), tasks):
-        here = [c for c in trained if labels.task(c.meta) == task]
-        methods = sorted({optimiser_of(c.meta) for c in here})
+        here = [c for c in trained if c.meta.task.name == task]
+        methods = sorted({c.meta.optimiser for c in here})
         # (method, arm) -> level -> [(remaining %, metric)]
         points: dict[tuple[str, str], dict[int, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
         dense: dict[str, list[tuple[float, float]]] = defaultdict(list)
         non_finite: list[float] = []
         for c in here:
-            value = c.meta["metrics"][which].get("metric")
+            value = c.meta.metrics[which].get("metric")
             if value is None or not math.isfinite(value):  # shown, never dropped silently
-                non_finite.append(labels.remaining_pct(c.meta))
+                non_finite.append(c.meta.sparsity.remaining_pct())
                 inputs.warnings.append(labels.left_out(c.path, c.meta, f"{which} test metric", value))
                 continue
-            pt = (labels.remaining_pct(c.meta), float(value))
-            if int(c.meta["level"]) == 0:
-                dense[optimiser_of(c.meta)].append(pt)
+            pt = (c.meta.sparsity.remaining_pct(), float(value))
+            if c.meta.level == 0:
+                dense[c.meta.optimiser].append(pt)
             else:
-                points[(optimiser_of(c.meta), c.meta["arm"])][int(c.meta["level"])].append(pt)
+                points[(c.meta.optimiser, c.meta.arm)][c.meta.level].append(pt)
         for m in methods:  # level-0 dense runs start every arm's curve; alone, they are the "dense" curve
             if dense.get(m) and not any(k[0] == m for k in points):
                 points[(m, "dense")][0] = dense[m]
@@ -63,7 +60,7 @@ def draw(inputs: Inputs, canvas: Canvas, options: Options) -> Summary:
             xs_all += x
         drawing.mark_non_finite(ax, non_finite, f"{which} metric NaN or missing (not in the mean)")
         drawing.remaining_axis(ax, xs_all + non_finite)
-        ax.set_ylabel(labels.metric_label(str(here[0].meta.get("metric"))))
+        ax.set_ylabel(labels.metric_label(here[0].meta.metric))
         ax.set_title(f"{task}: {which} ES mean" + (f" ({methods[0]})" if len(methods) == 1 else ""))
         ax.grid(alpha=0.3)
         drawing.legend(ax, fontsize="small", title="arm (mean ± std over seeds)", title_fontsize="small")

@@ -24,7 +24,7 @@ def draw(inputs: Inputs, canvas: Canvas, options: Options) -> Summary:
             p = surface_path(r)
             if p is not None:
                 title = f"{r.get('task')} {labels.trainer_label(r)}, level {r.get('level')}"
-                remaining = labels.remaining_pct({"sparsity": r.get("sparsity", 0.0)})
+                remaining = labels.remaining_of(r.get("sparsity", 0.0))
                 panels.append((title + f" ({remaining:.3g}% left)", p))
     panels += [(p.stem, p) for p in inputs.surfaces]
     if not panels:
