@@ -29,6 +29,7 @@ from eslt_cli.errors import BadInput, Busy, EsltError, RunFailed
 from eslt_cli.plans import TrainPlan
 from eslt_cli.specs import ESSpec, to_json
 from eslt_cli.tasks import Task, build_task
+from eslt_cli.trainers import es
 
 # Makes the progress reporter of a group of runs (their plans): a context manager whose value takes
 # the trainer's progress reports.
@@ -135,8 +136,6 @@ def _groups(
     max_batch: int | None,
 ) -> list[list[int]]:
     """The plans to train (``stores``' keys) grouped by what their compiled program depends on, in input order."""
-    from eslt_cli.trainers import es
-
     keyed: dict[str, list[int]] = {}
     for i in stores:
         plan = plans[i]
@@ -163,8 +162,6 @@ def _train_group(
     stop: Callable[[], int] | None,
 ) -> list[Outcome]:
     """Train one group (one run: as alone) and write each run's checkpoint; failures in the outcomes."""
-    from eslt_cli.trainers import es
-
     with reporter(plans) if reporter is not None else contextlib.nullcontext(None) as report:
         if len(plans) == 1:
             plan, store = plans[0], stores[0]

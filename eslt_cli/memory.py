@@ -108,7 +108,7 @@ def estimate(
         p = trainer.population
         needs.append(Need(f"a population of {p} x {n} weights", p * n * FLOAT, "--population"))
         if isinstance(model, CNNSpec):
-            from eslt_cli.tasks.vision import MAX_GROUP, MAX_GROUP_IMAGES
+            from eslt_cli.tasks.vision import MAX_GROUP, MAX_GROUP_IMAGES  # deferred: flax, optax (start-up)
 
             group = max(1, min(MAX_GROUP, MAX_GROUP_IMAGES // batch, p))
             needs.append(Need(f"the first layer's input and output for {group} member(s) x {batch} images",

@@ -22,6 +22,7 @@ from eslt_cli import checkpoint, paths, pruning, schema
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput
 from eslt_cli.tasks.base import Params
+from eslt_cli.tickets import write_ticket
 
 VARIANTS = ("weights", "mask")
 
@@ -92,8 +93,6 @@ def plan_permute(parent: Checkpoint, variant: str, seed: int = 0, out: Path | No
 
 def run_permute(plan: PermutePlan, force: bool = False) -> tuple[Path, bool]:
     """Write the permuted ticket; returns its path and whether it was made now."""
-    from eslt_cli.tickets import write_ticket
-
     parent = plan.parent
     key = jax.random.fold_in(jax.random.PRNGKey(plan.seed), parent.record.level)
     init, mask = parent.state["init"], parent.state["mask"]

@@ -17,7 +17,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from eslt_cli import checkpoint, outputs, paths, pruning, schema
+from eslt_cli import checkpoint, memory, outputs, paths, pruning, schema, trainers
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput, RunFailed
 from eslt_cli.meta import Meta
@@ -25,6 +25,8 @@ from eslt_cli.plans import TrainPlan
 from eslt_cli.specs import ESSpec, VisionSpec, to_json
 from eslt_cli.tasks import Task, build_task
 from eslt_cli.tasks.base import same_structure
+from eslt_cli.tasks.data import check_data_dir
+from eslt_cli.trainers.es import split_key
 
 
 def run_keys(seed: int, level: int) -> tuple[jax.Array, jax.Array]:
@@ -35,8 +37,6 @@ def run_keys(seed: int, level: int) -> tuple[jax.Array, jax.Array]:
 
 def eval_key(meta: Meta) -> jax.Array:
     """The key a checkpoint's test metrics were computed with: re-evaluations reproduce them."""
-    from eslt_cli.trainers.es import split_key
-
     return split_key(run_keys(meta.seed, meta.level)[1])[2]
 
 
@@ -162,11 +162,7 @@ def check_train(plan: TrainPlan, save_every: int = 100, devices: int | None = No
     if plan.parent is not None:
         check_parent_path(plan.parent.path)
     if isinstance(plan.task, VisionSpec) and plan.task.data_dir:
-        from eslt_cli.tasks.data import check_data_dir
-
         check_data_dir(Path(plan.task.data_dir))
-    from eslt_cli import memory, trainers
-
     if task is not None and plan.parent is not None:
         check_fits(plan.parent, task)
     trainers.check(plan.trainer.name)(task, plan.trainer)
@@ -245,8 +241,6 @@ def train_plan(
     devices: int,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run the training of ``plan`` on its built ``task``: the checkpoint's state and meta."""
-    from eslt_cli import trainers
-
     init, mask = starting_point(plan, task)
     start = time.perf_counter()
     train = trainers.get(plan.trainer.name)

@@ -115,7 +115,7 @@ def training_batches(task: Task, key: jax.Array, batches: int) -> Batches:
 
     Vision tasks only: the criteria differentiate the cross-entropy of a batch.
     """
-    from eslt_cli.tasks.vision import VisionTask
+    from eslt_cli.tasks.vision import VisionTask  # deferred: flax and optax (start-up of eslt prune)
 
     if not isinstance(task, VisionTask):
         raise BadInput(

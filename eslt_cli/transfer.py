@@ -23,9 +23,11 @@ import numpy as np
 from eslt_cli import checkpoint, paths, strategies
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput
+from eslt_cli.plans import check_trainer_fits, settle_task, settle_trainer, trainer_name
 from eslt_cli.specs import ESSpec, to_json
 from eslt_cli.task_registry import canonical_task, get_entry
 from eslt_cli.tasks import build_task
+from eslt_cli.tickets import write_ticket
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,6 @@ def plan_transfer(
                 f"cannot transfer a {meta.task.name} ticket ({get_entry(meta.task.name).kind}) "
                 f"to {task} ({get_entry(task).kind}): the networks differ"
             )
-        from eslt_cli.plans import settle_task
-
         target = build_task(settle_task(task, "cpu", None, {}, "es", False), meta.model)
         want = _shapes(jax.eval_shape(target.init_params, jax.random.PRNGKey(0)))
         have = _shapes(parent.state["init"])
@@ -91,8 +91,6 @@ def plan_transfer(
             )
         label = task
     elif trainer is not None:
-        from eslt_cli.plans import check_trainer_fits, trainer_name
-
         check_trainer_fits(trainer_name(None, {"trainer": trainer}), meta.task.name)
         if trainer == meta.trainer.name:
             raise BadInput(f"{parent.path}: is already trained with --trainer {trainer}")
@@ -110,9 +108,6 @@ def plan_transfer(
 
 def run_transfer(plan: TransferPlan, force: bool = False) -> tuple[Path, bool]:
     """Write the retargeted ticket; returns its path and whether it was made now."""
-    from eslt_cli.plans import settle_task, settle_trainer
-    from eslt_cli.tickets import write_ticket
-
     parent = plan.parent
     meta = {k: v for k, v in parent.record.raw.items() if k not in ("schema", "eslt_version", "digest")}
     old_task, old_trainer = parent.record.task, parent.record.trainer

@@ -64,8 +64,8 @@ def evaluate_as(ckpt_path: Path, stacked: dict) -> dict[str, np.ndarray]:
     from eslt_cli.analysis.lmc import evaluate_points
 
     ckpt = checkpoint.load(ckpt_path)
-    task = pipeline.task_of(ckpt.meta)
-    return evaluate_points(task, stacked, pipeline.eval_key(ckpt.meta), pipeline.arrays_of(ckpt, task, "final"))
+    task = pipeline.task_of(ckpt.record)
+    return evaluate_points(task, stacked, pipeline.eval_key(ckpt.record), pipeline.arrays_of(ckpt, task, "final"))
 
 
 def stack(*trees: dict) -> dict:

@@ -101,7 +101,7 @@ def test_every_task_traces(name: str) -> None:
 )
 def test_every_task_trains(trained: dict[str, Path], name: str) -> None:
     ckpt = train(trained, name)
-    task = pipeline.task_of(ckpt.meta)
+    task = pipeline.task_of(ckpt.record)
     assert ckpt.meta["task"]["obs_norm"] and ckpt.meta["task"]["backend"] == get_entry(name).backends[0]
     assert np.isfinite(ckpt.meta["metrics"]["final"]["metric"])
     norm = ckpt.state["obs_norm"]
@@ -126,9 +126,9 @@ def test_normaliser_round_trip(trained: dict[str, Path]) -> None:
     from eslt_cli.analysis.lmc import evaluate_points
 
     ckpt = train(trained, "reacher")  # rewards are continuous: a different policy scores differently
-    task = pipeline.task_of(ckpt.meta)
+    task = pipeline.task_of(ckpt.record)
     mean = jax.tree.map(lambda a: a[None], ckpt.state["mean"])
-    key = pipeline.eval_key(ckpt.meta)
+    key = pipeline.eval_key(ckpt.record)
     again = evaluate_points(task, mean, key, pipeline.arrays_of(ckpt, task))["metric"][0]
     assert again == pytest.approx(ckpt.meta["metrics"]["final"]["metric"], rel=1e-5)
     raw = evaluate_points(task, mean, key, task.arrays)["metric"][0]  # the normaliser that has seen nothing
@@ -137,7 +137,7 @@ def test_normaliser_round_trip(trained: dict[str, Path]) -> None:
 
 def test_heavy_variant_and_transfer(cli, trained: dict[str, Path]) -> None:
     ant = train(trained, "ant")
-    base_task = pipeline.task_of(ant.meta)
+    base_task = pipeline.task_of(ant.record)
     heavy_task = build_task(
         dataclasses.replace(task_from_json(ant.meta["task"]), name="ant_heavy"), base_task.model_spec
     )

@@ -68,7 +68,7 @@ def test_real_pipe_pendulum(tmp_path: Path) -> None:
     trained = checkpoint.load(paths[2])
     assert trained.meta["metric"] == "return"
     # Re-evaluating the final mean with the checkpoint's evaluation key reproduces its test return.
-    again = evaluate(pipeline.task_of(trained.meta), trained.state["mean"], pipeline.eval_key(trained.meta))
+    again = evaluate(pipeline.task_of(trained.record), trained.state["mean"], pipeline.eval_key(trained.record))
     assert again["metric"] == pytest.approx(trained.meta["metrics"]["final"]["metric"], rel=1e-5)
 
 

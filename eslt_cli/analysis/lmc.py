@@ -30,6 +30,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from eslt_cli import pipeline
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput
 from eslt_cli.tasks.base import Arrays, Params, Task, same_structure
@@ -176,8 +177,6 @@ def run_lmc(a: Checkpoint, b: Checkpoint, which: str = "final", points: int = 11
     normaliser (control tasks that have one), so the α = 0 end reproduces A's
     recorded test metric.
     """
-    from eslt_cli import pipeline
-
     pa, pb = trained_params(a, which), trained_params(b, which)
     check_compatible(a, b)
     if points < 2:

@@ -30,7 +30,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from eslt_cli import outputs, paths
+from eslt_cli import outputs, paths, pipeline
+from eslt_cli.analysis.lmc import evaluate_points, trained_params
 from eslt_cli.checkpoint import Checkpoint
 from eslt_cli.errors import BadInput, RunFailed
 from eslt_cli.specs import ESSpec
@@ -257,9 +258,6 @@ def run_sharpness(
     written to ``surface_out`` (default :func:`paths.surface`), refusing an
     existing file unless ``force``.
     """
-    from eslt_cli import pipeline
-    from eslt_cli.analysis.lmc import evaluate_points, trained_params
-
     params = trained_params(ckpt, which)
     if n_directions < 1:
         raise BadInput(f"--directions must be at least 1, got {n_directions}")

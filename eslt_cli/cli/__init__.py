@@ -3,6 +3,11 @@
 Errors from the core (:class:`~eslt_cli.errors.EsltError`) become one line on
 stderr and exit code 2 (bad input) or 1 (failed run); ``--debug`` shows the
 traceback instead.
+
+The subcommand modules import the core (and with it jax) inside their command
+functions, after :func:`~eslt_cli.cli.common.setup_runtime` has set the XLA
+flags jax reads when it is imported, and so that ``--help`` and completion do
+not pay for jax's import.
 """
 
 from __future__ import annotations

@@ -34,6 +34,12 @@ QUIET = False  # set by the --quiet root option
 # Options of the commands that derive a ticket from another (prune, permute, transfer).
 TICKET_OUT = Annotated[Optional[Path], typer.Option(help="Output ticket folder (default: beside the input).")]
 FORCE = Annotated[bool, typer.Option("--force", help="Replace an existing output.")]
+TICKETS = Annotated[Optional[list[str]], typer.Argument(help="Tickets; '-' or absent: read stdin, one per line.")]
+# --json of the commands that derive a ticket (prune, permute, transfer)
+TICKET_JSON = Annotated[
+    bool,
+    typer.Option("--json", help="Print a JSON line (path, level, arm, sparsity, how it was made) instead of the path."),
+]
 DATA: Any = None  # where data goes when fd 1 had to be given to libraries (multi-host runs)
 
 
@@ -181,6 +187,16 @@ def finish(path: Path, made: bool, done: str, as_json: bool, summary: dict[str, 
     """Close a command that writes a checkpoint: ``done`` (or "up to date") for people, the data on stdout."""
     say(done if made else f"{path} is up to date")
     emit(path, as_json, {**summary, "made": made})
+
+
+def finish_ticket(path: Path, made: bool, what: str, how: str, as_json: bool) -> None:
+    """:func:`finish` for a ticket derived from another (permuted, transferred): ``what`` was done,
+    with its level and arm; ``how``: the meta record saying how, shown with ``--json``."""
+    from eslt_cli import checkpoint  # deferred: jax (see eslt_cli.cli)
+
+    meta = checkpoint.read_record(path)
+    summary = {k: meta.raw[k] for k in ("level", "arm", how, "sparsity")}
+    finish(path, made, f"{what}: level {meta.level}, arm {meta.arm}", as_json, summary)
 
 
 def emit(path: Path, as_json: bool, summary: dict[str, Any]) -> None:

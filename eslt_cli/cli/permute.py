@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -28,16 +28,12 @@ Example:
 
 
 def permute(
-    ticket: Annotated[
-        Optional[list[str]], typer.Argument(help="Tickets; '-' or absent: read stdin, one per line.")
-    ] = None,
+    ticket: common.TICKETS = None,
     weights: Annotated[bool, typer.Option("--weights", help="Shuffle surviving init values, same mask.")] = False,
     mask: Annotated[bool, typer.Option("--mask", help="New random mask per layer, same counts.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the permutation.")] = 0,
     out: common.TICKET_OUT = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print a JSON line (path, sparsity) instead of the path.")
-    ] = False,
+    as_json: common.TICKET_JSON = False,
     force: common.FORCE = False,
 ) -> None:
     chosen = [name for name, on in (("weights", weights), ("mask", mask)) if on]
@@ -50,10 +46,7 @@ def permute(
 
     def run(plan: core.PermutePlan) -> None:
         path, made = core.run_permute(plan, force=force)
-        meta = ckpt.read_record(path)
-        done = f"permuted {chosen[0]} (seed {seed}): level {meta.level}, arm {meta.arm}"
-        summary = {k: meta.raw[k] for k in ("level", "arm", "permutation", "sparsity")}
-        common.finish(path, made, done, as_json, summary)
+        common.finish_ticket(path, made, f"permuted {chosen[0]} (seed {seed})", "permutation", as_json)
 
     common.for_each_input(ticket, out, lambda path: core.plan_permute(ckpt.load(path), chosen[0], seed, out), run)
 

@@ -65,9 +65,7 @@ def prune(
         typer.Option(help="Seed of --random, --reinit and the --snip/--grasp batches (default: the run's seed)."),
     ] = None,
     out: common.TICKET_OUT = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print a JSON line (path, sparsity) instead of the path.")
-    ] = False,
+    as_json: common.TICKET_JSON = False,
     force: common.FORCE = False,
 ) -> None:
     flags = (("magnitude", magnitude), ("snr", snr), ("random", random), ("movement", movement), ("snip", snip),

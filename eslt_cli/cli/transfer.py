@@ -29,16 +29,12 @@ Example:
 
 
 def transfer(
-    ticket: Annotated[
-        Optional[list[str]], typer.Argument(help="Tickets; '-' or absent: read stdin, one per line.")
-    ] = None,
+    ticket: common.TICKETS = None,
     task: Annotated[Optional[str], typer.Option(help="Target task (same network shapes).")] = None,
     strategy: Annotated[Optional[str], typer.Option(help="Target evolution strategy.")] = None,
     trainer: Annotated[Optional[str], typer.Option(help="Target trainer: adam (vision), ppo (control) or es.")] = None,
     out: common.TICKET_OUT = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print a JSON line (path, transfer) instead of the path.")
-    ] = False,
+    as_json: common.TICKET_JSON = False,
     force: common.FORCE = False,
 ) -> None:
     if sum(x is not None for x in (task, strategy, trainer)) != 1:
@@ -49,10 +45,7 @@ def transfer(
 
     def run(plan: core.TransferPlan) -> None:
         path, made = core.run_transfer(plan, force=force)
-        meta = ckpt.read_record(path)
-        done = f"transferred to {task or strategy or trainer}: level {meta.level}, arm {meta.arm}"
-        summary = {k: meta.raw[k] for k in ("level", "arm", "transfer", "sparsity")}
-        common.finish(path, made, done, as_json, summary)
+        common.finish_ticket(path, made, f"transferred to {task or strategy or trainer}", "transfer", as_json)
 
     common.for_each_input(
         ticket, out, lambda path: core.plan_transfer(ckpt.load(path), task, strategy, out, trainer), run
