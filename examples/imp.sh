@@ -364,6 +364,16 @@ in_group() {
   cat "$tmp/out"
 }
 
+# Whether $1 is one of the other arguments. Not printf piped into grep -q: under pipefail, grep
+# quitting at an early match can kill printf with SIGPIPE, and the pipeline then reads as "no match"
+# (about 1 in 700 tries here when the match is the first line: it once dropped a chain).
+has_line() {
+  local want=$1 line
+  shift
+  for line in "$@"; do [ "$line" = "$want" ] && return 0; done
+  return 1
+}
+
 run_batched() {
   local -A cur=()  # "SEED ARM" -> the chain's last trained checkpoint (absent: the chain stopped)
   local seed arm level lv path ticket es_seeds=() gd=0 listed
@@ -417,7 +427,7 @@ run_batched() {
     [ ${#gds[@]} -eq 0 ] || mapfile -t -O "${#made[@]}" made < <(in_group parts "gd $lv train" "$ESLT" train \
       "${gd_opts[@]}" -- "${gds[@]}")
     for key in "${!tickets[@]}"; do
-      if printf '%s\n' "${made[@]}" | grep -qxF "${tickets[$key]}-trained"; then
+      if has_line "${tickets[$key]}-trained" "${made[@]}"; then
         cur["$key"]="${tickets[$key]}-trained"
       else
         unset 'cur[$key]'

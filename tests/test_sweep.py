@@ -4,6 +4,7 @@ parallel chains and failed steps, through real subprocesses at tiny pendulum set
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -13,7 +14,8 @@ import numpy as np
 import pytest
 from conftest import TINY_CONTROL, eslt_path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "imp.sh"
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "examples" / "imp.sh"
 ARMS = ("snr", "random")
 LEVELS = 2
 Sweep = tuple[Path, subprocess.CompletedProcess[str]]  # its root and its process
@@ -197,3 +199,23 @@ def test_batched_sweep_matches_serial_and_isolates_failures(serial: Sweep, sweep
     rerun = sweep(root2, "--batch", arms=",".join(ARMS))  # idempotent: every output is reused
     assert rerun.returncode == 0, rerun.stderr
     assert " gen " not in log_of(root2).split("sweep: start")[-1]
+
+
+def test_no_script_pipes_into_grep_q() -> None:
+    """Under pipefail, `printf ... | grep -q` reads as "no match" when grep quits early and printf
+    dies of SIGPIPE; imp.sh once dropped a chain that way. The scripts match lines in bash instead."""
+    scripts = sorted((ROOT / "examples").rglob("*.sh"))
+    assert scripts
+    piped = [f"{p.name}:{n}" for p in scripts for n, line in enumerate(p.read_text().splitlines(), 1)
+             if re.search(r"\|\s*grep\s+-[A-Za-z]*q", line) and "pipefail" in p.read_text()]  # fmt: skip
+    assert not piped, piped
+
+
+def test_has_line_matches_whole_lines_only() -> None:
+    text = (ROOT / "examples" / "imp.sh").read_text()
+    function = re.search(r"^has_line\(\) \{\n.*?^\}\n", text, re.M | re.S)
+    assert function is not None
+    for args, found in ((["/a/L01-snr-trained", "/a/L01-snr-trained", "/b"], True),
+                        (["/a/L01-snr", "/a/L01-snr-trained"], False), (["x"], False)):  # fmt: skip
+        rc = subprocess.run(["bash", "-c", function.group(0) + 'has_line "$@"', "_", *args]).returncode
+        assert (rc == 0) == found, args
