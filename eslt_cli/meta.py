@@ -24,7 +24,7 @@ from eslt_cli.specs import (
     trainer_from_json,
 )
 
-Record = Mapping[str, Any]  # a free-form JSON object of meta (history, run, snr_stats, ...)
+JsonObject = Mapping[str, Any]  # a free-form JSON object of meta (history, run, snr_stats, ...)
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Sparsity:
     pruned: float
     remaining: int | None
     total: int | None
-    layers: Mapping[str, Record]
+    layers: Mapping[str, JsonObject]
 
     def remaining_pct(self) -> float:
         """Remaining prunable weights in percent (from the counts when stored, else the fraction)."""
@@ -59,13 +59,13 @@ class Meta:
     sparsity: Sparsity
     parent: str | None
     lineage: tuple[str, ...]
-    pruning: Record | None  # how the mask was made (absent at level 0)
-    metrics: Mapping[str, Record]  # "final" and "best" test records (trained only)
-    history: Record | None
-    run: Record | None
-    snr_stats: Record | None
-    permutation: Record | None
-    transfer: Record | None
+    pruning: JsonObject | None  # how the mask was made (absent at level 0)
+    metrics: Mapping[str, JsonObject]  # "final" and "best" test records (trained only)
+    history: JsonObject | None
+    run: JsonObject | None
+    snr_stats: JsonObject | None
+    permutation: JsonObject | None
+    transfer: JsonObject | None
     fingerprint: Any
     digest: str | None
     raw: Mapping[str, Any]  # the JSON as stored
@@ -86,7 +86,7 @@ class Meta:
         return None if value is None else float(value)
 
 
-def _record(value: Any) -> Record | None:
+def _object(value: Any) -> JsonObject | None:
     return value if isinstance(value, dict) else None
 
 
@@ -106,13 +106,13 @@ def parse(raw: dict[str, Any]) -> Meta:
         sparsity=Sparsity(float(sp["global"]), sp.get("remaining"), sp.get("total"), sp.get("layers") or {}),
         parent=raw.get("parent"),
         lineage=tuple(raw.get("lineage") or ()),
-        pruning=_record(raw.get("pruning")),
+        pruning=_object(raw.get("pruning")),
         metrics=raw.get("metrics") or {},
-        history=_record(raw.get("history")),
-        run=_record(raw.get("run")),
-        snr_stats=_record(raw.get("snr_stats")),
-        permutation=_record(raw.get("permutation")),
-        transfer=_record(raw.get("transfer")),
+        history=_object(raw.get("history")),
+        run=_object(raw.get("run")),
+        snr_stats=_object(raw.get("snr_stats")),
+        permutation=_object(raw.get("permutation")),
+        transfer=_object(raw.get("transfer")),
         fingerprint=raw.get("fingerprint"),
         digest=raw.get("digest"),
         raw=raw,
